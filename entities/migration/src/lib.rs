@@ -1,0 +1,18 @@
+//! Schema migrations, applied in order by `vouch migrate` and on `vouch serve`.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_foundation;
+mod m20261126_000002_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261126_000001_foundation::Migration),
+            Box::new(m20261126_000002_tokens::Migration),
+        ]
+    }
+}

@@ -1,0 +1,25 @@
+//! A user of the meeting platform, known to us by the platform's own `external_id`.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "account")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    #[sea_orm(unique)]
+    pub external_id: String,
+    pub email: Option<String>,
+    pub display_name: Option<String>,
+    /// `active` or `suspended`.
+    pub status: String,
+    pub email_verified: bool,
+    pub phone_verified: bool,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

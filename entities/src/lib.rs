@@ -1,0 +1,8 @@
+//! sea-orm entities for Vouch: one module per table, singular names.
+
+pub mod account;
+pub mod api_client;
+pub mod audit_log;
+pub mod evidence;
+pub mod revoked_token;
+pub mod signing_key;

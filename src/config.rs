@@ -1,0 +1,344 @@
+//! Settings: `config/default.toml` (built in), then an optional `--config FILE`, then `VOUCH_*`
+//! environment variables (`__` between sections, lists comma-separated).
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::domain::policy::{Policy, PolicyError};
+
+/// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub listen: String,
+    pub database_url: SecretString,
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    pub http: HttpSettings,
+    pub log: LogSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub tokens: TokenSettings,
+    pub policy: PolicySettings,
+    pub email: EmailSettings,
+    #[serde(default)]
+    pub sms: SmsSettings,
+    #[serde(default)]
+    pub stripe: StripeSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+    pub access: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub max_connections: u32,
+    pub acquire_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub cache_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum Algorithm {
+    EdDSA,
+    ES256,
+    RS256,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "EdDSA" => Some(Algorithm::EdDSA),
+            "ES256" => Some(Algorithm::ES256),
+            "RS256" => Some(Algorithm::RS256),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenSettings {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub algorithm: Algorithm,
+    pub default_ttl_seconds: u64,
+    pub max_ttl_seconds: u64,
+    pub leeway_seconds: u64,
+    pub jwks_max_age_seconds: u64,
+    pub rotation_period_days: u64,
+    pub account_cache_millis: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PolicySettings {
+    pub preset: String,
+    /// A custom policy: entitlement name → alternatives, each a list of evidence kinds.
+    /// When set it replaces the preset, and `preset` names it.
+    #[serde(default)]
+    pub entitlements: Option<BTreeMap<String, Vec<Vec<String>>>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EmailSettings {
+    #[serde(default)]
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SmsSettings {
+    #[serde(default)]
+    pub twilio_base_url: Option<String>,
+    #[serde(default)]
+    pub twilio_account_sid: Option<String>,
+    #[serde(default)]
+    pub twilio_auth_token: Option<SecretString>,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StripeSettings {
+    #[serde(default)]
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+impl Settings {
+    /// Defaults + optional file + environment, validated.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("VOUCH")
+                .prefix_separator("_")
+                .separator("__")
+                .list_separator(",")
+                .with_list_parse_key("tokens.audiences")
+                .with_list_parse_key("stripe.webhook_secrets")
+                .try_parsing(true),
+        );
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The built-in defaults alone, ignoring files and the environment (tests, tools).
+    pub fn defaults() -> Settings {
+        let settings: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .expect("the built-in default configuration is valid");
+        settings
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "listen",
+                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
+            ));
+        }
+        let url = self.database_url.expose_secret();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if let Some(key) = &self.master_key {
+            if !key.expose_secret().is_empty() {
+                decode_master_key(key.expose_secret())
+                    .map_err(|message| invalid("master_key", message))?;
+            }
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.tokens.audiences.is_empty()
+            || self.tokens.audiences.iter().any(|a| a.trim().is_empty())
+        {
+            return Err(invalid(
+                "tokens.audiences",
+                "needs at least one non-empty audience",
+            ));
+        }
+        if self.tokens.issuer.trim().is_empty() {
+            return Err(invalid("tokens.issuer", "must not be empty"));
+        }
+        let t = &self.tokens;
+        if t.max_ttl_seconds == 0 || t.max_ttl_seconds > 3600 {
+            return Err(invalid(
+                "tokens.max_ttl_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
+            return Err(invalid(
+                "tokens.default_ttl_seconds",
+                "must be between 1 and tokens.max_ttl_seconds",
+            ));
+        }
+        if t.leeway_seconds > 300 {
+            return Err(invalid("tokens.leeway_seconds", "must be at most 300"));
+        }
+        if t.jwks_max_age_seconds == 0 || t.jwks_max_age_seconds > 86_400 {
+            return Err(invalid(
+                "tokens.jwks_max_age_seconds",
+                "must be between 1 and 86400",
+            ));
+        }
+        if t.account_cache_millis > 1000 {
+            return Err(invalid(
+                "tokens.account_cache_millis",
+                "must be at most 1000: lapsed evidence must be seen within 1 s",
+            ));
+        }
+        self.policy().map_err(|e| match e {
+            PolicyError::UnknownPreset(p) => invalid(
+                "policy.preset",
+                format!("unknown preset `{p}` (expected `verified` or `paid-only`)"),
+            ),
+            other => invalid("policy.entitlements", other.to_string()),
+        })?;
+        Ok(())
+    }
+
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        match &self.policy.entitlements {
+            Some(custom) => Policy::custom(&self.policy.preset, custom),
+            None => Policy::preset(&self.policy.preset),
+        }
+    }
+
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.expose_secret().starts_with("sqlite:")
+    }
+
+    pub fn acquire_timeout(&self) -> Duration {
+        Duration::from_secs(self.database.acquire_timeout_seconds.max(1))
+    }
+}
+
+/// A 32-byte master key from its base64 text.
+pub fn decode_master_key(text: &str) -> Result<[u8; 32], String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|_| "is not valid base64".to_owned())?;
+    <[u8; 32]>::try_from(bytes.as_slice())
+        .map_err(|_| format!("must decode to 32 bytes, got {}", bytes.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_match_the_contract() {
+        let s = Settings::defaults();
+        s.validate().unwrap();
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.database_url.expose_secret(), "sqlite://vouch.db?mode=rwc");
+        assert_eq!(s.tokens.issuer, "http://localhost:8080");
+        assert_eq!(s.tokens.audiences, vec!["meeting".to_owned()]);
+        assert_eq!(s.tokens.algorithm, Algorithm::EdDSA);
+        assert_eq!(s.policy.preset, "verified");
+        assert_eq!(s.email.from, "Vouch <no-reply@localhost>");
+        assert!(s.email.smtp_url.is_none());
+        assert!(s.stripe.webhook_secrets.is_empty());
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let mut s = Settings::defaults();
+        s.tokens.audiences.clear();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("tokens.audiences"));
+
+        let mut s = Settings::defaults();
+        s.policy.preset = "gold".into();
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("policy.preset"));
+
+        let mut s = Settings::defaults();
+        s.master_key = Some(SecretString::from("c2hvcnQ="));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("master_key") && err.contains("32 bytes"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("c2hvcnQ="),
+            "the secret must not be echoed: {err}"
+        );
+
+        let mut s = Settings::defaults();
+        s.listen = "nowhere".into();
+        assert!(s.validate().unwrap_err().to_string().contains("`listen`"));
+    }
+}

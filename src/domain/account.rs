@@ -1,0 +1,154 @@
+//! Validated account fields.
+
+/// The platform's own user id: 1–255 characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalId(String);
+
+impl ExternalId {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.trim().is_empty() {
+            return Err("external_id must not be empty");
+        }
+        if s.chars().count() > 255 {
+            return Err("external_id must be at most 255 characters");
+        }
+        if s.chars().any(char::is_control) {
+            return Err("external_id must not contain control characters");
+        }
+        Ok(ExternalId(s.to_owned()))
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// An email address, syntax-checked (RFC 5322 addr-spec) and kept as given, domain lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let s = s.trim();
+        if s.len() > 254 {
+            return Err("email must be at most 254 characters");
+        }
+        let parsed: email_address::EmailAddress =
+            s.parse().map_err(|_| "email is not a valid address")?;
+        if parsed.display_part() != ""
+            || !parsed.domain().contains('.') && parsed.domain() != "localhost"
+        {
+            return Err("email is not a valid address");
+        }
+        Ok(Email(format!(
+            "{}@{}",
+            parsed.local_part(),
+            parsed.domain().to_ascii_lowercase()
+        )))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `j***@example.org`: enough to recognise it, not enough to learn it.
+    pub fn masked(&self) -> String {
+        mask_email(&self.0)
+    }
+}
+
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}***@{domain}")
+        }
+        None => "***".to_owned(),
+    }
+}
+
+/// A display name: at most 200 characters, no control characters; blank means none.
+pub fn parse_display_name(s: &str) -> Result<Option<String>, &'static str> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if s.chars().count() > 200 {
+        return Err("display_name must be at most 200 characters");
+    }
+    if s.chars().any(char::is_control) {
+        return Err("display_name must not contain control characters");
+    }
+    Ok(Some(s.to_owned()))
+}
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Active,
+    Suspended,
+}
+
+impl AccountStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountStatus::Active => "active",
+            AccountStatus::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(AccountStatus::Active),
+            "suspended" => Some(AccountStatus::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn external_ids() {
+        assert!(ExternalId::parse("user-42").is_ok());
+        assert!(ExternalId::parse("").is_err());
+        assert!(ExternalId::parse("   ").is_err());
+        assert!(ExternalId::parse(&"x".repeat(255)).is_ok());
+        assert!(ExternalId::parse(&"x".repeat(256)).is_err());
+        assert!(ExternalId::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            Email::parse("Ann@Example.ORG").unwrap().as_str(),
+            "Ann@example.org"
+        );
+        for bad in [
+            "",
+            "plain",
+            "a@",
+            "@b.org",
+            "a b@c.org",
+            "Ann <ann@example.org>",
+            "a@nodot",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            Email::parse("ann@example.org").unwrap().masked(),
+            "a***@example.org"
+        );
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(parse_display_name("  Ann ").unwrap(), Some("Ann".into()));
+        assert_eq!(parse_display_name("").unwrap(), None);
+        assert!(parse_display_name(&"x".repeat(201)).is_err());
+    }
+}

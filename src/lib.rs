@@ -1,0 +1,16 @@
+//! Vouch: identity verification evidence, an explainable entitlement policy, and signed
+//! tokens that meeting servers check before they allow end-to-end encryption.
+
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod services;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

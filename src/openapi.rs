@@ -1,0 +1,130 @@
+//! The OpenAPI document, generated from the route registration (`routes::configure`).
+
+use actix_web::App;
+use utoipa::{
+    openapi::{
+        security::{Http, HttpAuthScheme, SecurityScheme},
+        ContentBuilder, OpenApi as Spec, Ref, ResponseBuilder,
+    },
+    Modify, OpenApi,
+};
+use utoipa_actix_web::AppExt;
+
+use crate::error::Problem;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Vouch",
+        description = "Identity verification and E2EE entitlements: accounts, verification evidence, \
+                       an explainable policy, and signed tokens that meeting servers check before \
+                       they allow end-to-end encryption.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem)),
+    modifiers(&Security, &ProblemResponses),
+    tags(
+        (name = "accounts", description = "Accounts of the platform's users"),
+        (name = "admin", description = "API clients, keys and the audit log"),
+        (name = "operations", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut Spec) {
+        if let Some(components) = openapi.components.as_mut() {
+            let mut http = Http::new(HttpAuthScheme::Bearer);
+            http.description = Some(
+                "An API key (`vk_...`) created with `vouch clients create` or by an admin.".into(),
+            );
+            components.add_security_scheme("api_key", SecurityScheme::Http(http));
+        }
+    }
+}
+
+/// Every operation documents the problem responses it can produce, beyond those it names.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut Spec) {
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    crate::error::PROBLEM_JSON,
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_body = op.request_body.is_some();
+                let responses = &mut op.responses.responses;
+                let mut add = |code: &str, description: &str| {
+                    responses
+                        .entry(code.to_owned())
+                        .or_insert_with(|| problem(description).into());
+                };
+                if has_body {
+                    add("400", "`malformed_json` or `invalid_body`: the body is not valid JSON of the expected shape");
+                    add("413", "`payload_too_large`: the body is over the limit");
+                    add(
+                        "415",
+                        "`unsupported_media_type`: the body is not application/json",
+                    );
+                } else if !op.parameters.as_ref().is_none_or(|p| p.is_empty()) {
+                    add(
+                        "400",
+                        "`invalid_query`, `invalid_limit` or `invalid_cursor`",
+                    );
+                }
+                if secured {
+                    add("401", "`missing_credentials` or `invalid_credentials`");
+                    add("403", "`forbidden`: the client's role may not do this");
+                }
+                if path != "/healthz" && path != "/metrics" {
+                    add(
+                        "503",
+                        "`database_unavailable`: the database cannot be reached",
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The spec exactly as served at `/openapi.json`.
+pub fn spec() -> Spec {
+    let (_, spec) = App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(crate::routes::configure)
+        .split_for_parts();
+    // Modifiers ran on ApiDoc alone; the paths came later, so apply them again.
+    let mut spec = spec;
+    Security.modify(&mut spec);
+    ProblemResponses.modify(&mut spec);
+    spec
+}
+
+pub fn spec_json() -> String {
+    // Serialising a plain data structure cannot fail.
+    let mut json = spec()
+        .to_pretty_json()
+        .expect("the OpenAPI spec serialises");
+    json.push('\n');
+    json
+}

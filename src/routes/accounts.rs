@@ -1,0 +1,260 @@
+//! `/v1/accounts`: create, read, look up, update, erase.
+
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use entities::account;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    auth::Caller,
+    domain::{
+        account::{parse_display_name, AccountStatus, Email, ExternalId},
+        role::Role,
+    },
+    error::{ApiError, ApiResult, Problem},
+    services::{
+        accounts::{self, AccountPatch, NewAccount},
+        page::{Page, PageQuery},
+    },
+    state::AppState,
+};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(post_account)
+        .service(get_accounts)
+        .service(get_account)
+        .service(patch_account)
+        .service(delete_account);
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccountRequest {
+    /// The platform's own user id (1–255 characters), unique.
+    #[schema(example = "user-8812")]
+    pub external_id: String,
+    /// Stored for verification; never returned, never put in tokens or logs.
+    #[schema(example = "ann@example.org")]
+    pub email: Option<String>,
+    #[schema(example = "Ann")]
+    pub display_name: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchAccountRequest {
+    /// Admins only. Suspension withdraws every entitlement at once.
+    pub status: Option<AccountStatus>,
+    /// `null` or an empty string clears it.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<Option<String>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountResponse {
+    #[schema(example = "acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b")]
+    pub id: String,
+    pub external_id: String,
+    pub display_name: Option<String>,
+    pub status: AccountStatus,
+    pub created_at: DateTime<Utc>,
+    pub email_verified: bool,
+    pub phone_verified: bool,
+}
+
+impl From<account::Model> for AccountResponse {
+    fn from(a: account::Model) -> Self {
+        AccountResponse {
+            status: AccountStatus::parse(&a.status).unwrap_or(AccountStatus::Suspended),
+            id: a.id,
+            external_id: a.external_id,
+            display_name: a.display_name,
+            created_at: a.created_at,
+            email_verified: a.email_verified,
+            phone_verified: a.phone_verified,
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountListQuery {
+    /// Only the account with this platform user id.
+    pub external_id: Option<String>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+fn invalid(code: &'static str) -> impl Fn(&'static str) -> ApiError {
+    move |detail| ApiError::bad_request(code, detail)
+}
+
+/// Create an account.
+#[utoipa::path(
+    tag = "accounts",
+    request_body = CreateAccountRequest,
+    responses(
+        (status = 201, body = AccountResponse),
+        (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`account_exists`: the external_id is taken", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/accounts")]
+pub async fn post_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: web::Json<CreateAccountRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let body = body.into_inner();
+    let new = NewAccount {
+        external_id: ExternalId::parse(&body.external_id)
+            .map_err(invalid("invalid_external_id"))?,
+        email: body
+            .email
+            .as_deref()
+            .map(Email::parse)
+            .transpose()
+            .map_err(invalid("invalid_email"))?,
+        display_name: body
+            .display_name
+            .as_deref()
+            .map(parse_display_name)
+            .transpose()
+            .map_err(invalid("invalid_display_name"))?
+            .flatten(),
+    };
+    let txn = state.db.begin_write().await?;
+    let account = accounts::create(&*txn, &caller.name, new, state.now()).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/accounts/{}", account.id)))
+        .json(AccountResponse::from(account)))
+}
+
+/// List accounts, or look one up by `external_id`.
+#[utoipa::path(
+    tag = "accounts",
+    params(AccountListQuery),
+    responses((status = 200, body = Page<AccountResponse>)),
+    security(("api_key" = []))
+)]
+#[get("/v1/accounts")]
+pub async fn get_accounts(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<AccountListQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let after = page.after()?;
+    let rows = accounts::list(
+        state.db.conn(),
+        query.external_id.as_deref(),
+        after.as_deref(),
+        limit + 1,
+    )
+    .await?;
+    let page = Page::from_rows(rows, limit, |a| a.id.clone(), AccountResponse::from);
+    Ok(HttpResponse::Ok().json(page))
+}
+
+/// Get an account.
+#[utoipa::path(
+    tag = "accounts",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, body = AccountResponse),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/accounts/{id}")]
+pub async fn get_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let account = accounts::require(state.db.conn(), &id).await?;
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+/// Change an account's display name, or (admins) suspend or reactivate it.
+#[utoipa::path(
+    tag = "accounts",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = PatchAccountRequest,
+    responses(
+        (status = 200, body = AccountResponse),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[patch("/v1/accounts/{id}")]
+pub async fn patch_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<PatchAccountRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let body = body.into_inner();
+    if body.status.is_some() && !caller.is(Role::Admin) {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only admins may change an account's status",
+        ));
+    }
+    let patch = AccountPatch {
+        status: body.status,
+        display_name: body
+            .display_name
+            .map(|name| match name {
+                Some(name) => parse_display_name(&name),
+                None => Ok(None),
+            })
+            .transpose()
+            .map_err(invalid("invalid_display_name"))?,
+    };
+    let txn = state.db.begin_write().await?;
+    let account = accounts::update(&*txn, &caller.name, &id, patch, state.now()).await?;
+    txn.commit().await?;
+    state.account_changed(&account.id);
+    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+}
+
+/// Erase an account: personal data and evidence are deleted, entitlements withdrawn; the
+/// audit trail keeps the account id only.
+#[utoipa::path(
+    tag = "accounts",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[delete("/v1/accounts/{id}")]
+pub async fn delete_account(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let txn = state.db.begin_write().await?;
+    accounts::delete(&*txn, &caller.name, &id, state.now()).await?;
+    txn.commit().await?;
+    state.account_changed(&id);
+    Ok(HttpResponse::NoContent().finish())
+}

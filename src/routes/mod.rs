@@ -1,0 +1,175 @@
+//! HTTP handlers, one module per resource. Handlers parse input into domain types, call one
+//! service function and map the result; they never touch the database themselves.
+
+use actix_web::{
+    dev::ResourceDef,
+    error::{JsonPayloadError, PathError, QueryPayloadError},
+    http::{header, Method},
+    web, HttpRequest, HttpResponse, ResponseError,
+};
+
+use utoipa::openapi::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::error::{problem_for_status, ApiError};
+
+pub mod accounts;
+pub mod admin;
+pub mod health;
+
+/// Register every API route; the OpenAPI spec is generated from this same registration.
+pub fn configure(cfg: &mut ServiceConfig) {
+    health::configure(cfg);
+    accounts::configure(cfg);
+    admin::configure(cfg);
+}
+
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| json_error(err).into())
+}
+
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+            _ => "invalid query string".to_owned(),
+        };
+        ApiError::bad_request("invalid_query", detail).into()
+    })
+}
+
+pub fn path_config() -> web::PathConfig {
+    web::PathConfig::default().error_handler(|err, _req| {
+        let detail = match &err {
+            PathError::Deserialize(e) => format!("invalid path: {e}"),
+            _ => "invalid path".to_owned(),
+        };
+        ApiError::not_found("not_found", detail).into()
+    })
+}
+
+/// Turn actix's JSON errors into problems without echoing values from the body (they may be
+/// codes or tokens).
+pub fn json_error(err: JsonPayloadError) -> ApiError {
+    match err {
+        JsonPayloadError::ContentType => ApiError::new(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the request body must be sent as Content-Type: application/json",
+        ),
+        JsonPayloadError::Overflow { limit }
+        | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        JsonPayloadError::Deserialize(e) => body_error(&e),
+        JsonPayloadError::Serialize(e) => ApiError::internal(e),
+        JsonPayloadError::Payload(e) => {
+            let status = e.status_code();
+            let mut problem = problem_for_status(status);
+            if status.is_server_error() {
+                problem =
+                    ApiError::bad_request("bad_request", "the request body could not be read");
+            }
+            problem
+        }
+        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+    }
+}
+
+pub fn body_error(e: &serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        ),
+        Category::Data => {
+            let msg = e.to_string();
+            // serde names fields (safe) but quotes values for type errors (maybe secrets).
+            let detail = if msg.starts_with("invalid type")
+                || msg.starts_with("invalid value")
+                || msg.starts_with("invalid length")
+            {
+                let expected = msg
+                    .split_once(", expected ")
+                    .map(|(_, rest)| rest.split(" at line").next().unwrap_or(rest).to_owned())
+                    .unwrap_or_else(|| "another type".to_owned());
+                format!(
+                    "a field has the wrong type or value, expected {expected} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                )
+            } else {
+                msg
+            };
+            ApiError::bad_request("invalid_body", detail)
+        }
+    }
+}
+
+/// Deserialize a field that may be absent (`None`), null (`Some(None)`) or set.
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Known routes and their methods, from the spec: an unmatched request to a known path is a
+/// 405 with `Allow`, anything else a 404.
+pub struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);
+
+impl RouteTable {
+    pub fn from_spec(spec: &OpenApi) -> Self {
+        let routes = spec
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    (item.get.is_some(), Method::GET),
+                    (item.post.is_some(), Method::POST),
+                    (item.put.is_some(), Method::PUT),
+                    (item.patch.is_some(), Method::PATCH),
+                    (item.delete.is_some(), Method::DELETE),
+                ]
+                .into_iter()
+                .filter_map(|(present, m)| present.then_some(m))
+                .collect();
+                (ResourceDef::new(path.as_str()), methods)
+            })
+            .collect();
+        RouteTable(routes)
+    }
+}
+
+pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpResponse {
+    let path = req.path();
+    if let Some((_, methods)) = table.0.iter().find(|(def, _)| def.is_match(path)) {
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut res = ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{} is not allowed here; allowed: {allow}", req.method()),
+        )
+        .error_response();
+        if let Ok(v) = header::HeaderValue::from_str(&allow) {
+            res.headers_mut().insert(header::ALLOW, v);
+        }
+        return res;
+    }
+    ApiError::not_found("not_found", "no such route").error_response()
+}

@@ -1,0 +1,208 @@
+//! Accounts: creation, lookup, status and profile changes, and erasure.
+
+use chrono::{DateTime, Utc};
+use entities::{account, evidence};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+};
+use serde_json::json;
+
+use super::audit::{self, Entry};
+use crate::{
+    domain::{
+        account::{AccountStatus, Email, ExternalId},
+        ids::{looks_like, new_id},
+    },
+    error::ApiError,
+};
+
+pub const ID_PREFIX: &str = "acc";
+
+pub struct NewAccount {
+    pub external_id: ExternalId,
+    pub email: Option<Email>,
+    pub display_name: Option<String>,
+}
+
+#[derive(Default)]
+pub struct AccountPatch {
+    pub status: Option<AccountStatus>,
+    /// `Some(None)` clears the name.
+    pub display_name: Option<Option<String>>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::not_found("account_not_found", "no account with this id")
+}
+
+pub async fn create(
+    conn: &impl ConnectionTrait,
+    actor: &str,
+    new: NewAccount,
+    now: DateTime<Utc>,
+) -> Result<account::Model, ApiError> {
+    let model = account::Model {
+        id: new_id(ID_PREFIX),
+        external_id: new.external_id.into_inner(),
+        email: new.email.map(|e| e.as_str().to_owned()),
+        display_name: new.display_name,
+        status: AccountStatus::Active.as_str().to_owned(),
+        email_verified: false,
+        phone_verified: false,
+        created_at: now,
+        updated_at: now,
+    };
+    let exists = || {
+        ApiError::conflict(
+            "account_exists",
+            "an account with this external_id already exists",
+        )
+    };
+    if find_by_external_id(conn, &model.external_id)
+        .await?
+        .is_some()
+    {
+        return Err(exists());
+    }
+    match account::Entity::insert(model.clone().into_active_model().reset_all())
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+            return Err(exists())
+        }
+        Err(e) => return Err(e.into()),
+    }
+    audit::append(
+        conn,
+        now,
+        Entry {
+            actor,
+            action: "account.created",
+            target_type: "account",
+            target_id: &model.id,
+            details: json!({}),
+        },
+    )
+    .await?;
+    Ok(model)
+}
+
+pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<account::Model>, DbErr> {
+    if !looks_like(ID_PREFIX, id) {
+        return Ok(None);
+    }
+    account::Entity::find_by_id(id.to_owned()).one(conn).await
+}
+
+pub async fn require(conn: &impl ConnectionTrait, id: &str) -> Result<account::Model, ApiError> {
+    get(conn, id).await?.ok_or_else(not_found)
+}
+
+pub async fn find_by_external_id(
+    conn: &impl ConnectionTrait,
+    external_id: &str,
+) -> Result<Option<account::Model>, DbErr> {
+    account::Entity::find()
+        .filter(account::Column::ExternalId.eq(external_id))
+        .one(conn)
+        .await
+}
+
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    external_id: Option<&str>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<account::Model>, DbErr> {
+    let mut q = account::Entity::find().order_by_asc(account::Column::Id);
+    if let Some(x) = external_id {
+        q = q.filter(account::Column::ExternalId.eq(x));
+    }
+    if let Some(after) = after {
+        q = q.filter(account::Column::Id.gt(after));
+    }
+    q.limit(limit).all(conn).await
+}
+
+pub async fn update(
+    conn: &impl ConnectionTrait,
+    actor: &str,
+    id: &str,
+    patch: AccountPatch,
+    now: DateTime<Utc>,
+) -> Result<account::Model, ApiError> {
+    let current = require(conn, id).await?;
+    let old_status = current.status.clone();
+    let mut active = current.into_active_model();
+    let mut changed = Vec::new();
+    if let Some(status) = patch.status {
+        if status.as_str() != old_status {
+            active.status = Set(status.as_str().to_owned());
+            changed.push(match status {
+                AccountStatus::Suspended => "account.suspended",
+                AccountStatus::Active => "account.reactivated",
+            });
+        }
+    }
+    if let Some(name) = patch.display_name {
+        active.display_name = Set(name);
+        changed.push("account.updated");
+    }
+    if changed.is_empty() {
+        return require(conn, id).await;
+    }
+    active.updated_at = Set(now);
+    let updated = active.update(conn).await?;
+    for action in changed {
+        let details = match action {
+            "account.updated" => json!({"fields": ["display_name"]}),
+            _ => json!({"from": old_status, "to": updated.status}),
+        };
+        audit::append(
+            conn,
+            now,
+            Entry {
+                actor,
+                action,
+                target_type: "account",
+                target_id: &updated.id,
+                details,
+            },
+        )
+        .await?;
+    }
+    Ok(updated)
+}
+
+/// Erase an account: its personal data and evidence go; the audit trail keeps only the id.
+pub async fn delete(
+    conn: &impl ConnectionTrait,
+    actor: &str,
+    id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let account = require(conn, id).await?;
+    let evidence = evidence::Entity::delete_many()
+        .filter(evidence::Column::AccountId.eq(account.id.as_str()))
+        .exec(conn)
+        .await?;
+    account::Entity::delete_by_id(account.id.clone())
+        .exec(conn)
+        .await?;
+    audit::append(
+        conn,
+        now,
+        Entry {
+            actor,
+            action: "account.deleted",
+            target_type: "account",
+            target_id: &account.id,
+            details: json!({"evidence_erased": evidence.rows_affected}),
+        },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! The only code that talks to the database. Functions take `&impl ConnectionTrait` so they
+//! compose inside one transaction with their audit entry.
+
+pub mod accounts;
+pub mod audit;
+pub mod clients;
+pub mod page;

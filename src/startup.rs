@@ -1,0 +1,216 @@
+//! Building the application: database, migrations, state, and an HTTP server bound to its own
+//! listener (port 0 works, for tests).
+
+use std::{net::TcpListener, path::PathBuf, sync::Arc, time::Duration};
+
+use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
+use secrecy::ExposeSecret;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::{
+    auth::AuthCache,
+    clock::{Clock, SystemClock},
+    config::{decode_master_key, ConfigError, Settings},
+    crypto::{random_bytes, MasterKey},
+    db::Db,
+    openapi,
+    routes::{self, RouteTable},
+    services::clients,
+    state::AppState,
+    telemetry::{self, Metrics},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("database: {0}")]
+    Database(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("master key: {0}")]
+    MasterKey(String),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Application, StartupError> {
+        settings.validate()?;
+        let db = Db::connect(&settings).await?;
+        db.migrate().await?;
+        let _master_key = resolve_master_key(&settings)?;
+        let state = web::Data::new(AppState {
+            policy: settings.policy().map_err(|e| ConfigError::Invalid {
+                key: "policy",
+                message: e.to_string(),
+            })?,
+            auth_cache: AuthCache::new(Duration::from_secs(settings.auth.cache_seconds)),
+            metrics: Metrics::default(),
+            settings: Arc::new(settings),
+            db,
+            clock,
+        });
+
+        if clients::active_admins(state.db.conn()).await? == 0 {
+            tracing::warn!(
+                "no admin API key exists yet; create the first one with: \
+                 vouch clients create --name admin --role admin"
+            );
+        }
+
+        let listener = TcpListener::bind(&state.settings.listen)?;
+        let port = listener.local_addr()?.port();
+        let server = serve(listener, state.clone())?;
+        tracing::info!(port, "listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serve until SIGTERM/SIGINT, then finish in-flight requests (graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    let spec = openapi::spec();
+    let routes = web::Data::new(RouteTable::from_spec(&spec));
+    let settings = state.settings.clone();
+    let max_body = settings.http.max_body_bytes;
+    let mut server = HttpServer::new(move || {
+        let (app, _) = App::new()
+            .into_utoipa_app()
+            .app_data(state.clone())
+            .app_data(routes.clone())
+            .app_data(routes::json_config(max_body))
+            .app_data(routes::query_config())
+            .app_data(routes::path_config())
+            .app_data(web::PayloadConfig::new(max_body))
+            .configure(routes::configure)
+            .split_for_parts();
+        app.route("/docs", web::get().to(docs_redirect))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+            .default_service(web::to(routes::fallback))
+            .wrap(from_fn(telemetry::observe))
+    })
+    .listen(listener)?
+    .shutdown_timeout(settings.http.shutdown_timeout_seconds);
+    if settings.http.workers > 0 {
+        server = server.workers(settings.http.workers);
+    }
+    Ok(server.run())
+}
+
+async fn docs_redirect() -> actix_web::HttpResponse {
+    actix_web::HttpResponse::PermanentRedirect()
+        .insert_header(("Location", "/docs/"))
+        .finish()
+}
+
+/// The master key from configuration; without one on SQLite, a dev key kept beside the
+/// database file (with a loud warning); without one on PostgreSQL, an error.
+pub fn resolve_master_key(settings: &Settings) -> Result<MasterKey, StartupError> {
+    if let Some(key) = settings
+        .master_key
+        .as_ref()
+        .filter(|k| !k.expose_secret().is_empty())
+    {
+        let bytes =
+            decode_master_key(key.expose_secret()).map_err(|message| ConfigError::Invalid {
+                key: "master_key",
+                message,
+            })?;
+        return Ok(MasterKey::new(bytes));
+    }
+    let Some(db_path) = sqlite_path(settings.database_url.expose_secret()) else {
+        return Err(ConfigError::Invalid {
+            key: "master_key",
+            message: "must be set (base64 of 32 random bytes) when the database is PostgreSQL"
+                .into(),
+        }
+        .into());
+    };
+    if db_path.as_os_str().is_empty() || db_path.to_string_lossy().contains(":memory:") {
+        tracing::warn!("no master_key set and the database is in memory: using a throwaway key");
+        return Ok(MasterKey::new(random_bytes::<32>()));
+    }
+    let key_path = PathBuf::from(format!("{}.master.key", db_path.display()));
+    if key_path.exists() {
+        let text = std::fs::read_to_string(&key_path)?;
+        let bytes = decode_master_key(&text)
+            .map_err(|m| StartupError::MasterKey(format!("{}: {m}", key_path.display())))?;
+        tracing::warn!(path = %key_path.display(), "no master_key configured: using the DEVELOPMENT key beside the database; set VOUCH_MASTER_KEY in production");
+        return Ok(MasterKey::new(bytes));
+    }
+    let bytes = random_bytes::<32>();
+    write_private(
+        &key_path,
+        &base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bytes),
+    )?;
+    tracing::warn!(path = %key_path.display(), "no master_key configured: GENERATED A DEVELOPMENT KEY beside the database; anyone with this file can read sealed data; set VOUCH_MASTER_KEY in production");
+    Ok(MasterKey::new(bytes))
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    Some(PathBuf::from(path))
+}
+
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(contents.as_bytes())?;
+    f.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_paths_are_read_from_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://vouch.db?mode=rwc"),
+            Some(PathBuf::from("vouch.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:/tmp/x.db"),
+            Some(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(sqlite_path("postgres://localhost/x"), None);
+    }
+}

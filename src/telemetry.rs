@@ -1,0 +1,279 @@
+//! Logs, request ids and Prometheus metrics.
+//!
+//! Every response carries `X-Request-Id` (the caller's, when it sent a sane one), every error
+//! response is problem+json, and every request is counted and timed by route pattern (never by
+//! raw path, which would put ids into metric labels).
+
+use std::{
+    collections::HashMap,
+    fmt::Write as _,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        RwLock,
+    },
+    time::Instant,
+};
+
+use actix_web::{
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header::{self, HeaderName, HeaderValue},
+    middleware::Next,
+    web, HttpMessage, HttpResponse, ResponseError,
+};
+use tracing::Instrument;
+use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+
+use crate::{
+    config::{LogFormat, LogSettings},
+    error::{problem_for_status, PROBLEM_JSON},
+};
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Install the global tracing subscriber (once; later calls are ignored).
+pub fn init(log: &LogSettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", log.level)));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match log.format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+    };
+    let _ = result;
+}
+
+/// The request id of the current request, from the request extensions.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+fn accept_request_id(value: &HeaderValue) -> Option<String> {
+    let s = value.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_owned())
+}
+
+#[derive(Default)]
+struct Series {
+    count: AtomicU64,
+    /// Sum of latencies in microseconds.
+    sum_micros: AtomicU64,
+    buckets: [AtomicU64; BUCKETS.len()],
+}
+
+/// Histogram bucket upper bounds, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Request counts and latency histograms by method, route and status.
+#[derive(Default)]
+pub struct Metrics {
+    series: RwLock<HashMap<(String, String, u16), Series>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let record = |s: &Series| {
+            s.count.fetch_add(1, Ordering::Relaxed);
+            s.sum_micros
+                .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if seconds <= *bound {
+                    s.buckets[i].fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        };
+        let key = (method.to_owned(), route.to_owned(), status);
+        if let Ok(map) = self.series.read() {
+            if let Some(s) = map.get(&key) {
+                record(s);
+                return;
+            }
+        }
+        if let Ok(mut map) = self.series.write() {
+            record(map.entry(key).or_default());
+        }
+    }
+
+    /// Prometheus text exposition format 0.0.4.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let map = match self.series.read() {
+            Ok(map) => map,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut keys: Vec<_> = map.keys().collect();
+        keys.sort();
+        out.push_str(
+            "# HELP vouch_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE vouch_http_requests_total counter\n");
+        for k in &keys {
+            let s = &map[*k];
+            let _ = writeln!(
+                out,
+                "vouch_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}",
+                k.0,
+                escape(&k.1),
+                k.2,
+                s.count.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP vouch_http_request_duration_seconds HTTP request latency.\n");
+        out.push_str("# TYPE vouch_http_request_duration_seconds histogram\n");
+        for k in &keys {
+            let s = &map[*k];
+            let labels = format!(
+                "method=\"{}\",route=\"{}\",status=\"{}\"",
+                k.0,
+                escape(&k.1),
+                k.2
+            );
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "vouch_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {}",
+                    s.buckets[i].load(Ordering::Relaxed)
+                );
+            }
+            let count = s.count.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "vouch_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+            );
+            let _ = writeln!(
+                out,
+                "vouch_http_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+            );
+            let _ = writeln!(
+                out,
+                "vouch_http_request_duration_seconds_count{{{labels}}} {count}"
+            );
+        }
+        out
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+/// Outermost middleware: request id, access log, metrics, and problem+json for every error.
+pub async fn observe(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .and_then(accept_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().as_str().to_owned();
+    let span = tracing::info_span!("request", request_id = %request_id);
+
+    // Handlers and extractors turn their errors into responses; an `Err` here would come from
+    // actix itself and is left to it. (The request must not be cloned before routing.)
+    let res = next.call(req).instrument(span.clone()).await?;
+    let mut res = problemize(res.map_into_boxed_body());
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    let status = res.status().as_u16();
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let elapsed = started.elapsed();
+    if let Some(state) = res
+        .request()
+        .app_data::<web::Data<crate::state::AppState>>()
+    {
+        state
+            .metrics
+            .observe(&method, &route, status, elapsed.as_secs_f64());
+        if state.settings.log.access {
+            let _enter = span.enter();
+            tracing::info!(
+                target: "vouch::access",
+                method = %method,
+                route = %route,
+                status,
+                latency_ms = elapsed.as_secs_f64() * 1e3,
+                "request"
+            );
+        }
+    }
+    Ok(res)
+}
+
+/// Any error response not already problem+json (actix's own 404/405/413, ...) becomes one.
+fn problemize(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return res;
+    }
+    let keep: Vec<(HeaderName, HeaderValue)> =
+        [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE]
+            .into_iter()
+            .filter_map(|name| res.headers().get(&name).map(|v| (name, v.clone())))
+            .collect();
+    let (req, _old) = res.into_parts();
+    let mut new: HttpResponse = problem_for_status(status).error_response();
+    for (name, value) in keep {
+        new.headers_mut().insert(name, value);
+    }
+    ServiceResponse::new(req, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_callers_are_bounded() {
+        assert_eq!(
+            accept_request_id(&HeaderValue::from_static("abc-123")),
+            Some("abc-123".into())
+        );
+        assert_eq!(accept_request_id(&HeaderValue::from_static("")), None);
+        assert_eq!(accept_request_id(&HeaderValue::from_static("a b")), None);
+        let long = "x".repeat(129);
+        assert_eq!(
+            accept_request_id(&HeaderValue::from_str(&long).unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn metrics_render_in_prometheus_text_format() {
+        let m = Metrics::default();
+        m.observe("GET", "/v1/accounts/{id}", 200, 0.002);
+        m.observe("GET", "/v1/accounts/{id}", 200, 0.2);
+        let text = m.render();
+        assert!(text.contains(r#"vouch_http_requests_total{method="GET",route="/v1/accounts/{id}",status="200"} 2"#), "{text}");
+        assert!(text.contains(r#"le="0.0025"} 1"#), "{text}");
+        assert!(text.contains(r#"le="+Inf"} 2"#), "{text}");
+    }
+}
