@@ -44,6 +44,8 @@ enum Command {
     },
     /// Print the OpenAPI spec.
     Openapi,
+    /// Exit 0 when the service on `listen` answers `/healthz` (for container health checks).
+    Health,
 }
 
 #[derive(Subcommand)]
@@ -174,7 +176,43 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Health => return Ok(health(&settings.listen)),
         Command::Openapi => unreachable!("handled before configuration is loaded"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bare HTTP/1.1 GET of `/healthz`: no client library, no shell, no curl in the image.
+fn health(listen: &str) -> ExitCode {
+    use std::{
+        io::{Read, Write},
+        net::TcpStream,
+        time::Duration,
+    };
+    let addr = listen
+        .replace("0.0.0.0", "127.0.0.1")
+        .replace("[::]", "[::1]");
+    let check = || -> std::io::Result<bool> {
+        let addr = addr
+            .parse()
+            .map_err(|_| std::io::Error::other("listen is not an address"))?;
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        Ok(head.starts_with(b"HTTP/1.1 200"))
+    };
+    match check() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("vouch: /healthz did not answer 200");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("vouch: {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

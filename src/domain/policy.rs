@@ -143,7 +143,7 @@ impl Policy {
     }
 
     /// The entitlements granted, by name (for token claims).
-    pub fn granted<'a>(decisions: &'a BTreeMap<String, Decision>) -> impl Iterator<Item = &'a str> {
+    pub fn granted(decisions: &BTreeMap<String, Decision>) -> impl Iterator<Item = &str> {
         decisions
             .iter()
             .filter(|(_, d)| d.granted)

@@ -34,25 +34,17 @@ fn truncate_micros(at: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at)
 }
 
-pub fn entry_hash(
-    seq: i64,
-    at: DateTime<Utc>,
-    actor: &str,
-    action: &str,
-    target_type: &str,
-    target_id: &str,
-    details: &str,
-    prev_hash: &str,
-) -> String {
+/// SHA-256 over the entry's fields (all but `hash`) and the previous entry's hash.
+pub fn entry_hash(row: &audit_log::Model) -> String {
     let canonical = serde_json::json!([
-        seq,
-        timestamp(at),
-        actor,
-        action,
-        target_type,
-        target_id,
-        details,
-        prev_hash
+        row.seq,
+        timestamp(row.at),
+        row.actor,
+        row.action,
+        row.target_type,
+        row.target_id,
+        row.details,
+        row.prev_hash
     ]);
     sha256_hex(canonical.to_string().as_bytes())
 }
@@ -76,28 +68,18 @@ pub async fn append(
         None => (1, GENESIS.to_owned()),
     };
     let at = truncate_micros(now);
-    let details = entry.details.to_string();
-    let hash = entry_hash(
-        seq,
-        at,
-        entry.actor,
-        entry.action,
-        entry.target_type,
-        entry.target_id,
-        &details,
-        &prev_hash,
-    );
-    let model = audit_log::Model {
+    let mut model = audit_log::Model {
         seq,
         at,
         actor: entry.actor.to_owned(),
         action: entry.action.to_owned(),
         target_type: entry.target_type.to_owned(),
         target_id: entry.target_id.to_owned(),
-        details,
+        details: entry.details.to_string(),
         prev_hash,
-        hash,
+        hash: String::new(),
     };
+    model.hash = entry_hash(&model);
     audit_log::Entity::insert(model.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
         .await?;
@@ -173,17 +155,7 @@ pub async fn verify(conn: &impl ConnectionTrait) -> Result<ChainReport, DbErr> {
             if row.prev_hash != prev_hash {
                 return Ok(broken("does not link to the previous entry".into()));
             }
-            let hash = entry_hash(
-                row.seq,
-                row.at,
-                &row.actor,
-                &row.action,
-                &row.target_type,
-                &row.target_id,
-                &row.details,
-                &row.prev_hash,
-            );
-            if hash != row.hash {
+            if entry_hash(&row) != row.hash {
                 return Ok(broken("its content does not match its hash".into()));
             }
             entries += 1;

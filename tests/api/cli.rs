@@ -1,0 +1,123 @@
+//! The `vouch` binary: key creation for scripts, configuration errors, the spec.
+
+use std::process::Command;
+
+use secrecy::SecretString;
+
+use crate::helpers::{fresh_database_url, spawn_with_settings, test_settings};
+
+fn vouch(db: &str) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vouch"));
+    cmd.env("VOUCH_DATABASE_URL", db)
+        .env("VOUCH_MASTER_KEY", crate::audit::base64_key())
+        .env("VOUCH_LOG__FORMAT", "pretty");
+    cmd
+}
+
+#[tokio::test]
+async fn clients_create_prints_the_key_alone_and_it_works() {
+    let db = fresh_database_url().await;
+    let out = vouch(&db)
+        .args(["clients", "create", "--name", "ops", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout must hold only the key: {stdout:?}");
+    let key = lines[0];
+    assert!(key.starts_with("vk_"));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(key));
+
+    let mut settings = test_settings().await;
+    settings.database_url = SecretString::from(db.clone());
+    let app = spawn_with_settings(settings, false).await;
+    let res = app.get("/v1/admin/clients", key).await;
+    assert_eq!(res.status(), 200);
+
+    let out = vouch(&db).args(["clients", "list"]).output().unwrap();
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.contains("ops") && listing.contains("admin") && !listing.contains(key),
+        "{listing}"
+    );
+    let id = listing.split_whitespace().next().unwrap().to_owned();
+
+    let out = vouch(&db)
+        .args(["clients", "revoke", &id])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    // The cache of this instance may hold the key for `auth.cache_seconds`.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(app.get("/v1/admin/clients", key).await.status(), 401);
+
+    let out = vouch(&db)
+        .args(["clients", "create", "--name", "x", "--role", "root"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+    let out = vouch(&db)
+        .args(["clients", "create", "--name", "ops", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "duplicate names are refused");
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn bad_configuration_fails_at_start_naming_the_key() {
+    for (var, value, key) in [
+        ("VOUCH_LISTEN", "not-an-address", "`listen`"),
+        ("VOUCH_TOKENS__ALGORITHM", "HS256", "tokens.algorithm"),
+        ("VOUCH_POLICY__PRESET", "everyone", "policy.preset"),
+        (
+            "VOUCH_TOKENS__DEFAULT_TTL_SECONDS",
+            "ten",
+            "tokens.default_ttl_seconds",
+        ),
+        ("VOUCH_MASTER_KEY", "dG9vLXNob3J0", "master_key"),
+        ("VOUCH_DATABASE_URL", "mysql://x", "database_url"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .arg("migrate")
+            .env(var, value)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{var}: {stderr}");
+        if var == "VOUCH_MASTER_KEY" {
+            assert!(!stderr.contains(value), "secrets are not echoed: {stderr}");
+        }
+    }
+
+    let dir = std::env::temp_dir().join(format!("vouch-cfg-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "[tokens]\nmax_ttl_seconds = 7200\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .args(["--config", file.to_str().unwrap(), "migrate"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tokens.max_ttl_seconds"));
+}
+
+#[test]
+fn openapi_command_prints_the_spec() {
+    let out = Command::new(env!("CARGO_BIN_EXE_vouch"))
+        .arg("openapi")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        vouch::openapi::spec_json()
+    );
+}
