@@ -94,6 +94,14 @@ impl Algorithm {
         }
     }
 
+    pub fn to_jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
+            Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
+            Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "EdDSA" => Some(Algorithm::EdDSA),

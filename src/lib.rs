@@ -2,6 +2,7 @@
 //! tokens that meeting servers check before they allow end-to-end encryption.
 
 pub mod auth;
+pub mod background;
 pub mod clock;
 pub mod config;
 pub mod crypto;
@@ -14,3 +15,4 @@ pub mod services;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
+pub mod tokens;

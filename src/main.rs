@@ -7,7 +7,7 @@ use vouch::{
     config::Settings,
     db::Db,
     domain::role::Role,
-    services::{audit, clients},
+    services::{audit, clients, keys},
     startup::Application,
     telemetry,
 };
@@ -37,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientsCommand,
     },
+    /// Manage token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Inspect the audit log.
     Audit {
         #[command(subcommand)]
@@ -62,6 +67,14 @@ enum ClientsCommand {
     List,
     /// Revoke a client's key.
     Revoke { id: String },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Publish a new key now; it signs after one JWKS max-age, and the current key retires.
+    Rotate,
+    /// List keys and their states.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +170,46 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                     txn.commit().await?;
                     eprintln!("revoked client {} ({})", client.id, client.name);
                 }
+            }
+        }
+        Command::Keys { command } => {
+            let db = Db::connect(&settings).await?;
+            db.migrate().await?;
+            let master = vouch::startup::resolve_master_key(&settings)?;
+            let now = chrono::Utc::now();
+            let txn = db.begin_write().await?;
+            keys::ensure(&*txn, &master, &settings.tokens, now)
+                .await
+                .map_err(|e| e.detail)?;
+            if let KeysCommand::Rotate = command {
+                let key = keys::rotate(&*txn, &master, "cli", &settings.tokens, now)
+                    .await
+                    .map_err(|e| e.detail)?;
+                eprintln!(
+                    "published key {} ({}); it signs from {}",
+                    key.kid,
+                    key.alg,
+                    key.activates_at.to_rfc3339()
+                );
+            }
+            txn.commit().await?;
+            for k in keys::all(db.conn()).await? {
+                let state = if k.removes_at.is_some_and(|r| r <= now) {
+                    "removed"
+                } else if k.retires_at.is_some_and(|r| r <= now) {
+                    "retired"
+                } else if k.activates_at > now {
+                    "next"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{} {:<6} {:<8} signs from {}",
+                    k.kid,
+                    k.alg,
+                    state,
+                    k.activates_at.to_rfc3339()
+                );
             }
         }
         Command::Audit {

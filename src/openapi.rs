@@ -25,6 +25,8 @@ use crate::error::Problem;
     modifiers(&Security, &ProblemResponses),
     tags(
         (name = "accounts", description = "Accounts of the platform's users"),
+        (name = "evidence", description = "Verification evidence and the entitlement decision"),
+        (name = "tokens", description = "E2EE entitlement tokens, the authorize check, revocation and the JWKS"),
         (name = "admin", description = "API clients, keys and the audit log"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

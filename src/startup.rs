@@ -10,15 +10,20 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::AuthCache,
+    background,
     clock::{Clock, SystemClock},
     config::{decode_master_key, ConfigError, Settings},
     crypto::{random_bytes, MasterKey},
     db::Db,
     openapi,
     routes::{self, RouteTable},
-    services::clients,
+    services::{clients, keys},
     state::AppState,
     telemetry::{self, Metrics},
+    tokens::{
+        keyring::Keys,
+        live::{AccountCache, RevocationSet},
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +36,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("master key: {0}")]
     MasterKey(String),
+    #[error("signing keys: {0}")]
+    Keys(String),
 }
 
 pub struct Application {
@@ -51,18 +58,40 @@ impl Application {
         settings.validate()?;
         let db = Db::connect(&settings).await?;
         db.migrate().await?;
-        let _master_key = resolve_master_key(&settings)?;
+        let master_key = resolve_master_key(&settings)?;
+        {
+            let txn = db.begin_write().await?;
+            keys::ensure(&*txn, &master_key, &settings.tokens, clock.now())
+                .await
+                .map_err(|e| StartupError::Keys(e.detail))?;
+            txn.commit().await?;
+        }
         let state = web::Data::new(AppState {
             policy: settings.policy().map_err(|e| ConfigError::Invalid {
                 key: "policy",
                 message: e.to_string(),
             })?,
             auth_cache: AuthCache::new(Duration::from_secs(settings.auth.cache_seconds)),
+            accounts: AccountCache::new(Duration::from_millis(
+                settings.tokens.account_cache_millis,
+            )),
+            revocations: RevocationSet::default(),
+            keys: Keys::default(),
+            master_key,
             metrics: Metrics::default(),
             settings: Arc::new(settings),
             db,
             clock,
         });
+
+        state
+            .reload_keys()
+            .await
+            .map_err(|e| StartupError::Keys(e.to_string()))?;
+        background::poll_revocations(&state)
+            .await
+            .map_err(|e| StartupError::Keys(e.detail))?;
+        background::spawn(state.clone());
 
         if clients::active_admins(state.db.conn()).await? == 0 {
             tracing::warn!(

@@ -15,12 +15,16 @@ use crate::error::{problem_for_status, ApiError};
 
 pub mod accounts;
 pub mod admin;
+pub mod evidence;
 pub mod health;
+pub mod tokens;
 
 /// Register every API route; the OpenAPI spec is generated from this same registration.
 pub fn configure(cfg: &mut ServiceConfig) {
     health::configure(cfg);
     accounts::configure(cfg);
+    evidence::configure(cfg);
+    tokens::configure(cfg);
     admin::configure(cfg);
 }
 

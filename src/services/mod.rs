@@ -4,4 +4,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clients;
+pub mod evidence;
+pub mod keys;
 pub mod page;
+pub mod revocations;

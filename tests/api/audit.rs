@@ -44,8 +44,8 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .json()
         .await
         .unwrap();
-    // four seeded clients, then the account
-    assert_eq!(rest["items"].as_array().unwrap().len(), 4);
+    // the first signing key and four seeded clients, then the account
+    assert_eq!(rest["items"].as_array().unwrap().len(), 5);
     let by_actor: Value = app
         .get("/v1/admin/audit?actor=test-backend", &app.admin_key)
         .await
@@ -62,14 +62,14 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .unwrap();
     assert_eq!(
         report,
-        json!({"entries": 6, "intact": true, "first_broken_seq": null, "problem": null})
+        json!({"entries": 7, "intact": true, "first_broken_seq": null, "problem": null})
     );
 
     // Someone with database access rewrites history.
     let db = app.state.db.conn();
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
-        "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 5".to_owned(),
+        "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 6".to_owned(),
     ))
     .await
     .unwrap();
@@ -80,8 +80,8 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .await
         .unwrap();
     assert_eq!(report["intact"], false);
-    assert_eq!(report["first_broken_seq"], 5);
-    assert_eq!(report["entries"], 4);
+    assert_eq!(report["first_broken_seq"], 6);
+    assert_eq!(report["entries"], 5);
 
     // The CLI finds it too, and fails.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
@@ -92,7 +92,7 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .unwrap();
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("BROKEN at entry 5"), "{stdout}");
+    assert!(stdout.contains("BROKEN at entry 6"), "{stdout}");
 
     // Deleting a row is found as well.
     db.execute_raw(Statement::from_string(
@@ -129,7 +129,7 @@ async fn concurrent_changes_keep_one_unbroken_chain() {
         .await
         .unwrap();
     assert_eq!(report["intact"], true, "{report}");
-    assert_eq!(report["entries"], 24);
+    assert_eq!(report["entries"], 25);
 }
 
 pub fn base64_key() -> String {

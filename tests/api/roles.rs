@@ -49,6 +49,55 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             vec![Backend],
         ),
         (
+            Method::GET,
+            "/v1/accounts/{id}/evidence",
+            format!("/v1/accounts/{ACC}/evidence"),
+            Value::Null,
+            vec![Backend, Reviewer],
+        ),
+        (
+            Method::GET,
+            "/v1/accounts/{id}/entitlements",
+            format!("/v1/accounts/{ACC}/entitlements"),
+            Value::Null,
+            vec![Backend, Reviewer],
+        ),
+        (
+            Method::POST,
+            "/v1/accounts/{id}/tokens",
+            format!("/v1/accounts/{ACC}/tokens"),
+            json!({}),
+            vec![Backend],
+        ),
+        (
+            Method::POST,
+            "/v1/e2ee/authorize",
+            "/v1/e2ee/authorize".into(),
+            json!({"token": "x"}),
+            vec![Meeting],
+        ),
+        (
+            Method::POST,
+            "/v1/tokens/revoke",
+            "/v1/tokens/revoke".into(),
+            json!({"token": "x"}),
+            vec![Backend],
+        ),
+        (
+            Method::GET,
+            "/v1/admin/keys",
+            "/v1/admin/keys".into(),
+            Value::Null,
+            vec![],
+        ),
+        (
+            Method::POST,
+            "/v1/admin/keys/rotate",
+            "/v1/admin/keys/rotate".into(),
+            Value::Null,
+            vec![],
+        ),
+        (
             Method::POST,
             "/v1/admin/clients",
             "/v1/admin/clients".into(),
@@ -86,7 +135,7 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
     ]
 }
 
-const PUBLIC: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"];
 
 #[tokio::test]
 async fn every_route_enforces_its_roles() {

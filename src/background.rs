@@ -1,0 +1,94 @@
+//! Work an instance does on its own: mirror revocations (every 250 ms), reload keys written by
+//! other instances, rotate keys when due, erase removed keys, forget expired revocations.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use actix_web::web;
+use chrono::{DateTime, Utc};
+
+use crate::{
+    error::ApiError,
+    services::{keys, revocations},
+    state::AppState,
+};
+
+const REVOCATION_POLL: Duration = Duration::from_millis(250);
+const MAINTENANCE: Duration = Duration::from_secs(5);
+/// How far back each poll looks again: a revocation's `revoked_at` is set before it commits.
+const OVERLAP_SECONDS: i64 = 10;
+
+/// Bring the in-memory revocation set up to date with the database.
+pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
+    let now = state.now();
+    let since = state
+        .revocations
+        .polled_at()
+        .map(|at| at - chrono::Duration::seconds(OVERLAP_SECONDS))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    let rows = revocations::since(state.db.conn(), since, now).await?;
+    for row in rows {
+        state
+            .revocations
+            .insert(row.jti, row.expires_at.timestamp());
+    }
+    state.revocations.set_polled_at(now);
+    Ok(())
+}
+
+async fn maintain(state: &AppState) -> Result<(), ApiError> {
+    let now = state.now();
+    if let Err(e) = state.reload_keys().await {
+        tracing::warn!(error = %e, "reloading signing keys failed");
+    }
+    let txn = state.db.begin_write().await?;
+    let rotated =
+        keys::rotate_if_due(&*txn, &state.master_key, &state.settings.tokens, now).await?;
+    let erased = keys::erase_removed(&*txn, now).await?;
+    let leeway = chrono::Duration::seconds(state.settings.tokens.leeway_seconds as i64);
+    revocations::purge(&*txn, now - leeway).await?;
+    txn.commit().await?;
+    let changed = rotated.is_some() || erased > 0;
+    if let Some(key) = rotated {
+        tracing::info!(kid = %key.kid, activates_at = %key.activates_at, "scheduled key rotation");
+    }
+    if changed {
+        if let Err(e) = state.reload_keys().await {
+            tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+    }
+    state.revocations.purge((now - leeway).timestamp());
+    Ok(())
+}
+
+/// Start the loops; they end when the application state is dropped.
+pub fn spawn(state: web::Data<AppState>) {
+    let weak: Weak<AppState> = Arc::downgrade(&state.into_inner());
+    let revocation_weak = weak.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REVOCATION_POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = revocation_weak.upgrade() else {
+                break;
+            };
+            if let Err(e) = poll_revocations(&state).await {
+                tracing::debug!(error = %e, "revocation poll failed");
+            }
+        }
+    });
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(MAINTENANCE);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(state) = weak.upgrade() else { break };
+            if let Err(e) = maintain(&state).await {
+                tracing::warn!(error = %e, "maintenance failed");
+            }
+        }
+    });
+}

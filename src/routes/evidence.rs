@@ -1,0 +1,136 @@
+//! `/v1/accounts/{id}/evidence` and `/v1/accounts/{id}/entitlements`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use entities::evidence as evidence_row;
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    auth::Caller,
+    domain::{
+        evidence::{EvidenceKind, EvidenceStatus},
+        policy::Decision,
+        role::Role,
+    },
+    error::{ApiResult, Problem},
+    services::{
+        accounts, evidence,
+        page::{Page, PageQuery},
+    },
+    state::AppState,
+};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(get_evidence).service(get_entitlements);
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EvidenceResponse {
+    pub id: String,
+    pub kind: EvidenceKind,
+    /// `lapsed` once past `expires_at`, whatever was stored.
+    pub status: EvidenceStatus,
+    /// Where it came from (`sms`, `stripe:sub_123`, `exception:<id>`).
+    pub source: String,
+    pub verified_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl EvidenceResponse {
+    fn from_row(row: evidence_row::Model, now: DateTime<Utc>) -> Option<Self> {
+        let fact = evidence::fact(&row)?;
+        let status = match fact.status {
+            EvidenceStatus::Active if !fact.is_active(now) => EvidenceStatus::Lapsed,
+            s => s,
+        };
+        Some(EvidenceResponse {
+            id: row.id,
+            kind: fact.kind,
+            status,
+            source: row.source,
+            verified_at: row.verified_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EntitlementsResponse {
+    pub account_id: String,
+    /// Entitlement name → decision, e.g. `e2ee`.
+    pub entitlements: BTreeMap<String, Decision>,
+    /// The policy's name and version, e.g. `verified/v1`.
+    #[schema(example = "verified/v1")]
+    pub policy: String,
+}
+
+/// The account's verification evidence.
+#[utoipa::path(
+    tag = "evidence",
+    params(("id" = String, Path, description = "Account id"), PageQuery),
+    responses(
+        (status = 200, body = Page<EvidenceResponse>),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/accounts/{id}/evidence")]
+pub async fn get_evidence(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let limit = query.limit()?;
+    let after = query.after()?;
+    let account = accounts::require(state.db.conn(), &id).await?;
+    let rows = evidence::list(state.db.conn(), &account.id, after.as_deref(), limit + 1).await?;
+    let now = state.now();
+    let page = Page::from_rows(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| EvidenceResponse::from_row(r, now),
+    );
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.items.into_iter().flatten().collect::<Vec<_>>(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// What the account is entitled to now, and why.
+#[utoipa::path(
+    tag = "evidence",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, body = EntitlementsResponse),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/accounts/{id}/entitlements")]
+pub async fn get_entitlements(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let snapshot = evidence::snapshot(state.db.conn(), &id)
+        .await?
+        .ok_or_else(|| {
+            crate::error::ApiError::not_found("account_not_found", "no account with this id")
+        })?;
+    let decisions = state
+        .policy
+        .evaluate(snapshot.active, &snapshot.facts, state.now());
+    Ok(HttpResponse::Ok().json(EntitlementsResponse {
+        account_id: id.into_inner(),
+        entitlements: decisions,
+        policy: state.policy.name.clone(),
+    }))
+}
