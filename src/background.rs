@@ -38,7 +38,7 @@ pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn maintain(state: &AppState) -> Result<(), ApiError> {
+pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
     let now = state.now();
     if let Err(e) = state.reload_keys().await {
         tracing::warn!(error = %e, "reloading signing keys failed");

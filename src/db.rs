@@ -1,15 +1,15 @@
 //! The database handle: connection pool, migrations, and write transactions.
 //!
 //! SQLite allows one writer at a time and answers a second one with "database is locked" when
-//! both started as readers; a process-wide write lock turns that into an orderly queue.
-//! PostgreSQL needs no such lock.
+//! both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that into an
+//! orderly queue. PostgreSQL needs neither.
 
 use std::{sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -90,7 +90,18 @@ impl Db {
 
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let guard = self.lock().await;
-        let txn = self.conn.begin().await?;
+        let txn = if guard.is_some() {
+            // IMMEDIATE takes SQLite's write lock up front (waiting up to busy_timeout), so a
+            // transaction that reads first cannot fail later when another process wrote.
+            self.conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?
+        } else {
+            self.conn.begin().await?
+        };
         Ok(WriteTxn { txn, _guard: guard })
     }
 

@@ -11,8 +11,14 @@ use serde_json::Value;
 use vouch::{
     clock::ManualClock,
     config::{LogFormat, Settings},
-    domain::role::Role,
-    services::clients,
+    domain::{
+        evidence::{EvidenceKind, EvidenceStatus},
+        role::Role,
+    },
+    services::{
+        clients,
+        evidence::{self, EvidenceChange},
+    },
     startup::Application,
     state::AppState,
 };
@@ -21,9 +27,9 @@ static TRACING: Once = Once::new();
 
 pub struct TestApp {
     pub address: String,
+    pub settings: Settings,
     pub client: reqwest::Client,
     pub state: web::Data<AppState>,
-    #[allow(dead_code)] // used by tests that move time
     pub clock: Arc<ManualClock>,
     pub database_url: String,
     pub admin_key: String,
@@ -99,7 +105,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
     });
     let database_url = settings.database_url.expose_secret().to_owned();
     let clock = Arc::new(ManualClock::default());
-    let app = Application::build_with_clock(settings, clock.clone())
+    let app = Application::build_with_clock(settings.clone(), clock.clone())
         .await
         .expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -122,6 +128,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
     }
     TestApp {
         address,
+        settings,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -137,6 +144,16 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
 }
 
 impl TestApp {
+    /// A second instance on the same database (and master key), sharing this one's API keys.
+    pub async fn spawn_sibling(&self) -> TestApp {
+        let mut sibling = spawn_with_settings(self.settings.clone(), false).await;
+        sibling.admin_key = self.admin_key.clone();
+        sibling.backend_key = self.backend_key.clone();
+        sibling.reviewer_key = self.reviewer_key.clone();
+        sibling.meeting_key = self.meeting_key.clone();
+        sibling
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }
@@ -221,4 +238,116 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
         "{body}"
     );
     body
+}
+
+impl TestApp {
+    /// Record evidence through the one service function the features use.
+    pub async fn add_evidence(
+        &self,
+        account_id: &str,
+        kind: EvidenceKind,
+        status: EvidenceStatus,
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let now = self.state.now();
+        let txn = self.state.db.begin_write().await.unwrap();
+        evidence::record(
+            &*txn,
+            "test",
+            account_id,
+            EvidenceChange {
+                kind,
+                source: format!("test:{}", kind.as_str()),
+                status,
+                verified_at: now,
+                expires_at,
+            },
+            now,
+        )
+        .await
+        .unwrap();
+        txn.commit().await.unwrap();
+        self.state.account_changed(account_id);
+    }
+
+    /// An account with active phone evidence; returns its id.
+    pub async fn entitled_account(&self, external_id: &str) -> String {
+        let id = self.create_account(external_id).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.add_evidence(&id, EvidenceKind::Phone, EvidenceStatus::Active, None)
+            .await;
+        id
+    }
+
+    /// Issue a token as the backend; returns the response JSON (asserts 201).
+    pub async fn issue(&self, account_id: &str, body: Value) -> Value {
+        let res = self
+            .post(
+                &format!("/v1/accounts/{account_id}/tokens"),
+                &self.backend_key,
+                &body,
+            )
+            .await;
+        let status = res.status();
+        let json: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{json}");
+        json
+    }
+
+    pub async fn issue_token(&self, account_id: &str) -> String {
+        self.issue(account_id, serde_json::json!({})).await["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Ask authorize as the meeting server.
+    pub async fn authorize(&self, token: &str, device_jkt: Option<&str>) -> Value {
+        let mut body = serde_json::json!({"token": token});
+        if let Some(jkt) = device_jkt {
+            body["device_jkt"] = Value::from(jkt);
+        }
+        let res = self
+            .post("/v1/e2ee/authorize", &self.meeting_key, &body)
+            .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        res.json().await.unwrap()
+    }
+
+    /// Sign any header and claims with the private half of the key that signs now: a token
+    /// only we could have made, for testing what verification checks beyond the signature.
+    pub async fn forge(&self, header: &Value, claims: &Value) -> String {
+        use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
+        use sea_orm::EntityTrait;
+        let now = self.state.now();
+        let ring = self.state.keys.current();
+        let key = ring.signer(now).expect("a signing key");
+        let row = entities::signing_key::Entity::find_by_id(key.kid.clone())
+            .one(self.state.db.conn())
+            .await
+            .unwrap()
+            .unwrap();
+        let pkcs8 = self
+            .state
+            .master_key
+            .open(&row.kid, &row.private_key_sealed)
+            .unwrap();
+        let (signer, _) = vouch::tokens::keys::parse(key.alg, &pkcs8).unwrap();
+        let input = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let sig = signer.sign(input.as_bytes()).unwrap();
+        format!("{input}.{}", B64.encode(sig))
+    }
+}
+
+/// The JSON of a token's header (0) or claims (1).
+pub fn token_part(token: &str, index: usize) -> Value {
+    use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
+    let part = token.split('.').nth(index).unwrap();
+    serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
 }

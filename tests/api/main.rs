@@ -2,10 +2,14 @@
 
 mod accounts;
 mod audit;
+mod authorize;
 mod cli;
 mod clients;
 mod errors;
 mod helpers;
+mod instances;
+mod keys;
 mod operations;
 mod outage;
 mod roles;
+mod tokens;
