@@ -1,0 +1,33 @@
+-- wrk script: POST a fixed body; print one machine-readable summary line.
+-- Same interface as ../shared/bench/wrk-post.lua (BENCH_BODY, BENCH_CT, BENCH_AUTH), plus
+-- BENCH_DELAY_MS: a pause before each request on each connection, to hold a lower rate
+-- (64 connections at 10 ms each ≈ 6,400 req/s) for latency-at-load measurements.
+wrk.method = "POST"
+wrk.body = os.getenv("BENCH_BODY") or ""
+wrk.headers["Content-Type"] = os.getenv("BENCH_CT") or "application/json"
+local auth = os.getenv("BENCH_AUTH")
+if auth and auth ~= "" then
+  wrk.headers["Authorization"] = auth
+end
+local pause = tonumber(os.getenv("BENCH_DELAY_MS") or "")
+if pause and pause > 0 then
+  function delay()
+    return pause
+  end
+end
+
+local non2xx = 0
+function response(status, headers, body)
+  if status < 200 or status > 299 then
+    non2xx = non2xx + 1
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  -- WRKSTAT requests duration_us p50_us p99_us connect read write status timeout
+  io.write(string.format("WRKSTAT %d %d %d %d %d %d %d %d %d\n",
+    summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    e.connect, e.read, e.write, e.status, e.timeout))
+end

@@ -1,0 +1,195 @@
+//! Benchmark helper for `bench/run.sh`.
+//!
+//!   vouch-bench raw [--secs 3]   single-thread ops/s of Vouch's own signing and verification
+//!                                path (claims → JWS with the parsed key; full authorize checks)
+//!   vouch-bench seed             create a backend and a meeting client and an entitled account
+//!                                in the configured database; prints shell assignments
+
+use std::{
+    process::ExitCode,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use vouch::{
+    config::{Algorithm, Settings},
+    crypto::{random_bytes, MasterKey},
+    db::Db,
+    domain::{
+        evidence::{EvidenceKind, EvidenceStatus},
+        role::Role,
+    },
+    services::{clients, evidence, keys},
+    tokens::{keyring::Keys, verify::verify, Claims},
+};
+
+fn bench(name: &str, secs: f64, mut op: impl FnMut()) {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(200) {
+        op();
+    }
+    let mut lat: Vec<u64> = Vec::with_capacity(500_000);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < secs {
+        let t = Instant::now();
+        op();
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    let total = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((p / 100.0) * (lat.len() - 1) as f64).round() as usize] as f64 / 1e6;
+    println!(
+        "{name} {:.0} {:.4} {:.4}",
+        lat.len() as f64 / total,
+        pct(50.0),
+        pct(99.0)
+    );
+}
+
+fn raw(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
+    let mut settings = Settings::defaults();
+    let master = MasterKey::new(random_bytes::<32>());
+    for alg in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+        settings.tokens.algorithm = alg;
+        let generated = vouch::tokens::keys::generate(alg)?;
+        let now = Utc::now();
+        let model = entities::signing_key::Model {
+            kid: generated.jwk.kid.clone(),
+            alg: alg.as_str().to_owned(),
+            public_jwk: serde_json::to_string(&generated.jwk)?,
+            private_key_sealed: master.seal(&generated.jwk.kid, &generated.pkcs8),
+            created_at: now,
+            activates_at: now,
+            retires_at: None,
+            removes_at: None,
+        };
+        let keys = Keys::default();
+        keys.load(&[model], &master)?;
+        let ring = keys.current();
+        let claims = |now: i64| Claims {
+            iss: settings.tokens.issuer.clone(),
+            sub: "acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b".into(),
+            aud: "meeting".into(),
+            iat: now,
+            nbf: now,
+            exp: now + 600,
+            jti: base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                random_bytes::<16>(),
+            ),
+            ent: vec!["e2ee".into()],
+            evidence: vec![EvidenceKind::Phone],
+            cnf: None,
+        };
+        let name = alg.as_str().to_lowercase();
+        bench(&format!("vouch-raw-{name}-sign"), secs, || {
+            let signer = ring.signer(Utc::now()).expect("signer");
+            let payload = serde_json::to_vec(&claims(Utc::now().timestamp())).expect("claims");
+            std::hint::black_box(signer.sign(&payload).expect("sign"));
+        });
+        let signer = ring.signer(Utc::now()).ok_or("no signer")?;
+        let token = signer.sign(&serde_json::to_vec(&claims(Utc::now().timestamp()))?)?;
+        bench(&format!("vouch-raw-{name}-verify"), secs, || {
+            std::hint::black_box(
+                verify(&ring, &token, &settings.tokens, Utc::now()).expect("verify"),
+            );
+        });
+    }
+    Ok(())
+}
+
+async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let db = Db::connect(&settings).await?;
+    db.migrate().await?;
+    let master = vouch::startup::resolve_master_key(&settings)?;
+    let now = Utc::now();
+    let suffix = vouch::crypto::hex(&random_bytes::<4>());
+    let txn = db.begin_write().await?;
+    keys::ensure(&*txn, &master, &settings.tokens, now)
+        .await
+        .map_err(|e| e.detail)?;
+    let (_, backend) = clients::create(
+        &*txn,
+        "bench",
+        &format!("bench-backend-{suffix}"),
+        Role::Backend,
+        now,
+    )
+    .await
+    .map_err(|e| e.detail)?;
+    let (_, meeting) = clients::create(
+        &*txn,
+        "bench",
+        &format!("bench-meeting-{suffix}"),
+        Role::Meeting,
+        now,
+    )
+    .await
+    .map_err(|e| e.detail)?;
+    let account = vouch::services::accounts::create(
+        &*txn,
+        "bench",
+        vouch::services::accounts::NewAccount {
+            external_id: vouch::domain::account::ExternalId::parse(&format!("bench-{suffix}"))?,
+            email: None,
+            display_name: None,
+        },
+        now,
+    )
+    .await
+    .map_err(|e| e.detail)?;
+    evidence::record(
+        &*txn,
+        "bench",
+        &account.id,
+        evidence::EvidenceChange {
+            kind: EvidenceKind::Phone,
+            source: "bench".into(),
+            status: EvidenceStatus::Active,
+            verified_at: now,
+            expires_at: None,
+        },
+        now,
+    )
+    .await
+    .map_err(|e| e.detail)?;
+    txn.commit().await?;
+    println!(
+        "BACKEND_KEY={backend}\nMEETING_KEY={meeting}\nACCOUNT_ID={}",
+        account.id
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let result = match args.get(1).map(String::as_str) {
+        Some("raw") => {
+            let secs = args
+                .iter()
+                .position(|a| a == "--secs")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3.0);
+            raw(secs)
+        }
+        Some("seed") => match Settings::load(None) {
+            Ok(settings) => seed(settings).await,
+            Err(e) => Err(e.into()),
+        },
+        _ => {
+            eprintln!(
+                "usage: vouch-bench raw [--secs N] | seed   (seed reads VOUCH_* configuration)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vouch-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
