@@ -27,6 +27,7 @@ use crate::error::Problem;
         (name = "accounts", description = "Accounts of the platform's users"),
         (name = "evidence", description = "Verification evidence and the entitlement decision"),
         (name = "tokens", description = "E2EE entitlement tokens, the authorize check, revocation and the JWKS"),
+        (name = "billing", description = "Stripe webhooks and the account's billing link"),
         (name = "admin", description = "API clients, keys and the audit log"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

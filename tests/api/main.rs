@@ -2,6 +2,7 @@
 
 mod accounts;
 mod audit;
+mod billing;
 mod cli;
 mod clients;
 mod errors;
