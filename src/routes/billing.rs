@@ -91,9 +91,11 @@ async fn read_body(
     Ok(body)
 }
 
-/// Receive a Stripe event. Authenticated by the `Stripe-Signature` header alone (HMAC-SHA256
-/// of `"{t}.{raw body}"` under a configured endpoint secret, `t` within the tolerance). Each
-/// event id is applied once; events may arrive in any order.
+/// Receive a Stripe event (public: authenticated by its signature alone).
+///
+/// `Stripe-Signature` must carry a `v1` HMAC-SHA256 of `"{t}.{raw body}"` under a configured
+/// endpoint secret, with `t` within `stripe.tolerance_seconds` of now. Each event id is applied
+/// once; events may arrive in any order.
 #[utoipa::path(
     tag = "billing",
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256>[,v1=...]`")),
@@ -205,8 +207,10 @@ fn parse_customer_id(s: &str) -> ApiResult<&str> {
     }
 }
 
-/// Link the account to its Stripe customer (replacing an earlier one). Events already received
-/// for that customer's subscriptions are applied at once.
+/// Link the account to its Stripe customer.
+///
+/// Replaces an earlier customer (whose subscriptions then no longer count for the account).
+/// Events already received for the customer's subscriptions are applied at once.
 #[utoipa::path(
     tag = "billing",
     params(("id" = String, Path, description = "Account id")),

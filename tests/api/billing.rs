@@ -1508,3 +1508,43 @@ async fn a_database_failure_is_a_5xx_and_nothing_is_half_applied() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["entitlements"]["e2ee"]["granted"], false);
 }
+
+#[test]
+fn bad_stripe_settings_fail_at_start_naming_the_key() {
+    for (var, value, key) in [
+        (
+            "VOUCH_STRIPE__TOLERANCE_SECONDS",
+            "0",
+            "stripe.tolerance_seconds",
+        ),
+        (
+            "VOUCH_STRIPE__TOLERANCE_SECONDS",
+            "soon",
+            "stripe.tolerance_seconds",
+        ),
+        (
+            "VOUCH_STRIPE__PAST_DUE_GRACE_DAYS",
+            "365",
+            "stripe.past_due_grace_days",
+        ),
+        (
+            "VOUCH_STRIPE__MAX_BODY_BYTES",
+            "12",
+            "stripe.max_body_bytes",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .arg("migrate")
+            .env(var, value)
+            .env("VOUCH_STRIPE__WEBHOOK_SECRETS", "whsec_one,whsec_two")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(key), "{var}: {stderr}");
+        assert!(
+            !stderr.contains("whsec_"),
+            "secrets are not echoed: {stderr}"
+        );
+    }
+}
