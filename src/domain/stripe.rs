@@ -223,13 +223,6 @@ fn subscription_subject(object: &Map<String, Value>) -> Result<Subject, Malforme
         .and_then(Value::as_str)
         .ok_or_else(|| malformed("`data.object.status` is missing"))?;
     let parsed = SubscriptionStatus::parse(status);
-    if parsed == SubscriptionStatus::Unknown {
-        tracing::warn!(
-            subscription = %subscription_id,
-            status = %status.chars().take(40).collect::<String>(),
-            "unknown subscription status: treated as not paid"
-        );
-    }
     // Before API version 2025-03-31 the period is on the subscription; since, on its items.
     let current_period_end = timestamp(object.get("current_period_end")).or_else(|| {
         object

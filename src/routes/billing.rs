@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     domain::{
+        billing::{Change, SubscriptionStatus},
         role::Role,
         stripe::{self, SignatureError},
     },
@@ -146,6 +147,19 @@ pub async fn post_stripe_webhook(
     })?;
     let event = stripe::parse_event(&body)
         .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
+    if let Some(subject) = &event.subject {
+        if let Change::Snapshot {
+            status: SubscriptionStatus::Unknown,
+            ..
+        } = subject.change
+        {
+            tracing::warn!(
+                event_id = %event.id,
+                subscription = %subject.subscription_id,
+                "unknown subscription status: treated as not paid"
+            );
+        }
+    }
 
     let txn = state.db.begin_write().await?;
     let receipt = billing::receive(&*txn, &event, settings.past_due_grace(), now).await?;
