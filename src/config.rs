@@ -153,10 +153,59 @@ pub struct SmsSettings {
     pub from: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct StripeSettings {
+    /// Endpoint secrets (`whsec_...`); a signature made with any of them is accepted, so a new
+    /// secret can be added before the old one is removed. None: the webhook answers 503.
     #[serde(default)]
     pub webhook_secrets: Vec<SecretString>,
+    /// How far the signature's timestamp may be from now, either way.
+    #[serde(default = "default_stripe_tolerance")]
+    pub tolerance_seconds: u64,
+    /// How long a `past_due` subscription still counts as payment.
+    #[serde(default = "default_past_due_grace")]
+    pub past_due_grace_days: u64,
+    /// The largest webhook body accepted (Stripe's events can be larger than API requests).
+    #[serde(default = "default_stripe_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_stripe_tolerance() -> u64 {
+    300
+}
+
+fn default_past_due_grace() -> u64 {
+    7
+}
+
+fn default_stripe_max_body() -> usize {
+    262_144
+}
+
+impl Default for StripeSettings {
+    fn default() -> Self {
+        StripeSettings {
+            webhook_secrets: Vec::new(),
+            tolerance_seconds: default_stripe_tolerance(),
+            past_due_grace_days: default_past_due_grace(),
+            max_body_bytes: default_stripe_max_body(),
+        }
+    }
+}
+
+impl StripeSettings {
+    /// The configured secrets, blank entries (e.g. an empty environment variable) left out.
+    pub fn secrets(&self) -> Vec<&[u8]> {
+        self.webhook_secrets
+            .iter()
+            .map(|s| s.expose_secret().trim().as_bytes())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    pub fn past_due_grace(&self) -> chrono::Duration {
+        chrono::Duration::days(self.past_due_grace_days as i64)
+    }
 }
 
 impl Settings {
@@ -261,6 +310,22 @@ impl Settings {
                 "must be at most 1000: lapsed evidence must be seen within 1 s",
             ));
         }
+        let stripe = &self.stripe;
+        if stripe.tolerance_seconds == 0 || stripe.tolerance_seconds > 3600 {
+            return Err(invalid(
+                "stripe.tolerance_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        if stripe.past_due_grace_days > 90 {
+            return Err(invalid("stripe.past_due_grace_days", "must be at most 90"));
+        }
+        if stripe.max_body_bytes < 1024 || stripe.max_body_bytes > 16 * 1024 * 1024 {
+            return Err(invalid(
+                "stripe.max_body_bytes",
+                "must be between 1024 and 16777216",
+            ));
+        }
         self.policy().map_err(|e| match e {
             PolicyError::UnknownPreset(p) => invalid(
                 "policy.preset",
@@ -313,6 +378,12 @@ mod tests {
         assert_eq!(s.email.from, "Vouch <no-reply@localhost>");
         assert!(s.email.smtp_url.is_none());
         assert!(s.stripe.webhook_secrets.is_empty());
+        assert_eq!(s.stripe.tolerance_seconds, 300);
+        assert_eq!(s.stripe.past_due_grace_days, 7);
+        assert_eq!(
+            s.stripe.max_body_bytes,
+            StripeSettings::default().max_body_bytes
+        );
     }
 
     #[test]
@@ -344,6 +415,18 @@ mod tests {
             !err.contains("c2hvcnQ="),
             "the secret must not be echoed: {err}"
         );
+
+        let mut s = Settings::defaults();
+        s.stripe.tolerance_seconds = 0;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("stripe.tolerance_seconds"));
+
+        let mut s = Settings::defaults();
+        s.stripe.webhook_secrets = vec![SecretString::from(" "), SecretString::from("whsec_a")];
+        assert_eq!(s.stripe.secrets(), vec![b"whsec_a".as_slice()]);
 
         let mut s = Settings::defaults();
         s.listen = "nowhere".into();

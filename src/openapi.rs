@@ -27,6 +27,7 @@ use crate::error::Problem;
         (name = "accounts", description = "Accounts of the platform's users"),
         (name = "evidence", description = "Verification evidence and the entitlement decision"),
         (name = "tokens", description = "E2EE entitlement tokens, the authorize check, revocation and the JWKS"),
+        (name = "billing", description = "Stripe webhooks and the account's billing link"),
         (name = "admin", description = "API clients, keys and the audit log"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
@@ -83,10 +84,14 @@ impl Modify for ProblemResponses {
                 if has_body {
                     add("400", "`malformed_json` or `invalid_body`: the body is not valid JSON of the expected shape");
                     add("413", "`payload_too_large`: the body is over the limit");
-                    add(
-                        "415",
-                        "`unsupported_media_type`: the body is not application/json",
-                    );
+                    // Authenticated routes read bodies through the JSON extractor; the public
+                    // webhook reads raw bytes and checks a signature instead.
+                    if secured {
+                        add(
+                            "415",
+                            "`unsupported_media_type`: the body is not application/json",
+                        );
+                    }
                 } else if !op.parameters.as_ref().is_none_or(|p| p.is_empty()) {
                     add(
                         "400",

@@ -3,6 +3,8 @@
 pub mod account;
 pub mod api_client;
 pub mod audit_log;
+pub mod billing_customer;
 pub mod evidence;
 pub mod revoked_token;
 pub mod signing_key;
+pub mod stripe_event;

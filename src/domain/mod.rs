@@ -1,7 +1,9 @@
 //! Pure logic and newtypes: parsing of user input, roles, the policy. No I/O here.
 
 pub mod account;
+pub mod billing;
 pub mod evidence;
 pub mod ids;
 pub mod policy;
 pub mod role;
+pub mod stripe;

@@ -15,6 +15,7 @@ use crate::error::{problem_for_status, ApiError};
 
 pub mod accounts;
 pub mod admin;
+pub mod billing;
 pub mod evidence;
 pub mod health;
 pub mod tokens;
@@ -25,6 +26,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     accounts::configure(cfg);
     evidence::configure(cfg);
     tokens::configure(cfg);
+    billing::configure(cfg);
     admin::configure(cfg);
 }
 

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod billing;
 pub mod clients;
 pub mod evidence;
 pub mod keys;

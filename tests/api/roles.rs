@@ -63,6 +63,20 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             vec![Backend, Reviewer],
         ),
         (
+            Method::PUT,
+            "/v1/accounts/{id}/billing",
+            format!("/v1/accounts/{ACC}/billing"),
+            json!({"customer_id": "cus_x"}),
+            vec![Backend],
+        ),
+        (
+            Method::GET,
+            "/v1/accounts/{id}/billing",
+            format!("/v1/accounts/{ACC}/billing"),
+            Value::Null,
+            vec![Backend, Reviewer],
+        ),
+        (
             Method::POST,
             "/v1/accounts/{id}/tokens",
             format!("/v1/accounts/{ACC}/tokens"),
@@ -135,7 +149,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
     ]
 }
 
-const PUBLIC: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"];
+const PUBLIC: [&str; 5] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/.well-known/jwks.json",
+    "/v1/webhooks/stripe",
+];
 
 #[tokio::test]
 async fn every_route_enforces_its_roles() {
