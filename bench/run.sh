@@ -150,5 +150,7 @@ ratio() { local a b; a=$(val "$1"); b=$(val "$2"); [[ -n $a && -n $b ]] && awk -
   printf '  raw EdDSA sign %s/s ÷ floor raw sign %s = %s; verify %s/s ÷ floor raw verify %s = %s\n' \
     "$(val vouch-raw-eddsa-sign)" "$(val floor-raw-sign)" "$(ratio vouch-raw-eddsa-sign floor-raw-sign)" \
     "$(val vouch-raw-eddsa-verify)" "$(val floor-raw-verify)" "$(ratio vouch-raw-eddsa-verify floor-raw-verify)"
-  [[ -n ${R[glewlwyd-token]:-} ]] && printf '  glewlwyd client-credentials %s/s (tmpfs %s/s)\n' "$(val glewlwyd-token)" "$(val glewlwyd-token-tmpfs)"
+  if [[ -n ${R[glewlwyd-token]:-} ]]; then
+    printf '  glewlwyd client-credentials %s/s (tmpfs %s/s)\n' "$(val glewlwyd-token)" "$(val glewlwyd-token-tmpfs)"
+  fi
 } | tee "$WORK/summary.txt"

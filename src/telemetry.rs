@@ -31,8 +31,20 @@ use crate::{
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Install the global tracing subscriber (once; later calls are ignored).
+/// Keeps the log-writing thread alive (and flushes it) for the life of the process.
+static LOG_GUARD: std::sync::OnceLock<tracing_appender::non_blocking::WorkerGuard> =
+    std::sync::OnceLock::new();
+
+/// Install the global tracing subscriber (once; later calls are ignored). Lines are written by
+/// a background thread, so request handling never waits on stderr; when that thread falls
+/// behind, writers wait rather than drop lines.
 pub fn init(log: &LogSettings) {
+    if LOG_GUARD.get().is_some() {
+        return;
+    }
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", log.level)));
     let registry = tracing_subscriber::registry().with(filter);
@@ -43,14 +55,14 @@ pub fn init(log: &LogSettings) {
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(std::io::stderr),
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Pretty => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
-            .try_init(),
+        LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).try_init(),
     };
-    let _ = result;
+    if result.is_ok() {
+        let _ = LOG_GUARD.set(guard);
+    }
 }
 
 /// The request id of the current request, from the request extensions.
@@ -76,10 +88,17 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-/// Request counts and latency histograms by method, route and status.
+/// One route's series: (method, status, counters).
+type MethodStatus = (String, u16, Series);
+
+/// Request counts and latency histograms by method, route and status. Keyed by route first,
+/// so the hot path looks a series up without allocating.
 #[derive(Default)]
 pub struct Metrics {
-    series: RwLock<HashMap<(String, String, u16), Series>>,
+    series: RwLock<HashMap<String, Vec<MethodStatus>>>,
+    /// Authorize decisions by reason (index: `Reason as usize`).
+    authorize: [AtomicU64; 8],
+    tokens_issued: AtomicU64,
 }
 
 impl Metrics {
@@ -94,16 +113,37 @@ impl Metrics {
                 }
             }
         };
-        let key = (method.to_owned(), route.to_owned(), status);
+        let find = |list: &[MethodStatus]| {
+            list.iter()
+                .position(|(m, st, _)| *st == status && m == method)
+        };
         if let Ok(map) = self.series.read() {
-            if let Some(s) = map.get(&key) {
-                record(s);
-                return;
+            if let Some(list) = map.get(route) {
+                if let Some(i) = find(list) {
+                    record(&list[i].2);
+                    return;
+                }
             }
         }
         if let Ok(mut map) = self.series.write() {
-            record(map.entry(key).or_default());
+            let list = map.entry(route.to_owned()).or_default();
+            let i = match find(list) {
+                Some(i) => i,
+                None => {
+                    list.push((method.to_owned(), status, Series::default()));
+                    list.len() - 1
+                }
+            };
+            record(&list[i].2);
         }
+    }
+
+    pub fn authorized(&self, reason: crate::tokens::verify::Reason) {
+        self.authorize[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn token_issued(&self) {
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -113,32 +153,37 @@ impl Metrics {
             Ok(map) => map,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let mut keys: Vec<_> = map.keys().collect();
-        keys.sort();
+        let mut keys: Vec<(&str, &str, u16, &Series)> = map
+            .iter()
+            .flat_map(|(route, list)| {
+                list.iter().map(move |(method, status, series)| {
+                    (method.as_str(), route.as_str(), *status, series)
+                })
+            })
+            .collect();
+        keys.sort_by_key(|(m, r, st, _)| (*m, *r, *st));
         out.push_str(
             "# HELP vouch_http_requests_total HTTP requests by method, route and status.\n",
         );
         out.push_str("# TYPE vouch_http_requests_total counter\n");
-        for k in &keys {
-            let s = &map[*k];
+        for (method, route, status, s) in &keys {
             let _ = writeln!(
                 out,
                 "vouch_http_requests_total{{method=\"{}\",route=\"{}\",status=\"{}\"}} {}",
-                k.0,
-                escape(&k.1),
-                k.2,
+                method,
+                escape(route),
+                status,
                 s.count.load(Ordering::Relaxed)
             );
         }
         out.push_str("# HELP vouch_http_request_duration_seconds HTTP request latency.\n");
         out.push_str("# TYPE vouch_http_request_duration_seconds histogram\n");
-        for k in &keys {
-            let s = &map[*k];
+        for (method, route, status, s) in &keys {
             let labels = format!(
                 "method=\"{}\",route=\"{}\",status=\"{}\"",
-                k.0,
-                escape(&k.1),
-                k.2
+                method,
+                escape(route),
+                status
             );
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -162,6 +207,23 @@ impl Metrics {
                 "vouch_http_request_duration_seconds_count{{{labels}}} {count}"
             );
         }
+        out.push_str("# HELP vouch_authorize_decisions_total E2EE authorize answers by reason.\n");
+        out.push_str("# TYPE vouch_authorize_decisions_total counter\n");
+        for reason in crate::tokens::verify::Reason::ALL {
+            let _ = writeln!(
+                out,
+                "vouch_authorize_decisions_total{{reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.authorize[reason as usize].load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP vouch_tokens_issued_total E2EE entitlement tokens issued.\n");
+        out.push_str("# TYPE vouch_tokens_issued_total counter\n");
+        let _ = writeln!(
+            out,
+            "vouch_tokens_issued_total {}",
+            self.tokens_issued.load(Ordering::Relaxed)
+        );
         out
     }
 }

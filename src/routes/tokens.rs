@@ -142,6 +142,7 @@ pub async fn post_token(
     };
     let payload = serde_json::to_vec(&claims).map_err(ApiError::internal)?;
     let token = key.sign(&payload).map_err(ApiError::internal)?;
+    state.metrics.token_issued();
     tracing::debug!(account_id = %claims.sub, jti = %claims.jti, kid = %key.kid, "token issued");
     Ok(HttpResponse::Created().json(IssueTokenResponse {
         token,
@@ -202,6 +203,7 @@ pub async fn post_authorize(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Meeting])?;
     let decision = authorize(&state, &body).await?;
+    state.metrics.authorized(decision.reason);
     Ok(HttpResponse::Ok().json(decision))
 }
 

@@ -22,6 +22,32 @@ pub enum Reason {
     AccountSuspended,
 }
 
+impl Reason {
+    pub const ALL: [Reason; 8] = [
+        Reason::Ok,
+        Reason::InvalidToken,
+        Reason::Expired,
+        Reason::WrongAudience,
+        Reason::Revoked,
+        Reason::NotEntitled,
+        Reason::DeviceMismatch,
+        Reason::AccountSuspended,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Ok => "ok",
+            Reason::InvalidToken => "invalid_token",
+            Reason::Expired => "expired",
+            Reason::WrongAudience => "wrong_audience",
+            Reason::Revoked => "revoked",
+            Reason::NotEntitled => "not_entitled",
+            Reason::DeviceMismatch => "device_mismatch",
+            Reason::AccountSuspended => "account_suspended",
+        }
+    }
+}
+
 /// Check signature, header and registered claims; the time is ours, not the system's.
 pub fn verify(
     ring: &KeyRing,

@@ -46,6 +46,30 @@ async fn a_valid_token_allows_e2ee() {
     // variation alone.
     let forged = app.forge(&header(&app), &claims(&app, &id)).await;
     assert_decision(&app.authorize(&forged, None).await, true, "ok");
+    assert_decision(
+        &app.authorize("nonsense", None).await,
+        false,
+        "invalid_token",
+    );
+
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"vouch_authorize_decisions_total{reason="ok"} 2"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"vouch_authorize_decisions_total{reason="invalid_token"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("vouch_tokens_issued_total 1"), "{metrics}");
 }
 
 #[tokio::test]
