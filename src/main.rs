@@ -101,7 +101,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.log);
+    let _log_guard = telemetry::init(&settings.log);
     match run(cli.command, settings).await {
         Ok(code) => code,
         Err(e) => {

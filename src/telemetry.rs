@@ -31,17 +31,12 @@ use crate::{
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Keeps the log-writing thread alive (and flushes it) for the life of the process.
-static LOG_GUARD: std::sync::OnceLock<tracing_appender::non_blocking::WorkerGuard> =
-    std::sync::OnceLock::new();
-
-/// Install the global tracing subscriber (once; later calls are ignored). Lines are written by
-/// a background thread, so request handling never waits on stderr; when that thread falls
-/// behind, writers wait rather than drop lines.
-pub fn init(log: &LogSettings) {
-    if LOG_GUARD.get().is_some() {
-        return;
-    }
+/// Install the global tracing subscriber. Lines are written by a background thread, so
+/// request handling never waits on stderr; when that thread falls behind, writers wait rather
+/// than drop lines. Keep the returned guard alive until exit: dropping it flushes the logs.
+/// `None` if a subscriber was already installed.
+#[must_use]
+pub fn init(log: &LogSettings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::stderr());
@@ -60,9 +55,7 @@ pub fn init(log: &LogSettings) {
             .try_init(),
         LogFormat::Pretty => registry.with(fmt::layer().with_writer(writer)).try_init(),
     };
-    if result.is_ok() {
-        let _ = LOG_GUARD.set(guard);
-    }
+    result.is_ok().then_some(guard)
 }
 
 /// The request id of the current request, from the request extensions.

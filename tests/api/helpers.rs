@@ -100,7 +100,8 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
             let mut log = Settings::defaults().log;
             log.format = LogFormat::Pretty;
             log.level = "debug".into();
-            vouch::telemetry::init(&log);
+            // The test process exits without flushing; the writer thread keeps up meanwhile.
+            std::mem::forget(vouch::telemetry::init(&log));
         }
     });
     let database_url = settings.database_url.expose_secret().to_owned();
