@@ -121,3 +121,84 @@ fn openapi_command_prints_the_spec() {
         vouch::openapi::spec_json()
     );
 }
+
+#[tokio::test]
+async fn serve_logs_json_with_request_ids_and_stops_gracefully_on_sigterm() {
+    let db = fresh_database_url().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = vouch(&db)
+        .arg("serve")
+        .env("VOUCH_LISTEN", format!("127.0.0.1:{port}"))
+        .env("VOUCH_LOG__FORMAT", "json")
+        .env("VOUCH_HTTP__WORKERS", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let mut up = false;
+    for _ in 0..100 {
+        if client
+            .get(&url)
+            .header("x-request-id", "sigterm-test-1")
+            .send()
+            .await
+            .is_ok()
+        {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "vouch serve did not come up");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+                return (status, stderr, started.elapsed());
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(10),
+                "did not stop"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    let (status, stderr, _) = output;
+    assert!(status.success(), "exit: {status:?}\n{stderr}");
+    // JSON lines, the access line carrying the caller's request id; the warning about the
+    // missing admin key tells how to create one.
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["request_id"] == "sigterm-test-1"
+                && l["fields"]["route"] == "/healthz"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("vouch clients create --name admin --role admin"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("graceful") || stderr.contains("SIGTERM"),
+        "{stderr}"
+    );
+}
