@@ -194,15 +194,7 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             }
             txn.commit().await?;
             for k in keys::all(db.conn()).await? {
-                let state = if k.removes_at.is_some_and(|r| r <= now) {
-                    "removed"
-                } else if k.retires_at.is_some_and(|r| r <= now) {
-                    "retired"
-                } else if k.activates_at > now {
-                    "next"
-                } else {
-                    "active"
-                };
+                let state = vouch::tokens::keyring::KeyState::of(&k, now).as_str();
                 println!(
                     "{} {:<6} {:<8} signs from {}",
                     k.kid,

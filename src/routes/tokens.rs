@@ -336,19 +336,10 @@ pub struct KeysResponse {
 }
 
 fn key_response(m: &entities::signing_key::Model, now: DateTime<Utc>) -> KeyResponse {
-    let state = if m.removes_at.is_some_and(|r| r <= now) {
-        KeyState::Removed
-    } else if m.retires_at.is_some_and(|r| r <= now) {
-        KeyState::Retired
-    } else if m.activates_at > now {
-        KeyState::Next
-    } else {
-        KeyState::Active
-    };
     KeyResponse {
         kid: m.kid.clone(),
         alg: m.alg.clone(),
-        state,
+        state: KeyState::of(m, now),
         created_at: m.created_at,
         activates_at: m.activates_at,
         retires_at: m.retires_at,

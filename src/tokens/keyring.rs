@@ -25,6 +25,39 @@ pub enum KeyState {
     Removed,
 }
 
+impl KeyState {
+    /// A key's state at `now`, from its timestamps alone.
+    pub fn at(
+        activates_at: DateTime<Utc>,
+        retires_at: Option<DateTime<Utc>>,
+        removes_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> KeyState {
+        if removes_at.is_some_and(|r| r <= now) {
+            KeyState::Removed
+        } else if retires_at.is_some_and(|r| r <= now) {
+            KeyState::Retired
+        } else if activates_at > now {
+            KeyState::Next
+        } else {
+            KeyState::Active
+        }
+    }
+
+    pub fn of(key: &signing_key::Model, now: DateTime<Utc>) -> KeyState {
+        KeyState::at(key.activates_at, key.retires_at, key.removes_at, now)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Next => "next",
+            KeyState::Active => "active",
+            KeyState::Retired => "retired",
+            KeyState::Removed => "removed",
+        }
+    }
+}
+
 pub struct LoadedKey {
     pub kid: String,
     pub alg: Algorithm,
@@ -76,15 +109,7 @@ impl LoadedKey {
     }
 
     pub fn state(&self, now: DateTime<Utc>) -> KeyState {
-        if self.removes_at.is_some_and(|r| r <= now) {
-            KeyState::Removed
-        } else if self.retires_at.is_some_and(|r| r <= now) {
-            KeyState::Retired
-        } else if self.activates_at > now {
-            KeyState::Next
-        } else {
-            KeyState::Active
-        }
+        KeyState::at(self.activates_at, self.retires_at, self.removes_at, now)
     }
 
     fn published(&self, now: DateTime<Utc>) -> bool {
