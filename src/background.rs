@@ -72,8 +72,13 @@ async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(),
     let changed = exceptions::expire_due(&*txn, now, BATCH).await?;
     let purge_after = state.settings.exceptions.purge_statements_after_days;
     let purged = if purge_after > 0 {
-        exceptions::purge_due(&*txn, chrono::Duration::days(purge_after as i64), now, BATCH)
-            .await?
+        exceptions::purge_due(
+            &*txn,
+            chrono::Duration::days(purge_after as i64),
+            now,
+            BATCH,
+        )
+        .await?
     } else {
         0
     };

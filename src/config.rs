@@ -391,8 +391,14 @@ impl Settings {
         }
         let exceptions = &self.exceptions;
         for (key, count) in [
-            ("exceptions.approvals.nonprofit", exceptions.approvals.nonprofit),
-            ("exceptions.approvals.dissident", exceptions.approvals.dissident),
+            (
+                "exceptions.approvals.nonprofit",
+                exceptions.approvals.nonprofit,
+            ),
+            (
+                "exceptions.approvals.dissident",
+                exceptions.approvals.dissident,
+            ),
         ] {
             if !(1..=10).contains(&count) {
                 return Err(invalid(key, "must be between 1 and 10"));
@@ -483,7 +489,10 @@ mod tests {
         let built_in = ExceptionSettings::default();
         assert_eq!(
             (built_in.default_validity_days, built_in.max_validity_days),
-            (s.exceptions.default_validity_days, s.exceptions.max_validity_days)
+            (
+                s.exceptions.default_validity_days,
+                s.exceptions.max_validity_days
+            )
         );
     }
 

@@ -137,7 +137,10 @@ mod tests {
                 .unwrap(),
             b"statement"
         );
-        assert!(k.open("exc_1", &sealed).is_err(), "not the master key itself");
+        assert!(
+            k.open("exc_1", &sealed).is_err(),
+            "not the master key itself"
+        );
         assert!(k.derive("another purpose").open("exc_1", &sealed).is_err());
         assert!(MasterKey::new([8u8; 32])
             .derive("vouch exceptions v1")

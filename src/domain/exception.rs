@@ -106,7 +106,9 @@ pub fn parse_statement(s: &str) -> Result<String, &'static str> {
     if s.chars().count() > MAX_STATEMENT_CHARS {
         return Err("statement must be at most 10000 characters");
     }
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err("statement must not contain control characters");
     }
     Ok(s.to_owned())
@@ -120,7 +122,9 @@ pub fn parse_line(field: &'static str, s: &str) -> Result<Option<String>, String
         return Ok(None);
     }
     if s.chars().count() > MAX_LINE_CHARS {
-        return Err(format!("{field} must be at most {MAX_LINE_CHARS} characters"));
+        return Err(format!(
+            "{field} must be at most {MAX_LINE_CHARS} characters"
+        ));
     }
     if s.chars().any(char::is_control) {
         return Err(format!("{field} must not contain control characters"));
@@ -137,7 +141,9 @@ pub fn parse_reason(s: &str) -> Result<String, &'static str> {
     if s.chars().count() > MAX_REASON_CHARS {
         return Err("reason must be at most 2000 characters");
     }
-    if s.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if s.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err("reason must not contain control characters");
     }
     Ok(s.to_owned())
@@ -198,10 +204,7 @@ mod tests {
         }
         assert_eq!(Category::parse("dissident"), Some(Category::Dissident));
         assert_eq!(Category::parse("Dissident"), None);
-        assert_eq!(
-            Category::Nonprofit.evidence_kind(),
-            EvidenceKind::Nonprofit
-        );
+        assert_eq!(Category::Nonprofit.evidence_kind(), EvidenceKind::Nonprofit);
     }
 
     #[test]

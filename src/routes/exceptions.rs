@@ -352,7 +352,11 @@ pub async fn get_exceptions(
     let conn = state.db.conn();
     let rows = exceptions::list(conn, &filter, now, after.as_deref(), limit + 1).await?;
     let mut approvals: HashMap<String, Vec<exception_approval::Model>> = HashMap::new();
-    let ids = rows.iter().take(limit as usize).map(|r| r.id.clone()).collect();
+    let ids = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| r.id.clone())
+        .collect();
     for a in exceptions::approvals_of_many(conn, ids).await? {
         approvals.entry(a.exception_id.clone()).or_default().push(a);
     }
@@ -430,7 +434,7 @@ pub async fn get_exception(
         (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]
@@ -490,7 +494,7 @@ pub async fn post_exception_decision(
         (status = 200, description = "Revoked", body = ExceptionResponse),
         (status = 400, description = "`invalid_reason`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -233,7 +233,10 @@ pub async fn submit(
             .organization
             .as_deref()
             .map(|t| seal("organization", t)),
-        reference_sealed: submission.reference.as_deref().map(|t| seal("reference", t)),
+        reference_sealed: submission
+            .reference
+            .as_deref()
+            .map(|t| seal("reference", t)),
         submitted_by: actor.name.to_owned(),
         submitted_by_client: actor.client_id.to_owned(),
         submitted_at: now,
@@ -348,7 +351,8 @@ pub async fn read_sealed(
     approvals: &[approval::Model],
     now: DateTime<Utc>,
 ) -> Result<Opened, ApiError> {
-    let field = |name: &str, sealed: &Option<String>| open_field(key, &row.id, name, sealed.as_deref());
+    let field =
+        |name: &str, sealed: &Option<String>| open_field(key, &row.id, name, sealed.as_deref());
     let opened = Opened {
         statement: field("statement", &row.statement_sealed)?,
         organization: field("organization", &row.organization_sealed)?,
@@ -357,7 +361,12 @@ pub async fn read_sealed(
         revoke_reason: field("revoke_reason", &row.revoke_reason_sealed)?,
         approval_reasons: approvals
             .iter()
-            .map(|a| Ok((a.id.clone(), open_field(key, &a.id, "reason", a.reason_sealed.as_deref())?)))
+            .map(|a| {
+                Ok((
+                    a.id.clone(),
+                    open_field(key, &a.id, "reason", a.reason_sealed.as_deref())?,
+                ))
+            })
             .collect::<Result<_, ApiError>>()?,
     };
     let mut fields: Vec<&str> = [
@@ -423,7 +432,7 @@ pub async fn decide(
             "exception_decided",
             "this request was already decided; submit a new one",
         )
-        .with("status", status(&row, now)?.as_str()));
+        .with("exception_status", status(&row, now)?.as_str()));
     }
     let category = category(&row)?;
     let mut approvals = approvals_of(conn, &row.id).await?;
@@ -460,7 +469,10 @@ pub async fn decide(
             })
         }
         Verdict::Approve => {
-            if approvals.iter().any(|a| a.reviewer_client == actor.client_id) {
+            if approvals
+                .iter()
+                .any(|a| a.reviewer_client == actor.client_id)
+            {
                 return Err(already_approved());
             }
             let approval_id = new_id(APPROVAL_PREFIX);
@@ -602,7 +614,7 @@ pub async fn revoke(
             "exception_not_approved",
             "only an approved (or expired) exception can be revoked; deny a pending one",
         )
-        .with("status", status(&row, now)?.as_str()));
+        .with("exception_status", status(&row, now)?.as_str()));
     }
     let category = category(&row)?;
     let evidence = evidence::record(
