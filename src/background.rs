@@ -1,5 +1,6 @@
 //! Work an instance does on its own: mirror revocations (every 250 ms), reload keys written by
-//! other instances, rotate keys when due, erase removed keys, forget expired revocations.
+//! other instances, rotate keys when due, erase removed keys, forget expired revocations,
+//! record expired exceptions and purge their sealed text when due.
 
 use std::{
     sync::{Arc, Weak},
@@ -11,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     error::ApiError,
-    services::{keys, revocations},
+    services::{exceptions, keys, revocations},
     state::AppState,
 };
 
@@ -60,6 +61,38 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
         }
     }
     state.revocations.purge((now - leeway).timestamp());
+    maintain_exceptions(state, now).await
+}
+
+/// Record expired exceptions (they stopped counting at `expires_at` already) and purge sealed
+/// text that is due, a bounded batch per run.
+async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(), ApiError> {
+    const BATCH: u64 = 100;
+    let txn = state.db.begin_write().await?;
+    let changed = exceptions::expire_due(&*txn, now, BATCH).await?;
+    let purge_after = state.settings.exceptions.purge_statements_after_days;
+    let purged = if purge_after > 0 {
+        exceptions::purge_due(
+            &*txn,
+            chrono::Duration::days(purge_after as i64),
+            now,
+            BATCH,
+        )
+        .await?
+    } else {
+        0
+    };
+    txn.commit().await?;
+    for account_id in &changed {
+        state.account_changed(account_id);
+    }
+    if !changed.is_empty() || purged > 0 {
+        tracing::info!(
+            accounts = changed.len(),
+            purged,
+            "exceptions: expiry recorded, sealed text purged"
+        );
+    }
     Ok(())
 }
 

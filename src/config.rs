@@ -44,6 +44,8 @@ pub struct Settings {
     pub sms: SmsSettings,
     #[serde(default)]
     pub stripe: StripeSettings,
+    #[serde(default)]
+    pub exceptions: ExceptionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -208,6 +210,67 @@ impl StripeSettings {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExceptionSettings {
+    /// How many distinct reviewers must approve a request, per category.
+    #[serde(default)]
+    pub approvals: ExceptionApprovals,
+    /// How long an approved exception lasts unless the decision says otherwise.
+    #[serde(default = "default_exception_validity")]
+    pub default_validity_days: u64,
+    /// The latest `expires_at` a decision may set, in days from the decision.
+    #[serde(default = "default_exception_max_validity")]
+    pub max_validity_days: u64,
+    /// Erase the sealed statement, organization, reference and reasons this many days after
+    /// the final decision (0 = keep them until the account is deleted).
+    #[serde(default)]
+    pub purge_statements_after_days: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExceptionApprovals {
+    #[serde(default = "default_nonprofit_approvals")]
+    pub nonprofit: u32,
+    #[serde(default = "default_dissident_approvals")]
+    pub dissident: u32,
+}
+
+fn default_exception_validity() -> u64 {
+    365
+}
+
+fn default_exception_max_validity() -> u64 {
+    1095
+}
+
+fn default_nonprofit_approvals() -> u32 {
+    1
+}
+
+fn default_dissident_approvals() -> u32 {
+    2
+}
+
+impl Default for ExceptionApprovals {
+    fn default() -> Self {
+        ExceptionApprovals {
+            nonprofit: default_nonprofit_approvals(),
+            dissident: default_dissident_approvals(),
+        }
+    }
+}
+
+impl Default for ExceptionSettings {
+    fn default() -> Self {
+        ExceptionSettings {
+            approvals: ExceptionApprovals::default(),
+            default_validity_days: default_exception_validity(),
+            max_validity_days: default_exception_max_validity(),
+            purge_statements_after_days: 0,
+        }
+    }
+}
+
 impl Settings {
     /// Defaults + optional file + environment, validated.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
@@ -326,6 +389,41 @@ impl Settings {
                 "must be between 1024 and 16777216",
             ));
         }
+        let exceptions = &self.exceptions;
+        for (key, count) in [
+            (
+                "exceptions.approvals.nonprofit",
+                exceptions.approvals.nonprofit,
+            ),
+            (
+                "exceptions.approvals.dissident",
+                exceptions.approvals.dissident,
+            ),
+        ] {
+            if !(1..=10).contains(&count) {
+                return Err(invalid(key, "must be between 1 and 10"));
+            }
+        }
+        if exceptions.max_validity_days == 0 || exceptions.max_validity_days > 3650 {
+            return Err(invalid(
+                "exceptions.max_validity_days",
+                "must be between 1 and 3650",
+            ));
+        }
+        if exceptions.default_validity_days == 0
+            || exceptions.default_validity_days > exceptions.max_validity_days
+        {
+            return Err(invalid(
+                "exceptions.default_validity_days",
+                "must be between 1 and exceptions.max_validity_days",
+            ));
+        }
+        if exceptions.purge_statements_after_days > 3650 {
+            return Err(invalid(
+                "exceptions.purge_statements_after_days",
+                "must be at most 3650 (0 = never)",
+            ));
+        }
         self.policy().map_err(|e| match e {
             PolicyError::UnknownPreset(p) => invalid(
                 "policy.preset",
@@ -384,6 +482,18 @@ mod tests {
             s.stripe.max_body_bytes,
             StripeSettings::default().max_body_bytes
         );
+        assert_eq!(s.exceptions.approvals.nonprofit, 1);
+        assert_eq!(s.exceptions.approvals.dissident, 2);
+        assert_eq!(s.exceptions.default_validity_days, 365);
+        assert_eq!(s.exceptions.purge_statements_after_days, 0);
+        let built_in = ExceptionSettings::default();
+        assert_eq!(
+            (built_in.default_validity_days, built_in.max_validity_days),
+            (
+                s.exceptions.default_validity_days,
+                s.exceptions.max_validity_days
+            )
+        );
     }
 
     #[test]
@@ -427,6 +537,22 @@ mod tests {
         let mut s = Settings::defaults();
         s.stripe.webhook_secrets = vec![SecretString::from(" "), SecretString::from("whsec_a")];
         assert_eq!(s.stripe.secrets(), vec![b"whsec_a".as_slice()]);
+
+        let mut s = Settings::defaults();
+        s.exceptions.approvals.dissident = 0;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exceptions.approvals.dissident"));
+
+        let mut s = Settings::defaults();
+        s.exceptions.default_validity_days = s.exceptions.max_validity_days + 1;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exceptions.default_validity_days"));
 
         let mut s = Settings::defaults();
         s.listen = "nowhere".into();

@@ -3,7 +3,7 @@
 
 use aws_lc_rs::{
     aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN},
-    digest, rand,
+    digest, hmac, rand,
 };
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
@@ -62,6 +62,18 @@ impl MasterKey {
         MasterKey(bytes)
     }
 
+    /// A separate key for one purpose (HMAC-SHA256 of `purpose` under this key), so data of
+    /// one kind is never sealed under the key that seals another.
+    pub fn derive(&self, purpose: &str) -> MasterKey {
+        let tag = hmac::sign(
+            &hmac::Key::new(hmac::HMAC_SHA256, &self.0),
+            purpose.as_bytes(),
+        );
+        let mut bytes = [0u8; 32];
+        bytes.copy_from_slice(tag.as_ref());
+        MasterKey(bytes)
+    }
+
     fn key(&self) -> LessSafeKey {
         // 32 bytes is always a valid AES-256 key.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES key"))
@@ -112,6 +124,28 @@ mod tests {
         assert!(k.open("key-2", &sealed).is_err(), "moved to another record");
         assert!(MasterKey::new([8u8; 32]).open("key-1", &sealed).is_err());
         assert!(k.open("key-1", "not base64!").is_err());
+    }
+
+    #[test]
+    fn derived_keys_are_distinct_and_stable() {
+        let k = MasterKey::new([7u8; 32]);
+        let a = k.derive("vouch exceptions v1");
+        let sealed = a.seal("exc_1", b"statement");
+        assert_eq!(
+            k.derive("vouch exceptions v1")
+                .open("exc_1", &sealed)
+                .unwrap(),
+            b"statement"
+        );
+        assert!(
+            k.open("exc_1", &sealed).is_err(),
+            "not the master key itself"
+        );
+        assert!(k.derive("another purpose").open("exc_1", &sealed).is_err());
+        assert!(MasterKey::new([8u8; 32])
+            .derive("vouch exceptions v1")
+            .open("exc_1", &sealed)
+            .is_err());
     }
 
     #[test]

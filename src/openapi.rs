@@ -28,6 +28,7 @@ use crate::error::Problem;
         (name = "evidence", description = "Verification evidence and the entitlement decision"),
         (name = "tokens", description = "E2EE entitlement tokens, the authorize check, revocation and the JWKS"),
         (name = "billing", description = "Stripe webhooks and the account's billing link"),
+        (name = "exceptions", description = "Nonprofit and dissident exceptions: submission, four-eyes review, revocation"),
         (name = "admin", description = "API clients, keys and the audit log"),
         (name = "operations", description = "Health, readiness and metrics"),
     )

@@ -5,6 +5,8 @@ pub mod api_client;
 pub mod audit_log;
 pub mod billing_customer;
 pub mod evidence;
+pub mod exception_approval;
+pub mod exception_request;
 pub mod revoked_token;
 pub mod signing_key;
 pub mod stripe_event;

@@ -3,6 +3,7 @@
 pub mod account;
 pub mod billing;
 pub mod evidence;
+pub mod exception;
 pub mod ids;
 pub mod policy;
 pub mod role;

@@ -154,7 +154,13 @@ pub struct AuditQuery {
     pub action: Option<String>,
     /// The client name that acted.
     pub actor: Option<String>,
+    /// e.g. `account`, `exception`, `client`, `signing_key`
+    pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// Entries at or after this time (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
     /// Page size, 1–200 (default 50).
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
@@ -213,7 +219,10 @@ pub async fn get_audit(
     let filter = audit::Filter {
         action: query.action.clone(),
         actor: query.actor.clone(),
+        target_type: query.target_type.clone(),
         target_id: query.target_id.clone(),
+        since: query.since,
+        until: query.until,
     };
     let rows = audit::list(state.db.conn(), &filter, before, limit + 1).await?;
     Ok(HttpResponse::Ok().json(Page::from_rows(

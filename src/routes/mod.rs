@@ -17,6 +17,7 @@ pub mod accounts;
 pub mod admin;
 pub mod billing;
 pub mod evidence;
+pub mod exceptions;
 pub mod health;
 pub mod tokens;
 
@@ -27,6 +28,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     evidence::configure(cfg);
     tokens::configure(cfg);
     billing::configure(cfg);
+    exceptions::configure(cfg);
     admin::configure(cfg);
 }
 

@@ -177,7 +177,8 @@ pub async fn update(
     Ok(updated)
 }
 
-/// Erase an account: its personal data and evidence go; the audit trail keeps only the id.
+/// Erase an account: its personal data, evidence and exception requests (with their sealed
+/// statements) go; the audit trail keeps only the id.
 pub async fn delete(
     conn: &impl ConnectionTrait,
     actor: &str,
@@ -185,6 +186,7 @@ pub async fn delete(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let account = require(conn, id).await?;
+    let exceptions = super::exceptions::erase_account(conn, &account.id).await?;
     let evidence = evidence::Entity::delete_many()
         .filter(evidence::Column::AccountId.eq(account.id.as_str()))
         .exec(conn)
@@ -200,7 +202,10 @@ pub async fn delete(
             action: "account.deleted",
             target_type: "account",
             target_id: &account.id,
-            details: json!({"evidence_erased": evidence.rows_affected}),
+            details: json!({
+                "evidence_erased": evidence.rows_affected,
+                "exceptions_erased": exceptions,
+            }),
         },
     )
     .await?;

@@ -90,7 +90,12 @@ pub async fn append(
 pub struct Filter {
     pub action: Option<String>,
     pub actor: Option<String>,
+    pub target_type: Option<String>,
     pub target_id: Option<String>,
+    /// Entries at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Entries before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Newest first; `before` is the `seq` of the last entry already seen.
@@ -107,8 +112,17 @@ pub async fn list(
     if let Some(a) = &filter.actor {
         q = q.filter(audit_log::Column::Actor.eq(a.as_str()));
     }
+    if let Some(t) = &filter.target_type {
+        q = q.filter(audit_log::Column::TargetType.eq(t.as_str()));
+    }
     if let Some(t) = &filter.target_id {
         q = q.filter(audit_log::Column::TargetId.eq(t.as_str()));
+    }
+    if let Some(since) = filter.since {
+        q = q.filter(audit_log::Column::At.gte(since));
+    }
+    if let Some(until) = filter.until {
+        q = q.filter(audit_log::Column::At.lt(until));
     }
     if let Some(b) = before {
         q = q.filter(audit_log::Column::Seq.lt(b));

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod billing;
 pub mod clients;
 pub mod evidence;
+pub mod exceptions;
 pub mod keys;
 pub mod page;
 pub mod revocations;

@@ -7,6 +7,7 @@ mod billing;
 mod cli;
 mod clients;
 mod errors;
+mod exceptions;
 mod helpers;
 mod instances;
 mod keys;

@@ -9,6 +9,7 @@ use vouch::domain::role::Role::{self, *};
 use crate::helpers::{assert_problem, spawn_app};
 
 const ACC: &str = "acc_0000000000000000000000000000dead";
+const EXC: &str = "exc_0000000000000000000000000000dead";
 
 /// (method, spec path, concrete path, body, roles allowed besides admin)
 fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
@@ -75,6 +76,41 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             format!("/v1/accounts/{ACC}/billing"),
             Value::Null,
             vec![Backend, Reviewer],
+        ),
+        (
+            Method::POST,
+            "/v1/accounts/{id}/exceptions",
+            format!("/v1/accounts/{ACC}/exceptions"),
+            json!({"category": "nonprofit", "statement": "x"}),
+            vec![Backend],
+        ),
+        (
+            Method::GET,
+            "/v1/exceptions",
+            "/v1/exceptions".into(),
+            Value::Null,
+            vec![Reviewer],
+        ),
+        (
+            Method::GET,
+            "/v1/exceptions/{eid}",
+            format!("/v1/exceptions/{EXC}"),
+            Value::Null,
+            vec![Backend, Reviewer],
+        ),
+        (
+            Method::POST,
+            "/v1/exceptions/{eid}/decision",
+            format!("/v1/exceptions/{EXC}/decision"),
+            json!({"decision": "approve", "reason": "x"}),
+            vec![Reviewer],
+        ),
+        (
+            Method::POST,
+            "/v1/exceptions/{eid}/revoke",
+            format!("/v1/exceptions/{EXC}/revoke"),
+            json!({"reason": "x"}),
+            vec![Reviewer],
         ),
         (
             Method::POST,

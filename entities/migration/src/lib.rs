@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261126_000001_foundation;
 mod m20261126_000002_tokens;
 mod m20261126_000005_billing;
+mod m20261126_000006_exceptions;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_foundation::Migration),
             Box::new(m20261126_000002_tokens::Migration),
             Box::new(m20261126_000005_billing::Migration),
+            Box::new(m20261126_000006_exceptions::Migration),
         ]
     }
 }

@@ -1,0 +1,527 @@
+//! Nonprofit and dissident exceptions: submission (backend), the review queue, decisions and
+//! revocation (reviewer). Sealed text is returned only by `GET /v1/exceptions/{eid}` to
+//! reviewers and admins, and every such read is audited.
+
+use std::collections::HashMap;
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use entities::{exception_approval, exception_request};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    auth::Caller,
+    config::ExceptionSettings,
+    domain::{
+        exception::{parse_line, parse_reason, parse_statement, Category, ExceptionStatus},
+        role::Role,
+    },
+    error::{ApiError, ApiResult, Problem},
+    services::{
+        exceptions::{self, Actor, Decision, Filter, Opened, Submission, Verdict},
+        page::{Page, PageQuery},
+    },
+    state::AppState,
+};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(post_exception)
+        .service(get_exceptions)
+        .service(get_exception)
+        .service(post_exception_decision)
+        .service(post_exception_revoke);
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitExceptionRequest {
+    pub category: Category,
+    /// Why the person needs the exception, 1–10,000 characters. Sealed at rest; returned only
+    /// to reviewers and admins.
+    #[schema(example = "I coordinate legal aid for detained journalists and ...")]
+    pub statement: String,
+    /// Up to 200 characters; sealed like the statement.
+    #[schema(example = "Press Freedom Legal Aid")]
+    pub organization: Option<String>,
+    /// A way for reviewers to check the claim (a registry number, a referee), up to 200
+    /// characters; sealed like the statement.
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DecisionKind {
+    Approve,
+    Deny,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub decision: DecisionKind,
+    /// Required, 1–2,000 characters. Sealed like the statement.
+    pub reason: String,
+    /// Approvals only: when the exception should end (in the future, at most
+    /// `exceptions.max_validity_days` away). Default: `exceptions.default_validity_days` from
+    /// the approval that completes it. With several approvers the earliest end applies.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeExceptionRequest {
+    /// Required, 1–2,000 characters. Sealed like the statement.
+    pub reason: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ApprovalResponse {
+    /// The reviewing client's name.
+    pub reviewer: String,
+    pub approved_at: DateTime<Utc>,
+    /// The end this reviewer asked for, if any.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Only in `GET /v1/exceptions/{eid}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// An exception request. Backends see its state; reviewers and admins also see who acted, and
+/// (in `GET /v1/exceptions/{eid}` only) the sealed text.
+#[derive(Serialize, ToSchema)]
+pub struct ExceptionResponse {
+    #[schema(example = "exc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b")]
+    pub id: String,
+    pub account_id: String,
+    pub category: Category,
+    /// `expired` once an approval is past `expires_at`.
+    pub status: ExceptionStatus,
+    pub submitted_at: DateTime<Utc>,
+    /// Distinct reviewers needed for this category.
+    pub approvals_required: u32,
+    pub approvals_received: u32,
+    /// When it was approved (the last approval needed) or denied.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// When an approved exception ends (its evidence lapses).
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    /// The evidence an approval created (source `exception:<id>`).
+    pub evidence_id: Option<String>,
+    /// Reviewers and admins: the submitting client.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted_by: Option<String>,
+    /// Reviewers and admins: the approvals so far.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<Vec<ApprovalResponse>>,
+    /// Reviewers and admins: who approved last or denied.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_by: Option<String>,
+    /// Reviewers and admins: when the sealed text was purged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statements_purged_at: Option<DateTime<Utc>>,
+    /// Sealed text: reviewers and admins, `GET /v1/exceptions/{eid}` only (audited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The reason given for a denial.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoke_reason: Option<String>,
+}
+
+/// How much of a request a caller sees.
+enum View {
+    /// State only.
+    Backend,
+    /// State and who acted.
+    Reviewer,
+    /// Everything, sealed text opened.
+    Sealed(Opened),
+}
+
+impl View {
+    fn for_caller(caller: &Caller) -> View {
+        if caller.is(Role::Admin) || caller.is(Role::Reviewer) {
+            View::Reviewer
+        } else {
+            View::Backend
+        }
+    }
+}
+
+fn respond(
+    row: exception_request::Model,
+    approvals: Vec<exception_approval::Model>,
+    settings: &ExceptionSettings,
+    now: DateTime<Utc>,
+    view: View,
+) -> ApiResult<ExceptionResponse> {
+    let category = exceptions::category(&row)?;
+    let status = exceptions::status(&row, now)?;
+    let mut response = ExceptionResponse {
+        id: row.id,
+        account_id: row.account_id,
+        category,
+        status,
+        submitted_at: row.submitted_at,
+        approvals_required: exceptions::required_approvals(settings, category),
+        approvals_received: u32::try_from(approvals.len()).unwrap_or(u32::MAX),
+        decided_at: row.decided_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        evidence_id: row.evidence_id,
+        submitted_by: None,
+        approvals: None,
+        decided_by: None,
+        revoked_by: None,
+        statements_purged_at: None,
+        statement: None,
+        organization: None,
+        reference: None,
+        decision_reason: None,
+        revoke_reason: None,
+    };
+    let opened = match view {
+        View::Backend => return Ok(response),
+        View::Reviewer => None,
+        View::Sealed(opened) => Some(opened),
+    };
+    let mut reasons: HashMap<String, Option<String>> = HashMap::new();
+    if let Some(opened) = opened {
+        response.statement = opened.statement;
+        response.organization = opened.organization;
+        response.reference = opened.reference;
+        response.decision_reason = opened.decision_reason;
+        response.revoke_reason = opened.revoke_reason;
+        reasons = opened.approval_reasons.into_iter().collect();
+    }
+    response.submitted_by = Some(row.submitted_by);
+    response.decided_by = row.decided_by;
+    response.revoked_by = row.revoked_by;
+    response.statements_purged_at = row.purged_at;
+    response.approvals = Some(
+        approvals
+            .into_iter()
+            .map(|a| ApprovalResponse {
+                reason: reasons.remove(&a.id).flatten(),
+                reviewer: a.reviewer,
+                approved_at: a.approved_at,
+                expires_at: a.expires_at,
+            })
+            .collect(),
+    );
+    Ok(response)
+}
+
+fn actor(caller: &Caller) -> Actor<'_> {
+    Actor {
+        name: &caller.name,
+        client_id: &caller.client_id,
+    }
+}
+
+/// Submit a nonprofit or dissident exception request for an account.
+///
+/// The statement, organization and reference are sealed before they are stored. At most one
+/// request per account and category is open at a time.
+#[utoipa::path(
+    tag = "exceptions",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = SubmitExceptionRequest,
+    responses(
+        (status = 201, description = "Submitted; pending review", body = ExceptionResponse),
+        (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/accounts/{id}/exceptions")]
+pub async fn post_exception(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<SubmitExceptionRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let body = body.into_inner();
+    let submission = Submission {
+        category: body.category,
+        statement: parse_statement(&body.statement)
+            .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
+        organization: body
+            .organization
+            .as_deref()
+            .map(|s| parse_line("organization", s))
+            .transpose()
+            .map_err(|m| ApiError::bad_request("invalid_organization", m))?
+            .flatten(),
+        reference: body
+            .reference
+            .as_deref()
+            .map(|s| parse_line("reference", s))
+            .transpose()
+            .map_err(|m| ApiError::bad_request("invalid_reference", m))?
+            .flatten(),
+    };
+    let key = exceptions::sealing_key(&state.master_key);
+    let now = state.now();
+    let txn = state.db.begin_write().await?;
+    let row = exceptions::submit(&*txn, &key, actor(&caller), &id, submission, now).await?;
+    txn.commit().await?;
+    let location = format!("/v1/exceptions/{}", row.id);
+    let response = respond(
+        row,
+        Vec::new(),
+        &state.settings.exceptions,
+        now,
+        View::for_caller(&caller),
+    )?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", location))
+        .json(response))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExceptionListQuery {
+    /// e.g. `pending` for the review queue.
+    pub status: Option<ExceptionStatus>,
+    pub category: Option<Category>,
+    /// Only this account's requests.
+    pub account_id: Option<String>,
+    /// Only approved exceptions that end within this many days (1–3650).
+    pub expiring_within_days: Option<u32>,
+    /// Page size, 1–200 (default 50).
+    pub limit: Option<u64>,
+    /// `next_cursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// The review queue: exception requests, oldest first, without their sealed text.
+#[utoipa::path(
+    tag = "exceptions",
+    params(ExceptionListQuery),
+    responses(
+        (status = 200, body = Page<ExceptionResponse>),
+        (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/exceptions")]
+pub async fn get_exceptions(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<ExceptionListQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Reviewer])?;
+    let page = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    };
+    let limit = page.limit()?;
+    let after = page.after()?;
+    let expiring_within = query
+        .expiring_within_days
+        .map(|days| {
+            if (1..=3650).contains(&days) {
+                Ok(Duration::days(i64::from(days)))
+            } else {
+                Err(ApiError::bad_request(
+                    "invalid_expiring_within_days",
+                    "expiring_within_days must be between 1 and 3650",
+                ))
+            }
+        })
+        .transpose()?;
+    let filter = Filter {
+        status: query.status,
+        category: query.category,
+        account_id: query.account_id.clone(),
+        expiring_within,
+    };
+    let now = state.now();
+    let conn = state.db.conn();
+    let rows = exceptions::list(conn, &filter, now, after.as_deref(), limit + 1).await?;
+    let mut approvals: HashMap<String, Vec<exception_approval::Model>> = HashMap::new();
+    let ids = rows
+        .iter()
+        .take(limit as usize)
+        .map(|r| r.id.clone())
+        .collect();
+    for a in exceptions::approvals_of_many(conn, ids).await? {
+        approvals.entry(a.exception_id.clone()).or_default().push(a);
+    }
+    let page = Page::from_rows(
+        rows,
+        limit,
+        |r| r.id.clone(),
+        |r| {
+            let of = approvals.get(&r.id).cloned().unwrap_or_default();
+            respond(r, of, &state.settings.exceptions, now, View::Reviewer)
+        },
+    );
+    Ok(HttpResponse::Ok().json(Page {
+        items: page.items.into_iter().collect::<ApiResult<Vec<_>>>()?,
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// One exception request.
+///
+/// Reviewers and admins get the sealed text (statement, organization, reference, reasons), and
+/// each such read writes an `exception.statement_read` audit entry. Backends get its state only.
+#[utoipa::path(
+    tag = "exceptions",
+    params(("eid" = String, Path, description = "Exception id")),
+    responses(
+        (status = 200, body = ExceptionResponse),
+        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/exceptions/{eid}")]
+pub async fn get_exception(
+    state: web::Data<AppState>,
+    caller: Caller,
+    eid: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let now = state.now();
+    let settings = &state.settings.exceptions;
+    let response = match View::for_caller(&caller) {
+        View::Backend => {
+            let conn = state.db.conn();
+            let row = exceptions::require(conn, &eid).await?;
+            let approvals = exceptions::approvals_of(conn, &row.id).await?;
+            respond(row, approvals, settings, now, View::Backend)?
+        }
+        _ => {
+            let key = exceptions::sealing_key(&state.master_key);
+            let txn = state.db.begin_write().await?;
+            let row = exceptions::require(&*txn, &eid).await?;
+            let approvals = exceptions::approvals_of(&*txn, &row.id).await?;
+            let opened =
+                exceptions::read_sealed(&*txn, &key, &caller.name, &row, &approvals, now).await?;
+            txn.commit().await?;
+            respond(row, approvals, settings, now, View::Sealed(opened))?
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(response))
+}
+
+/// Approve or deny a pending request.
+///
+/// The client that submitted it may never decide it. Each approval is recorded; once the
+/// category's number of distinct reviewers (`exceptions.approvals.*`) approved, the request is
+/// approved and `nonprofit`/`dissident` evidence created until `expires_at`. A denial is final.
+#[utoipa::path(
+    tag = "exceptions",
+    params(("eid" = String, Path, description = "Exception id")),
+    request_body = DecisionRequest,
+    responses(
+        (status = 200, description = "The request's new state: `pending` (approval recorded, more needed), `approved` or `denied`", body = ExceptionResponse),
+        (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/exceptions/{eid}/decision")]
+pub async fn post_exception_decision(
+    state: web::Data<AppState>,
+    caller: Caller,
+    eid: web::Path<String>,
+    body: web::Json<DecisionRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Reviewer])?;
+    let body = body.into_inner();
+    let reason =
+        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
+    let verdict = match body.decision {
+        DecisionKind::Approve => Verdict::Approve,
+        DecisionKind::Deny => Verdict::Deny,
+    };
+    if verdict == Verdict::Deny && body.expires_at.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_expires_at",
+            "only an approval may set expires_at",
+        ));
+    }
+    let decision = Decision {
+        verdict,
+        reason,
+        expires_at: body.expires_at,
+    };
+    let key = exceptions::sealing_key(&state.master_key);
+    let now = state.now();
+    let settings = &state.settings.exceptions;
+    let txn = state.db.begin_write().await?;
+    let outcome =
+        exceptions::decide(&*txn, &key, settings, actor(&caller), &eid, decision, now).await?;
+    txn.commit().await?;
+    if let Some(account_id) = &outcome.changed_account {
+        state.account_changed(account_id);
+    }
+    let response = respond(
+        outcome.exception,
+        outcome.approvals,
+        settings,
+        now,
+        View::Reviewer,
+    )?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Revoke an approved exception: its evidence is revoked at once, so tokens issued on it stop
+/// passing the authorize check.
+#[utoipa::path(
+    tag = "exceptions",
+    params(("eid" = String, Path, description = "Exception id")),
+    request_body = RevokeExceptionRequest,
+    responses(
+        (status = 200, description = "Revoked", body = ExceptionResponse),
+        (status = 400, description = "`invalid_reason`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/exceptions/{eid}/revoke")]
+pub async fn post_exception_revoke(
+    state: web::Data<AppState>,
+    caller: Caller,
+    eid: web::Path<String>,
+    body: web::Json<RevokeExceptionRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Reviewer])?;
+    let reason =
+        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
+    let key = exceptions::sealing_key(&state.master_key);
+    let now = state.now();
+    let txn = state.db.begin_write().await?;
+    let outcome = exceptions::revoke(&*txn, &key, actor(&caller), &eid, &reason, now).await?;
+    txn.commit().await?;
+    if let Some(account_id) = &outcome.changed_account {
+        state.account_changed(account_id);
+    }
+    let response = respond(
+        outcome.exception,
+        outcome.approvals,
+        &state.settings.exceptions,
+        now,
+        View::Reviewer,
+    )?;
+    Ok(HttpResponse::Ok().json(response))
+}
