@@ -3,7 +3,7 @@
 
 use aws_lc_rs::{
     aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN},
-    digest, rand,
+    digest, hmac, rand,
 };
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 
@@ -26,6 +26,14 @@ pub fn hex(bytes: &[u8]) -> String {
 
 pub fn sha256_hex(data: &[u8]) -> String {
     hex(&sha256(data))
+}
+
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
 }
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
@@ -65,6 +73,12 @@ impl MasterKey {
     fn key(&self) -> LessSafeKey {
         // 32 bytes is always a valid AES-256 key.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES key"))
+    }
+
+    /// A key for one purpose only (e.g. `vouch/verification-code/v1`), so the master key itself
+    /// is never used as an HMAC key and keys for different uses are independent.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac_sha256(&self.0, purpose.as_bytes())
     }
 
     /// base64(nonce || ciphertext || tag), bound to `aad` (e.g. the record's id).
@@ -123,5 +137,13 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let k = MasterKey::new([1u8; 32]);
+        assert_eq!(k.derive("a"), k.derive("a"));
+        assert_ne!(k.derive("a"), k.derive("b"));
     }
 }

@@ -3,5 +3,7 @@
 pub mod account;
 pub mod evidence;
 pub mod ids;
+pub mod phone;
 pub mod policy;
 pub mod role;
+pub mod verification;

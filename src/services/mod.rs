@@ -6,5 +6,7 @@ pub mod audit;
 pub mod clients;
 pub mod evidence;
 pub mod keys;
+pub mod outbox;
 pub mod page;
 pub mod revocations;
+pub mod verifications;
