@@ -22,7 +22,7 @@ impl std::fmt::Debug for PhoneNumber {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PhoneError {
-    #[error("`to` must be a phone number in E.164 form, e.g. +14155552671")]
+    #[error("`to` must be a phone number in international E.164 form: + and the country code")]
     Invalid,
     #[error("phone numbers from this country are not accepted")]
     CountryNotAllowed,

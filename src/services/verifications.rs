@@ -427,33 +427,43 @@ enum Attempt {
     Counted(verification::Model),
 }
 
+/// Move from one of `from` to `to`; `false` if it was in none of them any more.
 async fn set_status(
     conn: &impl ConnectionTrait,
     id: &str,
-    status: VerificationStatus,
+    from: &[VerificationStatus],
+    to: VerificationStatus,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let res = verification::Entity::update_many()
-        .col_expr(verification::Column::Status, Expr::value(status.as_str()))
+        .col_expr(verification::Column::Status, Expr::value(to.as_str()))
         .col_expr(verification::Column::UpdatedAt, Expr::value(now))
         .filter(verification::Column::Id.eq(id))
-        .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
+        .filter(verification::Column::Status.is_in(from.iter().map(|s| s.as_str())))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
 }
 
-/// Write down a status that time or attempts already decided, and audit it once.
+/// Write down an expiry that time already decided, and audit it once. (Used-up attempts are
+/// written by the check that used the last one, once its comparison failed: a correct code
+/// still being compared may yet approve.)
 async fn close(
     conn: &impl ConnectionTrait,
     actor: &str,
     row: verification::Model,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
-    let status = effective_status(&row, now);
-    if status != VerificationStatus::Pending
-        && row.status == VerificationStatus::Pending.as_str()
-        && set_status(conn, &row.id, status, now).await?
+    if row.status == VerificationStatus::Pending.as_str()
+        && now >= row.expires_at
+        && set_status(
+            conn,
+            &row.id,
+            &[VerificationStatus::Pending],
+            VerificationStatus::Expired,
+            now,
+        )
+        .await?
     {
         outbox::cancel_for(conn, std::slice::from_ref(&row.id), now).await?;
         audit::append(
@@ -461,18 +471,16 @@ async fn close(
             now,
             Entry {
                 actor,
-                action: match status {
-                    VerificationStatus::Expired => "verification.expired",
-                    _ => "verification.closed",
-                },
+                action: "verification.expired",
                 target_type: "account",
                 target_id: &row.account_id,
-                details: json!({"verification_id": row.id, "status": status.as_str()}),
+                details: json!({"verification_id": row.id}),
             },
         )
         .await?;
+        return require(conn, &row.id).await;
     }
-    require(conn, &row.id).await
+    Ok(row)
 }
 
 async fn count_attempt(
@@ -497,14 +505,14 @@ async fn count_attempt(
             Expr::col(verification::Column::Attempts)
                 .lt(Expr::col(verification::Column::MaxAttempts)),
         )
-        .exec(conn)
+        .exec_with_returning(conn)
         .await?;
-    let row = require(conn, id).await?;
-    if counted.rows_affected == 0 {
-        // Another check closed it or used the last attempt between our read and our write.
-        return Ok(Attempt::Closed(close(conn, actor, row, now).await?));
+    match counted.into_iter().next() {
+        // The row as this statement left it: `attempts` is this check's own number.
+        Some(row) => Ok(Attempt::Counted(row)),
+        // Another check closed it or took the last attempt between our read and our write.
+        None => Ok(Attempt::Closed(require(conn, id).await?)),
     }
-    Ok(Attempt::Counted(row))
 }
 
 async fn record_failure(
@@ -513,8 +521,19 @@ async fn record_failure(
     row: verification::Model,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
+    // `row.attempts` is this check's own number: only the check that used the last attempt
+    // closes the verification.
     let exhausted = row.attempts >= row.max_attempts;
-    if exhausted && set_status(conn, &row.id, VerificationStatus::MaxAttemptsReached, now).await? {
+    if exhausted
+        && set_status(
+            conn,
+            &row.id,
+            &[VerificationStatus::Pending],
+            VerificationStatus::MaxAttemptsReached,
+            now,
+        )
+        .await?
+    {
         outbox::cancel_for(conn, std::slice::from_ref(&row.id), now).await?;
     }
     audit::append(
@@ -535,6 +554,14 @@ async fn record_failure(
     .await?;
     require(conn, &row.id).await
 }
+
+/// A check that holds a counted attempt and the right code approves even if a concurrent wrong
+/// check has used the last attempt meanwhile: it is still one of the `max_attempts`
+/// comparisons allowed.
+const OPEN_TO_APPROVAL: [VerificationStatus; 2] = [
+    VerificationStatus::Pending,
+    VerificationStatus::MaxAttemptsReached,
+];
 
 enum Approval {
     Approved(verification::Model),
@@ -560,7 +587,15 @@ async fn approve(
         let others =
             other_accounts_with_phone(conn, &row.destination_hash, &row.account_id).await?;
         if others >= u64::from(settings.phone_max_accounts) {
-            if set_status(conn, &row.id, VerificationStatus::Canceled, now).await? {
+            if set_status(
+                conn,
+                &row.id,
+                &OPEN_TO_APPROVAL,
+                VerificationStatus::Canceled,
+                now,
+            )
+            .await?
+            {
                 audit::append(
                     conn,
                     now,
@@ -585,7 +620,7 @@ async fn approve(
         .col_expr(verification::Column::ApprovedAt, Expr::value(now))
         .col_expr(verification::Column::UpdatedAt, Expr::value(now))
         .filter(verification::Column::Id.eq(row.id.as_str()))
-        .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
+        .filter(verification::Column::Status.is_in(OPEN_TO_APPROVAL.iter().map(|s| s.as_str())))
         .filter(verification::Column::ExpiresAt.gt(now))
         .exec(conn)
         .await?;
