@@ -335,7 +335,7 @@ impl Settings {
         }
         if let Some(url) = &self.email.smtp_url {
             let url = url.expose_secret();
-            if !url.is_empty() && !(url.starts_with("smtp://") || url.starts_with("smtps://")) {
+            if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
                 return Err(invalid(
                     "email.smtp_url",
                     "must be an smtp:// or smtps:// URL (e.g. smtp://user:pass@host:587?tls=required)",

@@ -14,7 +14,7 @@ use crate::config::{ConfigError, Settings};
 
 pub enum EmailTransport {
     Smtp {
-        transport: AsyncSmtpTransport<Tokio1Executor>,
+        transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
         subject: String,
     },
@@ -48,7 +48,7 @@ impl EmailTransport {
             .parse::<Mailbox>()
             .map_err(|e| invalid("email.from", e.to_string()))?;
         Ok(EmailTransport::Smtp {
-            transport,
+            transport: Box::new(transport),
             from,
             subject: settings.email.subject.clone(),
         })
