@@ -12,6 +12,7 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use entities::outbox_message;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use super::{DeliveryError, Outgoing};
 use crate::{
@@ -143,9 +144,8 @@ async fn close(
 
 async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(), ApiError> {
     let now = state.now();
-    let log_fields = (&message.id, &message.channel, &message.recipient_masked);
     if message.expires_at <= now {
-        tracing::info!(message_id = %log_fields.0, "code expired before delivery; dropped");
+        tracing::info!(message_id = %message.id, "code expired before delivery; dropped");
         return close(state, &message, outbox::EXPIRED, None).await;
     }
     let open = verifications::get(state.db.conn(), &message.verification_id)
@@ -158,7 +158,7 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
         outbox::open(&state.master_key, &message),
         Channel::parse(&message.channel),
     ) else {
-        tracing::error!(message_id = %log_fields.0, "outbox payload cannot be opened; message dropped");
+        tracing::error!(message_id = %message.id, "outbox payload cannot be opened; message dropped");
         return close(state, &message, outbox::FAILED, Some("payload unreadable")).await;
     };
     let Some(code) = Code::parse(&payload.code) else {
@@ -175,37 +175,42 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
     drop(payload);
     let now = state.now();
     let settings = &state.settings.delivery;
-    let txn = state.db.begin_write().await?;
-    match &result {
-        Ok(provider_ref) => {
-            outbox::mark_delivered(&*txn, &message, provider_ref.clone(), now).await?;
-            tracing::info!(
-                message_id = %log_fields.0, channel = %log_fields.1, to = %log_fields.2,
-                attempts = message.attempts, "verification message delivered"
-            );
+    let span = tracing::info_span!(
+        "delivery",
+        message_id = %message.id,
+        channel = %message.channel,
+        to = %message.recipient_masked,
+        attempts = message.attempts,
+    );
+    async {
+        let txn = state.db.begin_write().await?;
+        let recorded = match &result {
+            Ok(provider_ref) => {
+                tracing::info!("verification message delivered");
+                outbox::mark_delivered(&*txn, &message, provider_ref.clone(), now).await?
+            }
+            Err(DeliveryError::Retryable(reason))
+                if message.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX) =>
+            {
+                let next = now + backoff(settings, message.attempts);
+                tracing::warn!(%reason, retry_at = %next, "verification message not delivered; will retry");
+                outbox::mark_retry(&*txn, &message, next, reason, now).await?
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e.reason(), "verification message given up");
+                outbox::mark_closed(&*txn, &message, outbox::FAILED, Some(e.reason()), now)
+                    .await?
+            }
+        };
+        txn.commit().await?;
+        if !recorded {
+            // Our claim lapsed and another worker took the message over.
+            tracing::warn!("delivery outcome not recorded: the claim had lapsed");
         }
-        Err(DeliveryError::Retryable(reason))
-            if message.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX) =>
-        {
-            let next = now + backoff(settings, message.attempts);
-            outbox::mark_retry(&*txn, &message, next, reason, now).await?;
-            tracing::warn!(
-                message_id = %log_fields.0, channel = %log_fields.1, to = %log_fields.2,
-                attempts = message.attempts, reason = %reason, retry_at = %next,
-                "verification message not delivered; will retry"
-            );
-        }
-        Err(e) => {
-            outbox::mark_closed(&*txn, &message, outbox::FAILED, Some(e.reason()), now).await?;
-            tracing::warn!(
-                message_id = %log_fields.0, channel = %log_fields.1, to = %log_fields.2,
-                attempts = message.attempts, reason = %e.reason(),
-                "verification message given up"
-            );
-        }
+        Ok(())
     }
-    txn.commit().await?;
-    Ok(())
+    .instrument(span)
+    .await
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use vouch::config::Settings;
 
 use crate::{
     fakes::{eventually, FakeTwilio, SmtpSink, TWILIO_FROM, TWILIO_SID, TWILIO_TOKEN},
-    helpers::{assert_problem, spawn_app_with, TestApp},
+    helpers::{assert_problem, spawn_app_with, spawn_with_settings, test_settings, TestApp},
 };
 
 const PHONE: &str = "+14155552671";
@@ -31,17 +31,20 @@ async fn rig() -> Rig {
     rig_with(|_| {}).await
 }
 
+fn use_providers(s: &mut Settings, smtp: &SmtpSink, twilio: &FakeTwilio) {
+    s.email.smtp_url = Some(SecretString::from(smtp.url()));
+    s.email.from = "Vouch Test <no-reply@vouch.test>".into();
+    s.sms.twilio_base_url = Some(twilio.base_url.clone());
+    s.sms.twilio_account_sid = Some(TWILIO_SID.into());
+    s.sms.twilio_auth_token = Some(SecretString::from(TWILIO_TOKEN));
+    s.sms.from = Some(TWILIO_FROM.into());
+}
+
 async fn rig_with(configure: impl FnOnce(&mut Settings)) -> Rig {
     let smtp = SmtpSink::start().await;
     let twilio = FakeTwilio::start().await;
-    let (smtp_url, base_url) = (smtp.url(), twilio.base_url.clone());
     let app = spawn_app_with(|s| {
-        s.email.smtp_url = Some(SecretString::from(smtp_url));
-        s.email.from = "Vouch Test <no-reply@vouch.test>".into();
-        s.sms.twilio_base_url = Some(base_url);
-        s.sms.twilio_account_sid = Some(TWILIO_SID.into());
-        s.sms.twilio_auth_token = Some(SecretString::from(TWILIO_TOKEN));
-        s.sms.from = Some(TWILIO_FROM.into());
+        use_providers(s, &smtp, &twilio);
         configure(s);
     })
     .await;
@@ -1076,4 +1079,63 @@ async fn without_providers_the_log_transports_deliver_nothing_but_record_deliver
     })
     .await;
     assert_eq!(row.payload_sealed, None);
+}
+
+/// Two instances share a PostgreSQL database (SQLite serves one instance): their workers
+/// compete for the same outbox, and every message still goes out exactly once.
+#[tokio::test]
+async fn two_instances_deliver_each_message_once() {
+    let mut settings = test_settings().await;
+    if settings.is_sqlite() {
+        eprintln!("skipped: several instances need PostgreSQL (set VOUCH_TEST_DATABASE_URL)");
+        return;
+    }
+    let smtp = SmtpSink::start().await;
+    let twilio = FakeTwilio::start().await;
+    use_providers(&mut settings, &smtp, &twilio);
+    settings.delivery.batch_size = 2;
+    settings.delivery.poll_interval_millis = 10;
+    let first = spawn_with_settings(settings.clone(), true).await;
+    let mut second = spawn_with_settings(settings, false).await;
+    second.backend_key = first.backend_key.clone();
+
+    let mut numbers = Vec::new();
+    for a in 0..3 {
+        let account = first.create_account(&format!("user-multi-{a}")).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let sends = (0..8).map(|i| {
+            let to = format!("+141555503{a}{i}");
+            numbers.push(to.clone());
+            let app = if i % 2 == 0 { &first } else { &second };
+            let path = format!("/v1/accounts/{account}/verifications");
+            async move {
+                app.post(
+                    &path,
+                    &app.backend_key,
+                    &json!({"channel": "sms", "to": to}),
+                )
+                .await
+            }
+        });
+        for res in join_all(sends.collect::<Vec<_>>()).await {
+            assert_eq!(res.status(), StatusCode::CREATED);
+        }
+    }
+    let requests = eventually("24 deliveries", Duration::from_secs(20), || async {
+        let r = twilio.requests();
+        (r.len() >= numbers.len()).then_some(r)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let requests_after = twilio.requests();
+    assert_eq!(requests_after.len(), requests.len(), "no late duplicates");
+    let mut sent: Vec<String> = requests_after
+        .iter()
+        .map(|r| r.field("To").unwrap().to_owned())
+        .collect();
+    sent.sort();
+    numbers.sort();
+    assert_eq!(sent, numbers, "each message delivered exactly once");
 }
