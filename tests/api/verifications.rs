@@ -171,6 +171,12 @@ async fn outbox(app: &TestApp, vid: &str) -> Option<outbox_message::Model> {
         .unwrap()
 }
 
+/// Retries far apart in real time: only moving the test clock brings them on.
+fn slow_retries(s: &mut Settings) {
+    s.delivery.retry_base_seconds = 60;
+    s.delivery.retry_max_seconds = 600;
+}
+
 /// Any code but this one.
 fn wrong(code: &str) -> String {
     format!("{:06}", (code.parse::<u32>().unwrap() + 1) % 1_000_000)
@@ -862,7 +868,7 @@ async fn national_numbers_are_normalised_with_a_default_region() {
 
 #[tokio::test]
 async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
-    let rig = rig().await;
+    let rig = rig_with(slow_retries).await;
     rig.twilio.respond_with(503);
     let mut pending = Vec::new();
     for i in 0..3 {
@@ -896,7 +902,7 @@ async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
     let failed_requests = rig.twilio.requests().len();
     assert_eq!(failed_requests, 3);
     // Still down at the first retry: attempts keep counting.
-    rig.app.clock.advance(chrono::Duration::seconds(3));
+    rig.app.clock.advance(chrono::Duration::seconds(73));
     for (_, vid, _) in &pending {
         eventually(
             "a failed second attempt",
@@ -912,7 +918,7 @@ async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
 
     // The provider recovers: every message goes out, once.
     rig.twilio.respond_with(201);
-    rig.app.clock.advance(chrono::Duration::seconds(5));
+    rig.app.clock.advance(chrono::Duration::seconds(145));
     for (account, vid, to) in &pending {
         let row = rig.wait_delivery(vid, "delivered").await;
         assert_eq!(row.attempts, 3);
@@ -934,7 +940,7 @@ async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
 
 #[tokio::test]
 async fn an_smtp_outage_delays_delivery_and_loses_nothing() {
-    let rig = rig().await;
+    let rig = rig_with(slow_retries).await;
     rig.smtp.set_down(true);
     let account = rig.account("user-smtp-down").await;
     let vid = rig.send_ok(&account, "email", "jo@example.org").await["id"]
@@ -950,7 +956,7 @@ async fn an_smtp_outage_delays_delivery_and_loses_nothing() {
     assert_eq!(row.last_error.as_deref(), Some("smtp transient 421"));
     assert!(rig.smtp.mails().is_empty());
     rig.smtp.set_down(false);
-    rig.app.clock.advance(chrono::Duration::seconds(3));
+    rig.app.clock.advance(chrono::Duration::seconds(73));
     let mail = rig.smtp.nth(1).await;
     assert_eq!(rig.smtp.mails().len(), 1);
     let row = rig.wait_delivery(&vid, "delivered").await;
@@ -960,7 +966,11 @@ async fn an_smtp_outage_delays_delivery_and_loses_nothing() {
 
 #[tokio::test]
 async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload() {
-    let rig = rig_with(|s| s.delivery.max_attempts = 2).await;
+    let rig = rig_with(|s| {
+        slow_retries(s);
+        s.delivery.max_attempts = 2;
+    })
+    .await;
     // A 4xx from the SMS provider is permanent: one attempt.
     rig.twilio.respond_with(400);
     let account = rig.account("user-giveup").await;
@@ -1004,7 +1014,7 @@ async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload(
         },
     )
     .await;
-    rig.app.clock.advance(chrono::Duration::seconds(3));
+    rig.app.clock.advance(chrono::Duration::seconds(73));
     let row = rig.wait_delivery(&vid, "failed").await;
     assert_eq!(row.attempts, 2);
     assert_eq!(row.payload_sealed, None);
@@ -1012,7 +1022,7 @@ async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload(
 
 #[tokio::test]
 async fn messages_for_expired_or_replaced_codes_are_dropped_unsent() {
-    let rig = rig().await;
+    let rig = rig_with(slow_retries).await;
     rig.twilio.respond_with(503);
     let account = rig.account("user-stale").await;
     let first = rig.send_ok(&account, "sms", PHONE).await["id"]
