@@ -9,7 +9,7 @@ use std::{sync::Arc, time::Duration};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    TransactionTrait,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -90,7 +90,19 @@ impl Db {
 
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let guard = self.lock().await;
-        let txn = self.conn.begin().await?;
+        let txn = if guard.is_some() {
+            // SQLite: take the write lock at BEGIN. A deferred transaction that reads first and
+            // then writes fails at once with "database is locked" when another process (the
+            // CLI, say) writes meanwhile; an immediate one waits for it (busy_timeout).
+            self.conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..Default::default()
+                })
+                .await?
+        } else {
+            self.conn.begin().await?
+        };
         Ok(WriteTxn { txn, _guard: guard })
     }
 

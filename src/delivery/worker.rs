@@ -67,17 +67,19 @@ async fn housekeeping(state: &AppState) -> Result<(), ApiError> {
         .per_destination_window_seconds
         .max(v.per_account_window_seconds)
         .max(3600);
+    let cutoff = now - chrono::Duration::seconds(i64::try_from(longest).unwrap_or(86_400));
+    // Look before taking the write lock: most rounds have nothing to do.
+    let conn = state.db.conn();
+    if !outbox::has_expirable(conn, now).await?
+        && !verifications::has_old_sends(conn, cutoff).await?
+    {
+        return Ok(());
+    }
     let txn = state.db.begin_write().await?;
     let expired = outbox::expire(&*txn, now).await?;
-    let pruned = verifications::prune_sends(
-        &*txn,
-        now - chrono::Duration::seconds(i64::try_from(longest).unwrap_or(86_400)),
-    )
-    .await?;
+    let pruned = verifications::prune_sends(&*txn, cutoff).await?;
     txn.commit().await?;
-    if expired > 0 || pruned > 0 {
-        tracing::debug!(expired, pruned, "outbox housekeeping");
-    }
+    tracing::debug!(expired, pruned, "outbox housekeeping");
     Ok(())
 }
 

@@ -238,20 +238,37 @@ pub async fn cancel_for(
     Ok(res.rows_affected)
 }
 
+/// Past the code's expiry, and not in flight (or in flight on a lapsed claim).
+fn expirable_condition(now: DateTime<Utc>) -> sea_orm::Condition {
+    sea_orm::Condition::all()
+        .add(outbox_message::Column::ExpiresAt.lte(now))
+        .add(
+            sea_orm::Condition::any()
+                .add(outbox_message::Column::Status.eq(PENDING))
+                .add(
+                    sea_orm::Condition::all()
+                        .add(outbox_message::Column::Status.eq(SENDING))
+                        .add(outbox_message::Column::NextAttemptAt.lte(now)),
+                ),
+        )
+}
+
+fn expirable(now: DateTime<Utc>) -> sea_orm::Select<outbox_message::Entity> {
+    outbox_message::Entity::find().filter(expirable_condition(now))
+}
+
+/// Whether `expire` has anything to do (a read, so idle instances take no write lock).
+pub async fn has_expirable(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool, DbErr> {
+    Ok(expirable(now).limit(1).one(conn).await?.is_some())
+}
+
 /// Messages whose code has expired are not worth sending: close them and erase their payload.
 /// A message in flight is left alone unless its claim has lapsed too.
 pub async fn expire(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let res = erase(outbox_message::Entity::update_many())
         .col_expr(outbox_message::Column::Status, Expr::value(EXPIRED))
         .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
-        .filter(outbox_message::Column::ExpiresAt.lte(now))
-        .filter(
-            outbox_message::Column::Status
-                .eq(PENDING)
-                .or(outbox_message::Column::Status
-                    .eq(SENDING)
-                    .and(outbox_message::Column::NextAttemptAt.lte(now))),
-        )
+        .filter(expirable_condition(now))
         .exec(conn)
         .await?;
     Ok(res.rows_affected)

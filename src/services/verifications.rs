@@ -423,7 +423,8 @@ pub async fn check(
 enum Attempt {
     /// Not pending (or no attempts left): nothing was counted, nothing may be compared.
     Closed(verification::Model),
-    /// The attempt is counted; the row as it is now.
+    /// The attempt is counted; the row as this check's increment left it (`attempts` is its own
+    /// number).
     Counted(verification::Model),
 }
 
@@ -694,6 +695,19 @@ async fn remember_phone(
         }
     }
     Ok(())
+}
+
+/// Whether any send is older than `before` (a read, so idle instances take no write lock).
+pub async fn has_old_sends(
+    conn: &impl ConnectionTrait,
+    before: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(verification_send::Entity::find()
+        .filter(verification_send::Column::SentAt.lt(before))
+        .limit(1)
+        .one(conn)
+        .await?
+        .is_some())
 }
 
 /// Forget sends older than every limit window.
