@@ -7,7 +7,10 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::policy::{Policy, PolicyError};
+use crate::domain::{
+    phone::known_region,
+    policy::{Policy, PolicyError},
+};
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
@@ -42,6 +45,8 @@ pub struct Settings {
     pub email: EmailSettings,
     #[serde(default)]
     pub sms: SmsSettings,
+    pub verification: VerificationSettings,
+    pub delivery: DeliverySettings,
     #[serde(default)]
     pub stripe: StripeSettings,
     #[serde(default)]
@@ -141,6 +146,8 @@ pub struct EmailSettings {
     #[serde(default)]
     pub smtp_url: Option<SecretString>,
     pub from: String,
+    /// The subject of verification emails.
+    pub subject: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -153,6 +160,49 @@ pub struct SmsSettings {
     pub twilio_auth_token: Option<SecretString>,
     #[serde(default)]
     pub from: Option<String>,
+    /// ISO 3166-1 alpha-2 regions whose numbers are accepted; empty accepts every region.
+    #[serde(default)]
+    pub allowed_countries: Vec<String>,
+    /// The region that national-format numbers (no leading `+`) belong to; unset rejects them.
+    #[serde(default)]
+    pub default_region: Option<String>,
+}
+
+/// One-time codes and the limits on sending them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VerificationSettings {
+    /// Checks allowed per verification.
+    pub max_attempts: u32,
+    pub sms_code_ttl_seconds: u64,
+    pub email_code_ttl_seconds: u64,
+    /// Codes sent to one destination (any account) per window.
+    pub per_destination_limit: u32,
+    pub per_destination_window_seconds: u64,
+    /// Codes sent for one account per window.
+    pub per_account_limit: u32,
+    pub per_account_window_seconds: u64,
+    /// SMS sent by the whole service per hour (SMS-pumping defence).
+    pub sms_hourly_budget: u32,
+    /// Accounts whose `phone` evidence one number may back.
+    pub phone_max_accounts: u32,
+}
+
+/// The outbox worker that delivers verification messages.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliverySettings {
+    /// How often the worker looks for due messages (it is also woken by each new message).
+    pub poll_interval_millis: u64,
+    /// Delivery attempts before a message is given up.
+    pub max_attempts: u32,
+    /// The first retry waits this long; each next one twice as long, up to `retry_max_seconds`.
+    pub retry_base_seconds: u64,
+    pub retry_max_seconds: u64,
+    /// Per attempt (SMTP session or HTTP request).
+    pub timeout_seconds: u64,
+    /// Messages claimed per round.
+    pub batch_size: u32,
+    /// Development only: let the log transports print codes.
+    pub dev_log_codes: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -288,6 +338,7 @@ impl Settings {
                 .list_separator(",")
                 .with_list_parse_key("tokens.audiences")
                 .with_list_parse_key("stripe.webhook_secrets")
+                .with_list_parse_key("sms.allowed_countries")
                 .try_parsing(true),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;
@@ -424,6 +475,7 @@ impl Settings {
                 "must be at most 3650 (0 = never)",
             ));
         }
+        self.validate_verification()?;
         self.policy().map_err(|e| match e {
             PolicyError::UnknownPreset(p) => invalid(
                 "policy.preset",
@@ -431,6 +483,147 @@ impl Settings {
             ),
             other => invalid("policy.entitlements", other.to_string()),
         })?;
+        Ok(())
+    }
+
+    fn validate_verification(&self) -> Result<(), ConfigError> {
+        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "email.from",
+                "must be an address like `Vouch <no-reply@example.org>`",
+            ));
+        }
+        if self.email.subject.trim().is_empty() || self.email.subject.contains(['\r', '\n']) {
+            return Err(invalid("email.subject", "must be one non-empty line"));
+        }
+        if let Some(url) = &self.email.smtp_url {
+            let url = url.expose_secret();
+            if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
+                return Err(invalid(
+                    "email.smtp_url",
+                    "must be an smtp:// or smtps:// URL (e.g. smtp://user:pass@host:587?tls=required)",
+                ));
+            }
+        }
+        let sms = &self.sms;
+        if let Some(base) = sms.twilio_base_url.as_deref().filter(|b| !b.is_empty()) {
+            if !(base.starts_with("http://") || base.starts_with("https://")) {
+                return Err(invalid(
+                    "sms.twilio_base_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if sms.twilio_account_sid.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid(
+                    "sms.twilio_account_sid",
+                    "must be set when sms.twilio_base_url is",
+                ));
+            }
+            if sms
+                .twilio_auth_token
+                .as_ref()
+                .is_none_or(|t| t.expose_secret().is_empty())
+            {
+                return Err(invalid(
+                    "sms.twilio_auth_token",
+                    "must be set when sms.twilio_base_url is",
+                ));
+            }
+            if sms.from.as_deref().unwrap_or("").is_empty() {
+                return Err(invalid(
+                    "sms.from",
+                    "must be set (a sender number or id) when sms.twilio_base_url is",
+                ));
+            }
+        }
+        if let Some(bad) = sms
+            .allowed_countries
+            .iter()
+            .find(|c| !known_region(&c.to_ascii_uppercase()))
+        {
+            return Err(invalid(
+                "sms.allowed_countries",
+                format!("`{bad}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
+            ));
+        }
+        if let Some(region) = sms.default_region.as_deref().filter(|r| !r.is_empty()) {
+            if !known_region(region) {
+                return Err(invalid(
+                    "sms.default_region",
+                    format!("`{region}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
+                ));
+            }
+        }
+        let v = &self.verification;
+        for (key, value, max) in [
+            ("verification.max_attempts", u64::from(v.max_attempts), 100),
+            (
+                "verification.sms_code_ttl_seconds",
+                v.sms_code_ttl_seconds,
+                86_400,
+            ),
+            (
+                "verification.email_code_ttl_seconds",
+                v.email_code_ttl_seconds,
+                7 * 86_400,
+            ),
+            (
+                "verification.per_destination_limit",
+                u64::from(v.per_destination_limit),
+                1_000_000,
+            ),
+            (
+                "verification.per_destination_window_seconds",
+                v.per_destination_window_seconds,
+                86_400,
+            ),
+            (
+                "verification.per_account_limit",
+                u64::from(v.per_account_limit),
+                1_000_000,
+            ),
+            (
+                "verification.per_account_window_seconds",
+                v.per_account_window_seconds,
+                86_400,
+            ),
+            (
+                "verification.sms_hourly_budget",
+                u64::from(v.sms_hourly_budget),
+                100_000_000,
+            ),
+            (
+                "verification.phone_max_accounts",
+                u64::from(v.phone_max_accounts),
+                1_000_000,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(key, format!("must be between 1 and {max}")));
+            }
+        }
+        let d = &self.delivery;
+        for (key, value, max) in [
+            (
+                "delivery.poll_interval_millis",
+                d.poll_interval_millis,
+                3_600_000,
+            ),
+            ("delivery.max_attempts", u64::from(d.max_attempts), 100),
+            ("delivery.retry_base_seconds", d.retry_base_seconds, 3600),
+            ("delivery.timeout_seconds", d.timeout_seconds, 300),
+            ("delivery.batch_size", u64::from(d.batch_size), 1000),
+        ] {
+            if value == 0 || value > max {
+                return Err(invalid(key, format!("must be between 1 and {max}")));
+            }
+        }
+        if d.retry_max_seconds < d.retry_base_seconds || d.retry_max_seconds > 86_400 {
+            return Err(invalid(
+                "delivery.retry_max_seconds",
+                "must be between delivery.retry_base_seconds and 86400",
+            ));
+        }
         Ok(())
     }
 
@@ -494,6 +687,51 @@ mod tests {
                 s.exceptions.max_validity_days
             )
         );
+        assert!(s.sms.twilio_base_url.is_none());
+        assert_eq!(s.verification.max_attempts, 5);
+        assert_eq!(s.verification.sms_code_ttl_seconds, 600);
+        assert_eq!(s.verification.email_code_ttl_seconds, 1800);
+        assert_eq!(s.verification.per_destination_limit, 5);
+        assert_eq!(s.verification.per_destination_window_seconds, 600);
+        assert_eq!(s.verification.per_account_limit, 10);
+        assert_eq!(s.verification.per_account_window_seconds, 3600);
+        assert_eq!(s.verification.phone_max_accounts, 3);
+        assert!(!s.delivery.dev_log_codes);
+    }
+
+    #[test]
+    fn verification_settings_are_checked() {
+        let mut s = Settings::defaults();
+        s.sms.twilio_base_url = Some("http://127.0.0.1:1".into());
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("sms.twilio_account_sid"), "{err}");
+
+        let mut s = Settings::defaults();
+        s.sms.allowed_countries = vec!["US".into(), "Narnia".into()];
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("sms.allowed_countries"), "{err}");
+
+        let mut s = Settings::defaults();
+        s.email.from = "not an address".into();
+        assert!(s.validate().unwrap_err().to_string().contains("email.from"));
+
+        let mut s = Settings::defaults();
+        s.email.smtp_url = Some(SecretString::from("http://mail.example.org"));
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("email.smtp_url") && !err.contains("mail.example.org"),
+            "{err}"
+        );
+
+        let mut s = Settings::defaults();
+        s.verification.max_attempts = 0;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("verification.max_attempts"), "{err}");
+
+        let mut s = Settings::defaults();
+        s.delivery.retry_max_seconds = 1;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("delivery.retry_max_seconds"), "{err}");
     }
 
     #[test]

@@ -28,6 +28,14 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex(&sha256(data))
 }
 
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // The system RNG failing is unrecoverable; nothing secure can be done without it.
@@ -65,18 +73,17 @@ impl MasterKey {
     /// A separate key for one purpose (HMAC-SHA256 of `purpose` under this key), so data of
     /// one kind is never sealed under the key that seals another.
     pub fn derive(&self, purpose: &str) -> MasterKey {
-        let tag = hmac::sign(
-            &hmac::Key::new(hmac::HMAC_SHA256, &self.0),
-            purpose.as_bytes(),
-        );
-        let mut bytes = [0u8; 32];
-        bytes.copy_from_slice(tag.as_ref());
-        MasterKey(bytes)
+        MasterKey(hmac_sha256(&self.0, purpose.as_bytes()))
     }
 
     fn key(&self) -> LessSafeKey {
         // 32 bytes is always a valid AES-256 key.
         LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &self.0).expect("32-byte AES key"))
+    }
+
+    /// HMAC-SHA256 of `data` under this key; use it on a `derive`d key, never on the master.
+    pub fn hmac(&self, data: &[u8]) -> [u8; 32] {
+        hmac_sha256(&self.0, data)
     }
 
     /// base64(nonce || ciphertext || tag), bound to `aad` (e.g. the record's id).
@@ -157,5 +164,17 @@ mod tests {
         assert!(ct_eq(b"abc", b"abc"));
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
+        // RFC 4231 test case 2.
+        assert_eq!(
+            hex(&hmac_sha256(b"Jefe", b"what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let k = MasterKey::new([1u8; 32]);
+        assert_eq!(k.derive("a").hmac(b"x"), k.derive("a").hmac(b"x"));
+        assert_ne!(k.derive("a").hmac(b"x"), k.derive("b").hmac(b"x"));
+        assert_eq!(
+            k.derive("a").hmac(b"x"),
+            hmac_sha256(&hmac_sha256(&[1u8; 32], b"a"), b"x")
+        );
     }
 }

@@ -2,14 +2,15 @@
 //!
 //! SQLite allows one writer at a time and answers a second one with "database is locked" when
 //! both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that into an
-//! orderly queue. PostgreSQL needs neither.
+//! orderly queue. On PostgreSQL, write transactions start by taking the audit chain's advisory
+//! lock, so every writer locks in the same order.
 
 use std::{sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, Database, DatabaseBackend, DatabaseConnection, DatabaseTransaction, DbErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
@@ -100,7 +101,16 @@ impl Db {
                 })
                 .await?
         } else {
-            self.conn.begin().await?
+            let txn = self.conn.begin().await?;
+            // Almost every write ends with an audit entry, which takes the chain lock until
+            // commit. Taking it first, before any row lock, gives every writer the same lock
+            // order (chain, then rows), so two writers can never deadlock on PostgreSQL.
+            txn.execute_unprepared(&format!(
+                "SELECT pg_advisory_xact_lock({})",
+                crate::services::audit::CHAIN_LOCK
+            ))
+            .await?;
+            txn
         };
         Ok(WriteTxn { txn, _guard: guard })
     }

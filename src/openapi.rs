@@ -26,6 +26,7 @@ use crate::error::Problem;
     tags(
         (name = "accounts", description = "Accounts of the platform's users"),
         (name = "evidence", description = "Verification evidence and the entitlement decision"),
+        (name = "verifications", description = "One-time codes by email and SMS that prove an address or number"),
         (name = "tokens", description = "E2EE entitlement tokens, the authorize check, revocation and the JWKS"),
         (name = "billing", description = "Stripe webhooks and the account's billing link"),
         (name = "exceptions", description = "Nonprofit and dissident exceptions: submission, four-eyes review, revocation"),

@@ -15,6 +15,7 @@ use crate::{
     config::{decode_master_key, ConfigError, Settings},
     crypto::{random_bytes, MasterKey},
     db::Db,
+    delivery::{self, Delivery},
     openapi,
     routes::{self, RouteTable},
     services::{clients, keys},
@@ -66,7 +67,9 @@ impl Application {
                 .map_err(|e| StartupError::Keys(e.detail))?;
             txn.commit().await?;
         }
+        let delivery = Delivery::from_settings(&settings)?;
         let state = web::Data::new(AppState {
+            delivery,
             policy: settings.policy().map_err(|e| ConfigError::Invalid {
                 key: "policy",
                 message: e.to_string(),
@@ -92,6 +95,7 @@ impl Application {
             .await
             .map_err(|e| StartupError::Keys(e.detail))?;
         background::spawn(state.clone());
+        delivery::worker::spawn(state.clone());
 
         if clients::active_admins(state.db.conn()).await? == 0 {
             tracing::warn!(

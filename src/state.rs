@@ -10,6 +10,7 @@ use crate::{
     config::Settings,
     crypto::MasterKey,
     db::Db,
+    delivery::Delivery,
     domain::policy::Policy,
     error::ApiError,
     services::{evidence, keys},
@@ -39,6 +40,8 @@ pub struct AppState {
     pub revocations: RevocationSet,
     pub keys: Keys,
     pub metrics: Metrics,
+    /// Email and SMS transports, and the outbox worker's wake-up call.
+    pub delivery: Delivery,
 }
 
 impl AppState {

@@ -5,6 +5,8 @@ pub mod billing;
 pub mod evidence;
 pub mod exception;
 pub mod ids;
+pub mod phone;
 pub mod policy;
 pub mod role;
 pub mod stripe;
+pub mod verification;

@@ -20,12 +20,14 @@ pub mod evidence;
 pub mod exceptions;
 pub mod health;
 pub mod tokens;
+pub mod verifications;
 
 /// Register every API route; the OpenAPI spec is generated from this same registration.
 pub fn configure(cfg: &mut ServiceConfig) {
     health::configure(cfg);
     accounts::configure(cfg);
     evidence::configure(cfg);
+    verifications::configure(cfg);
     tokens::configure(cfg);
     billing::configure(cfg);
     exceptions::configure(cfg);

@@ -14,7 +14,7 @@ use crate::crypto::sha256_hex;
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// Serialises appends on PostgreSQL (SQLite has one writer already).
-const CHAIN_LOCK: i64 = 0x766f_7563_685f_6175; // "vouch_au"
+pub const CHAIN_LOCK: i64 = 0x766f_7563_685f_6175; // "vouch_au"
 
 /// What happened, to what, by whom. `details` must never hold personal data or secrets.
 pub struct Entry<'a> {

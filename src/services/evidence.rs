@@ -83,6 +83,11 @@ pub async fn record(
             (row, "evidence.added", None)
         }
     };
+    if matches!(change.kind, EvidenceKind::Email | EvidenceKind::Phone) {
+        sync_flags(conn, account, now).await?;
+    }
+    // The audit entry comes last: appending takes the chain lock, and every writer takes row
+    // locks before it (account, then chain), so two transactions never wait on each other.
     audit::append(
         conn,
         now,
@@ -102,9 +107,6 @@ pub async fn record(
         },
     )
     .await?;
-    if matches!(change.kind, EvidenceKind::Email | EvidenceKind::Phone) {
-        sync_flags(conn, account, now).await?;
-    }
     Ok(row)
 }
 

@@ -8,5 +8,7 @@ pub mod clients;
 pub mod evidence;
 pub mod exceptions;
 pub mod keys;
+pub mod outbox;
 pub mod page;
 pub mod revocations;
+pub mod verifications;

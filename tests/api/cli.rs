@@ -14,7 +14,9 @@ fn vouch(db: &str) -> Command {
     cmd
 }
 
-#[tokio::test]
+// The CLI runs as a blocking child process: the instance under test needs a runtime thread of
+// its own meanwhile, or a transaction it has open stalls and holds SQLite's write lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_create_prints_the_key_alone_and_it_works() {
     let db = fresh_database_url().await;
     let out = vouch(&db)

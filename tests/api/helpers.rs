@@ -75,6 +75,7 @@ pub async fn test_settings() -> Settings {
     settings.http.workers = 1;
     settings.database.max_connections = 5;
     settings.log.access = std::env::var("TEST_LOG").is_ok();
+    settings.delivery.poll_interval_millis = 100;
     settings
 }
 

@@ -10,6 +10,7 @@ use crate::helpers::{assert_problem, spawn_app};
 
 const ACC: &str = "acc_0000000000000000000000000000dead";
 const EXC: &str = "exc_0000000000000000000000000000dead";
+const VER: &str = "ver_0000000000000000000000000000dead";
 
 /// (method, spec path, concrete path, body, roles allowed besides admin)
 fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
@@ -111,6 +112,27 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             format!("/v1/exceptions/{EXC}/revoke"),
             json!({"reason": "x"}),
             vec![Reviewer],
+        ),
+        (
+            Method::POST,
+            "/v1/accounts/{id}/verifications",
+            format!("/v1/accounts/{ACC}/verifications"),
+            json!({"channel": "email", "to": "x"}),
+            vec![Backend],
+        ),
+        (
+            Method::POST,
+            "/v1/verifications/{vid}/check",
+            format!("/v1/verifications/{VER}/check"),
+            json!({"code": "x"}),
+            vec![Backend],
+        ),
+        (
+            Method::GET,
+            "/v1/verifications/{vid}",
+            format!("/v1/verifications/{VER}"),
+            Value::Null,
+            vec![Backend, Reviewer],
         ),
         (
             Method::POST,

@@ -6,6 +6,7 @@ mod m20261126_000001_foundation;
 mod m20261126_000002_tokens;
 mod m20261126_000005_billing;
 mod m20261126_000006_exceptions;
+mod m20261127_000001_verification;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_tokens::Migration),
             Box::new(m20261126_000005_billing::Migration),
             Box::new(m20261126_000006_exceptions::Migration),
+            Box::new(m20261127_000001_verification::Migration),
         ]
     }
 }

@@ -1,0 +1,231 @@
+//! `/v1/accounts/{id}/verifications` and `/v1/verifications/{vid}`: send a one-time code by
+//! email or SMS, check it, read a verification's status.
+
+use actix_web::{get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use entities::verification;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+
+use crate::{
+    auth::Caller,
+    domain::{
+        account::Email,
+        phone::{PhoneError, PhoneNumber},
+        role::Role,
+        verification::{Channel, Code, VerificationStatus},
+    },
+    error::{ApiError, ApiResult, Problem},
+    services::verifications::{self, Destination},
+    state::AppState,
+};
+
+pub fn configure(cfg: &mut ServiceConfig) {
+    cfg.service(post_verification)
+        .service(post_verification_check)
+        .service(get_verification);
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateVerificationRequest {
+    pub channel: Channel,
+    /// An email address, or a phone number in E.164 form (`+14155552671`).
+    #[schema(example = "+14155552671")]
+    pub to: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckVerificationRequest {
+    /// The six digits the user received.
+    #[schema(example = "123456")]
+    pub code: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VerificationResponse {
+    #[schema(example = "ver_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b")]
+    pub id: String,
+    pub account_id: String,
+    pub channel: Channel,
+    pub status: VerificationStatus,
+    pub expires_at: DateTime<Utc>,
+    /// The destination, masked: `a***@example.org`, `+1******4567`.
+    #[schema(example = "+1******4567")]
+    pub to_masked: String,
+    pub attempts_remaining: u32,
+    pub created_at: DateTime<Utc>,
+    pub approved_at: Option<DateTime<Utc>>,
+    /// The message's state: `pending`, `sending`, `delivered`, `failed`, `canceled` or
+    /// `expired`.
+    #[schema(example = "delivered")]
+    pub delivery_status: Option<String>,
+}
+
+impl VerificationResponse {
+    fn new(row: verification::Model, delivery_status: Option<String>, now: DateTime<Utc>) -> Self {
+        VerificationResponse {
+            status: verifications::effective_status(&row, now),
+            attempts_remaining: verifications::attempts_remaining(&row),
+            channel: Channel::parse(&row.channel).unwrap_or(Channel::Email),
+            id: row.id,
+            account_id: row.account_id,
+            expires_at: row.expires_at,
+            to_masked: row.to_masked,
+            created_at: row.created_at,
+            approved_at: row.approved_at,
+            delivery_status,
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CheckVerificationResponse {
+    pub id: String,
+    /// `approved`; `pending` after a wrong code (try again); or why no more checks are taken.
+    pub status: VerificationStatus,
+    pub attempts_remaining: u32,
+}
+
+fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiResult<Destination> {
+    match body.channel {
+        Channel::Email => Email::parse(&body.to)
+            .map(Destination::Email)
+            .map_err(|detail| ApiError::bad_request("invalid_email", detail)),
+        Channel::Sms => {
+            let sms = &state.settings.sms;
+            PhoneNumber::parse(
+                &body.to,
+                sms.default_region.as_deref().filter(|r| !r.is_empty()),
+                &sms.allowed_countries,
+            )
+            .map(Destination::Phone)
+            .map_err(|e| match e {
+                PhoneError::Invalid => ApiError::bad_request("invalid_phone", e.to_string()),
+                PhoneError::CountryNotAllowed => {
+                    ApiError::bad_request("phone_country_not_allowed", e.to_string())
+                }
+            })
+        }
+    }
+}
+
+/// Send a one-time code to an email address or phone number.
+///
+/// The message is queued in the same transaction and delivered by the outbox worker; a
+/// provider outage delays it but does not fail this call. A new code for the same destination
+/// cancels the account's previous pending one.
+#[utoipa::path(
+    tag = "verifications",
+    params(("id" = String, Path, description = "Account id")),
+    request_body = CreateVerificationRequest,
+    responses(
+        (status = 201, body = VerificationResponse),
+        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited` (with `Retry-After`): too many codes for this destination or account, or the SMS budget is spent", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/accounts/{id}/verifications")]
+pub async fn post_verification(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: web::Json<CreateVerificationRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let destination = parse_destination(&state, &body)?;
+    let now = state.now();
+    let txn = state.db.begin_write().await?;
+    let row = verifications::start(
+        &*txn,
+        &caller.name,
+        &state.master_key,
+        &state.settings.verification,
+        &id,
+        &destination,
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    state.delivery.wake();
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/verifications/{}", row.id)))
+        .json(VerificationResponse::new(
+            row,
+            Some(crate::services::outbox::PENDING.to_owned()),
+            now,
+        )))
+}
+
+/// Check a code. A wrong code answers `pending` with the attempts left; after the last one,
+/// `max_attempts_reached`. Approval records `email` or `phone` evidence.
+#[utoipa::path(
+    tag = "verifications",
+    params(("vid" = String, Path, description = "Verification id")),
+    request_body = CheckVerificationRequest,
+    responses(
+        (status = 200, body = CheckVerificationResponse),
+        (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/verifications/{vid}/check")]
+pub async fn post_verification_check(
+    state: web::Data<AppState>,
+    caller: Caller,
+    vid: web::Path<String>,
+    body: web::Json<CheckVerificationRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let code = Code::parse(&body.code)
+        .ok_or_else(|| ApiError::bad_request("invalid_code", "code must be exactly six digits"))?;
+    let now = state.now();
+    let outcome = verifications::check(
+        &state.db,
+        &caller.name,
+        &state.master_key,
+        &state.settings.verification,
+        &vid,
+        &code,
+        now,
+    )
+    .await?;
+    let row = outcome.verification;
+    if outcome.approved_now {
+        state.account_changed(&row.account_id);
+    }
+    Ok(HttpResponse::Ok().json(CheckVerificationResponse {
+        status: verifications::effective_status(&row, now),
+        attempts_remaining: verifications::attempts_remaining(&row),
+        id: row.id,
+    }))
+}
+
+/// A verification's current status.
+#[utoipa::path(
+    tag = "verifications",
+    params(("vid" = String, Path, description = "Verification id")),
+    responses(
+        (status = 200, body = VerificationResponse),
+        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/verifications/{vid}")]
+pub async fn get_verification(
+    state: web::Data<AppState>,
+    caller: Caller,
+    vid: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend, Role::Reviewer])?;
+    let row = verifications::require(state.db.conn(), &vid).await?;
+    let delivery = verifications::delivery_status(state.db.conn(), &row.id).await?;
+    Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())))
+}
