@@ -24,11 +24,12 @@ pub mod verifications;
 
 /// Register every API route; the OpenAPI spec is generated from this same registration.
 pub fn configure(cfg: &mut ServiceConfig) {
+    // The router tries routes in this order: the hot paths (issuance, authorize) come first.
+    tokens::configure(cfg);
     health::configure(cfg);
     accounts::configure(cfg);
     evidence::configure(cfg);
     verifications::configure(cfg);
-    tokens::configure(cfg);
     billing::configure(cfg);
     exceptions::configure(cfg);
     admin::configure(cfg);
