@@ -175,6 +175,28 @@ mod tests {
     }
 
     #[test]
+    fn scripts_never_write_html_or_evaluate_strings() {
+        // API data reaches the page only as text nodes; the CSP would stop eval anyway.
+        for asset in ASSETS.iter().filter(|a| a.name.ends_with(".js")) {
+            let text = String::from_utf8_lossy(asset.body);
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+                ".style.",
+                "'style'",
+                "localStorage",
+                "document.cookie",
+            ] {
+                assert!(!text.contains(banned), "{} uses {banned}", asset.name);
+            }
+        }
+    }
+
+    #[test]
     fn no_inline_script_or_style() {
         for asset in ASSETS.iter().filter(|a| a.name.ends_with(".html")) {
             let text = String::from_utf8_lossy(asset.body);

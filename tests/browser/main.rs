@@ -246,6 +246,7 @@ async fn a_reviewer_approves_a_nonprofit_request_and_the_account_is_entitled() {
         assert!(!decision.contains("not granted"), "{decision}");
         assert!(decision.contains("nonprofit"), "{decision}");
         text_containing(&client, "main", &format!("exception:{eid}")).await;
+        screenshot(&client, "admin-account").await;
 
         // And so does the API.
         let after = api_json(
@@ -336,6 +337,7 @@ async fn the_four_eyes_rule_is_shown_and_the_apis_refusals_are_explained() {
             .unwrap());
         assert!(element(&client, "#deny").await.is_enabled().await.unwrap());
         text_containing(&client, "main", "test-admin").await;
+        screenshot(&client, "admin-exception").await;
 
         // Meanwhile a second reviewer completes it; the page is now stale, and the API's
         // refusal is shown as it gave it.
@@ -387,6 +389,7 @@ async fn revealing_a_statement_is_explicit_and_audited() {
 
         click(&client, "#reveal").await;
         let shown = text_containing(&client, "#statement", "Qmv-2291").await;
+        screenshot(&client, "admin-statement").await;
         assert_eq!(shown, STATEMENT);
         text_containing(&client, "#organization", "Exile Desk").await;
         let reads = statement_reads(&app, &eid).await;
@@ -411,6 +414,7 @@ async fn revealing_a_statement_is_explicit_and_audited() {
         );
         // Never the text itself.
         assert!(!row.contains("Qmv-2291"), "{row}");
+        screenshot(&client, "admin-audit").await;
     })
     .await;
 }
@@ -441,6 +445,7 @@ async fn admins_manage_clients_keys_and_account_status() {
             .unwrap()
             .unwrap();
         assert!(key.starts_with("vk_"), "{key}");
+        screenshot(&client, "admin-clients").await;
         let me = api_json(&app, "/v1/me", &key).await;
         assert_eq!(me["name"], "reviewer-ann");
 
