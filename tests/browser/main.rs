@@ -146,6 +146,39 @@ async fn signing_in_with_a_bad_key_shows_why_and_a_good_key_shows_the_role() {
             nav.contains("API clients") && nav.contains("Signing keys"),
             "{nav}"
         );
+        click(&client, "#sign-out").await;
+
+        // A key revoked while signed in ends the session at its next use.
+        let created: Value = app
+            .post(
+                "/v1/admin/clients",
+                &app.admin_key,
+                &json!({"name": "short-lived-reviewer", "role": "reviewer"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let key = created["key"].as_str().unwrap();
+        sign_in(&client, &app, key).await;
+        text_containing(&client, "#who-name", "short-lived-reviewer").await;
+        let id = created["id"].as_str().unwrap();
+        let res = app
+            .delete(&format!("/v1/admin/clients/{id}"), &app.admin_key)
+            .await;
+        assert_eq!(res.status(), StatusCode::NO_CONTENT);
+        click(&client, "#nav a[href='#/accounts']").await;
+        text_containing(&client, "main", "You were signed out").await;
+        text_containing(&client, "main", "the API key is not valid or was revoked").await;
+        element(&client, "#api-key").await;
+        assert_eq!(
+            js(
+                &client,
+                "return sessionStorage.getItem('vouch.console.key')"
+            )
+            .await,
+            Value::Null
+        );
     })
     .await;
 }
