@@ -86,6 +86,7 @@ async fn signing_in_with_a_bad_key_shows_why_and_a_good_key_shows_the_role() {
         )
         .await;
         assert!(shown.contains("invalid_credentials"), "{shown}");
+        screenshot(&client, "admin-sign-in-refused").await;
         assert!(!element(&client, "#who").await.is_displayed().await.unwrap());
 
         // Keyboard only: type the key and press Enter.

@@ -84,10 +84,14 @@ function chrome(active) {
 function show(main, ...nodes) {
   main.removeAttribute('aria-busy');
   main.replaceChildren(...nodes);
+  // Focus moves to the new page: its first field when it asks for one, else its heading.
+  const field = main.querySelector('[data-autofocus]');
   const heading = main.querySelector('h1');
-  if (heading) {
+  if (field) {
+    field.focus();
+  } else if (heading) {
     heading.setAttribute('tabindex', '-1');
-    heading.focus({ preventScroll: false });
+    heading.focus();
   }
 }
 
@@ -142,7 +146,9 @@ async function route() {
     const params = match.m.slice(1).map(decodeURIComponent);
     node = await match.r.view({ ...ctx, me: session.me, params, query });
   } catch (err) {
-    node = h('section', {}, h('h1', {}, 'Something went wrong'), problem(err));
+    node = h('section', {}, h('h1', {}, 'This page could not be loaded'), problem(err),
+      h('p', { class: 'actions' }, h('button', { type: 'button', onclick: () => route() }, 'Try again'),
+        h('a', { href: '#/' }, 'Go to the start page')));
   }
   if (gen !== generation || !session.me) return;
   show(main, ...(flash ? [notice(flash.text, flash.kind)] : []), node);

@@ -12,6 +12,7 @@ export function signInView({ message, onSignedIn }) {
     autocapitalize: 'off',
     placeholder: 'vk_…',
     'aria-describedby': 'api-key-hint',
+    'data-autofocus': true,
   });
   const button = h('button', { type: 'submit', class: 'primary', id: 'sign-in' }, 'Sign in');
   const result = h('div', { id: 'sign-in-result' });
