@@ -5,6 +5,7 @@ pub mod auth;
 pub mod background;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod delivery;

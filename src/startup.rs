@@ -13,6 +13,7 @@ use crate::{
     background,
     clock::{Clock, SystemClock},
     config::{decode_master_key, ConfigError, Settings},
+    console,
     crypto::{random_bytes, MasterKey},
     db::Db,
     delivery::{self, Delivery},
@@ -147,6 +148,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<S
             .split_for_parts();
         app.route("/docs", web::get().to(docs_redirect))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+            .configure(console::configure)
             .default_service(web::to(routes::fallback))
             .wrap(from_fn(telemetry::observe))
     })

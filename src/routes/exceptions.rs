@@ -375,13 +375,22 @@ pub async fn get_exceptions(
     }))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExceptionQuery {
+    /// Reviewers and admins: `false` leaves the sealed text closed (who acted and the approvals
+    /// only; no `exception.statement_read` entry). Default `true`.
+    pub sealed: Option<bool>,
+}
+
 /// One exception request.
 ///
 /// Reviewers and admins get the sealed text (statement, organization, reference, reasons), and
-/// each such read writes an `exception.statement_read` audit entry. Backends get its state only.
+/// each such read writes an `exception.statement_read` audit entry; with `sealed=false` they get
+/// everything else, and nothing is opened or audited. Backends get its state only.
 #[utoipa::path(
     tag = "exceptions",
-    params(("eid" = String, Path, description = "Exception id")),
+    params(("eid" = String, Path, description = "Exception id"), ExceptionQuery),
     responses(
         (status = 200, body = ExceptionResponse),
         (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
@@ -393,27 +402,27 @@ pub async fn get_exception(
     state: web::Data<AppState>,
     caller: Caller,
     eid: web::Path<String>,
+    query: web::Query<ExceptionQuery>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend, Role::Reviewer])?;
     let now = state.now();
     let settings = &state.settings.exceptions;
-    let response = match View::for_caller(&caller) {
-        View::Backend => {
-            let conn = state.db.conn();
-            let row = exceptions::require(conn, &eid).await?;
-            let approvals = exceptions::approvals_of(conn, &row.id).await?;
-            respond(row, approvals, settings, now, View::Backend)?
-        }
-        _ => {
-            let key = exceptions::sealing_key(&state.master_key);
-            let txn = state.db.begin_write().await?;
-            let row = exceptions::require(&*txn, &eid).await?;
-            let approvals = exceptions::approvals_of(&*txn, &row.id).await?;
-            let opened =
-                exceptions::read_sealed(&*txn, &key, &caller.name, &row, &approvals, now).await?;
-            txn.commit().await?;
-            respond(row, approvals, settings, now, View::Sealed(opened))?
-        }
+    let view = View::for_caller(&caller);
+    let open_sealed = matches!(view, View::Reviewer) && query.sealed != Some(false);
+    let response = if open_sealed {
+        let key = exceptions::sealing_key(&state.master_key);
+        let txn = state.db.begin_write().await?;
+        let row = exceptions::require(&*txn, &eid).await?;
+        let approvals = exceptions::approvals_of(&*txn, &row.id).await?;
+        let opened =
+            exceptions::read_sealed(&*txn, &key, &caller.name, &row, &approvals, now).await?;
+        txn.commit().await?;
+        respond(row, approvals, settings, now, View::Sealed(opened))?
+    } else {
+        let conn = state.db.conn();
+        let row = exceptions::require(conn, &eid).await?;
+        let approvals = exceptions::approvals_of(conn, &row.id).await?;
+        respond(row, approvals, settings, now, view)?
     };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))

@@ -19,6 +19,7 @@ pub mod billing;
 pub mod evidence;
 pub mod exceptions;
 pub mod health;
+pub mod me;
 pub mod tokens;
 pub mod verifications;
 
@@ -33,6 +34,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     billing::configure(cfg);
     exceptions::configure(cfg);
     admin::configure(cfg);
+    me::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

@@ -1268,3 +1268,77 @@ async fn every_action_is_audited_and_tampering_with_one_is_found() {
     assert_eq!(report["intact"], false);
     assert_eq!(report["first_broken_seq"], seq);
 }
+
+#[tokio::test]
+async fn reviewers_can_read_a_request_without_opening_its_sealed_text() {
+    let app = spawn_app().await;
+    let acc = account(&app, "closed-read").await;
+    let eid = submit(&app, &acc, "dissident").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decided(&app, &app.reviewer_key, &eid, approve("Referee Hvb-5518")).await;
+    let before = audit_actions(&app, &eid).await;
+
+    for key in [&app.reviewer_key, &app.admin_key] {
+        let res = app
+            .get(&format!("/v1/exceptions/{eid}?sealed=false"), key)
+            .await;
+        assert_eq!(res.headers()["cache-control"], "no-store");
+        let closed = json_of(res).await;
+        // Who acted and the approvals, as in the queue; none of the sealed text.
+        assert_eq!(closed["submitted_by"], "test-backend");
+        assert_eq!(closed["approvals"][0]["reviewer"], "test-reviewer");
+        assert_eq!(closed["approvals_received"], 1);
+        assert_eq!(closed["approvals_required"], 2);
+        for field in ["statement", "organization", "reference"] {
+            assert!(closed.get(field).is_none(), "{field}: {closed}");
+        }
+        assert!(closed["approvals"][0].get("reason").is_none(), "{closed}");
+        assert!(!closed.to_string().contains("Zqx-7731"));
+    }
+    // Nothing was opened, so nothing was audited.
+    assert_eq!(audit_actions(&app, &eid).await, before);
+
+    // `sealed=true` is the default: opened and audited.
+    let opened = json_of(
+        app.get(
+            &format!("/v1/exceptions/{eid}?sealed=true"),
+            &app.reviewer_key,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(opened["statement"], STATEMENT);
+    let after = audit_actions(&app, &eid).await;
+    assert_eq!(
+        after.last(),
+        Some(&(
+            "exception.statement_read".to_owned(),
+            "test-reviewer".to_owned()
+        ))
+    );
+    assert_eq!(after.len(), before.len() + 1);
+
+    // Backends see the state either way.
+    let backend = json_of(
+        app.get(
+            &format!("/v1/exceptions/{eid}?sealed=true"),
+            &app.backend_key,
+        )
+        .await,
+    )
+    .await;
+    assert!(backend.get("statement").is_none() && backend.get("approvals").is_none());
+
+    assert_problem(
+        app.get(
+            &format!("/v1/exceptions/{eid}?sealed=maybe"),
+            &app.reviewer_key,
+        )
+        .await,
+        400,
+        "invalid_query",
+    )
+    .await;
+}

@@ -6,6 +6,7 @@ mod authorize;
 mod billing;
 mod cli;
 mod clients;
+mod console;
 mod errors;
 mod exceptions;
 mod fakes;

@@ -204,6 +204,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             Value::Null,
             vec![],
         ),
+        (
+            Method::GET,
+            "/v1/me",
+            "/v1/me".into(),
+            Value::Null,
+            vec![Backend, Reviewer, Meeting],
+        ),
     ]
 }
 
