@@ -40,7 +40,10 @@ pub fn init(log: &LogSettings) -> Option<tracing_appender::non_blocking::WorkerG
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         // The worker flushes after draining what is queued: one write for many lines under load.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", log.level)));
     let registry = tracing_subscriber::registry().with(filter);
