@@ -149,6 +149,11 @@ pub fn is_unavailable(err: &DbErr) -> bool {
     }
 }
 
+/// Whether an insert or update lost to a unique constraint (a duplicate, or a lost race).
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+}
+
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
         if is_unavailable(&err) {
@@ -158,7 +163,7 @@ impl From<DbErr> for ApiError {
                 "the database is unavailable; retry later",
             );
         }
-        if let Some(SqlErr::UniqueConstraintViolation(_)) = err.sql_err() {
+        if is_unique_violation(&err) {
             return ApiError::conflict(
                 "conflict",
                 "the request conflicts with an existing resource",

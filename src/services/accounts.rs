@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 use entities::{account, evidence};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
+
+use crate::error::is_unique_violation;
 
 use super::audit::{self, Entry};
 use crate::{
@@ -70,9 +72,7 @@ pub async fn create(
         .await
     {
         Ok(_) => {}
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-            return Err(exists())
-        }
+        Err(e) if is_unique_violation(&e) => return Err(exists()),
         Err(e) => return Err(e.into()),
     }
     audit::append(

@@ -12,9 +12,11 @@ use chrono::{DateTime, Duration, Utc};
 use entities::{billing_customer, evidence as evidence_row, stripe_event};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect, SqlErr,
+    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde_json::json;
+
+use crate::error::is_unique_violation;
 
 use super::{
     accounts,
@@ -81,10 +83,6 @@ async fn lock(conn: &impl ConnectionTrait, scope: &str, id: &str) -> Result<(), 
     conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
         .await?;
     Ok(())
-}
-
-fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 /// Store a verified event and apply it. Call inside one write transaction; on `Duplicate` the

@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use entities::api_client;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
+
+use crate::error::is_unique_violation;
 
 use super::audit::{self, Entry};
 use crate::{
@@ -71,7 +73,7 @@ pub async fn create(
         .await
     {
         Ok(_) => {}
-        Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+        Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::conflict(
                 "client_exists",
                 "a client with this name already exists",

@@ -15,9 +15,11 @@ use chrono::{DateTime, Duration, Utc};
 use entities::{exception_approval as approval, exception_request as request};
 use sea_orm::{
     sea_query::Expr, ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait,
-    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    DbErr, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::json;
+
+use crate::error::is_unique_violation;
 
 use super::{
     accounts,
@@ -137,10 +139,6 @@ fn already_approved() -> ApiError {
         "already_approved",
         "this reviewer already approved this request; the next approval must come from another reviewer",
     )
-}
-
-fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
 
 pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u32 {
