@@ -332,7 +332,10 @@ pub struct KeyResponse {
 
 #[derive(Serialize, ToSchema)]
 pub struct KeysResponse {
+    /// Every key ever made, oldest first (a handful: one per rotation).
     pub items: Vec<KeyResponse>,
+    /// Always null: the whole list fits one page. Kept for the shape every list shares.
+    pub next_cursor: Option<String>,
 }
 
 fn key_response(m: &entities::signing_key::Model, now: DateTime<Utc>) -> KeyResponse {
@@ -356,6 +359,7 @@ pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<H
     let rows = keys::all(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(KeysResponse {
         items: rows.iter().map(|m| key_response(m, now)).collect(),
+        next_cursor: None,
     }))
 }
 

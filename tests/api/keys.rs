@@ -38,6 +38,7 @@ async fn key_states(app: &TestApp) -> Vec<(String, String)> {
         .json()
         .await
         .unwrap();
+    assert_eq!(body["next_cursor"], Value::Null, "lists share one shape");
     body["items"]
         .as_array()
         .unwrap()
