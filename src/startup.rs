@@ -25,6 +25,7 @@ use crate::{
     tokens::{
         keyring::Keys,
         live::{AccountCache, RevocationSet},
+        verify::VerifiedTokens,
     },
 };
 
@@ -81,6 +82,7 @@ impl Application {
             )),
             revocations: RevocationSet::default(),
             keys: Keys::default(),
+            verified_tokens: VerifiedTokens::new(20_000),
             master_key,
             metrics: Metrics::default(),
             settings: Arc::new(settings),

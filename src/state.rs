@@ -18,6 +18,7 @@ use crate::{
     tokens::{
         keyring::Keys,
         live::{AccountCache, AccountSnapshot, RevocationSet},
+        verify::VerifiedTokens,
     },
 };
 
@@ -39,6 +40,7 @@ pub struct AppState {
     pub accounts: AccountCache,
     pub revocations: RevocationSet,
     pub keys: Keys,
+    pub verified_tokens: VerifiedTokens,
     pub metrics: Metrics,
     /// Email and SMS transports, and the outbox worker's wake-up call.
     pub delivery: Delivery,

@@ -210,10 +210,15 @@ pub async fn post_authorize(
 async fn authorize(state: &AppState, req: &AuthorizeRequest) -> ApiResult<AuthorizeResponse> {
     let now = state.now();
     let ring = state.keys.current();
-    let claims = match verify(&ring, &req.token, &state.settings.tokens, now) {
-        Ok(claims) => claims,
-        Err(reason) => return Ok(deny(reason, None)),
-    };
+    let verified =
+        match state
+            .verified_tokens
+            .verify(&ring, &req.token, &state.settings.tokens, now)
+        {
+            Ok(verified) => verified,
+            Err(reason) => return Ok(deny(reason, None)),
+        };
+    let claims = &verified.1;
     let account = Some(claims.sub.clone());
     if state.revocations.contains(&claims.jti) {
         return Ok(deny(Reason::Revoked, account));
