@@ -57,12 +57,12 @@ while read -r name ops p50 p99; do
 done < <("$BIN/vouch-bench" raw --secs "$RAW_SECS")
 
 # --- 2. over HTTP -------------------------------------------------------------
-wrk_run() { # name url body auth [delay_ms]
+wrk_run() { # name url body auth [delay_ms]   (BENCH_TOKENS_FILE passes through)
   local name=$1 url=$2 body=$3 auth=$4 delay=${5:-0} out stat req dur p50 p99 e1 e2 e3 e4 e5 errs rps line
   export BENCH_BODY=$body BENCH_AUTH=$auth BENCH_CT=application/json BENCH_DELAY_MS=$delay
   timeout $((WARMUP + 20)) wrk -t"$THREADS" -c"$CONNS" -d"${WARMUP}s" -s "$LUA" "$url" >/dev/null 2>&1 || true
   out=$(timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --timeout 10s --latency -s "$LUA" "$url" 2>&1) || true
-  unset BENCH_BODY BENCH_AUTH BENCH_CT BENCH_DELAY_MS
+  unset BENCH_BODY BENCH_AUTH BENCH_CT BENCH_DELAY_MS BENCH_TOKENS_FILE
   printf '\n==== %s %s\n%s\n' "$name" "$url" "$out" >> "$WORK/wrk.log"
   stat=$(grep '^WRKSTAT' <<<"$out" | tail -1)
   [[ -n $stat ]] || { printf '%s\n' "$out" >&2; die "$name: no WRKSTAT line"; }
@@ -94,6 +94,9 @@ bench_db() { # label database_url
   local issue_url="$base/v1/accounts/$ACCOUNT_ID/tokens" auth_url="$base/v1/e2ee/authorize"
   wrk_run "vouch-$label-issue" "$issue_url" '{}' "Bearer $BACKEND_KEY"
   wrk_run "vouch-$label-authorize" "$auth_url" "{\"token\":\"$token\"}" "Bearer $MEETING_KEY"
+  # Authorize again, each request a token not seen before (no remembered verification).
+  "$BIN/vouch-bench" mint "$ACCOUNT_ID" "${FRESH_TOKENS:-60000}" > "$WORK/tokens-$label.txt"
+  BENCH_TOKENS_FILE="$WORK/tokens-$label.txt" wrk_run "vouch-$label-authorize-fresh" "$auth_url" '{}' "Bearer $MEETING_KEY"
   # Half of each peak: every connection pauses CONNS / (peak / 2) seconds between requests.
   local peak delay
   for kind in issue authorize; do
@@ -145,6 +148,9 @@ ratio() { local a b; a=$(val "$1"); b=$(val "$2"); [[ -n $a && -n $b ]] && awk -
     printf '  %-9s authorize %7s/s (p99 %s ms; at half load p99 %s ms)  ÷ floor verify %s = %s\n' "$label" \
       "$(val "vouch-$label-authorize")" "$(cut -d' ' -f3 <<<"${R[vouch-$label-authorize]}")" \
       "$(cut -d' ' -f3 <<<"${R[vouch-$label-authorize-half]}")" "$(val floor-verify)" "$(ratio "vouch-$label-authorize" floor-verify)"
+    printf '  %-9s authorize, first-seen tokens %7s/s (p99 %s ms)  ÷ floor verify %s = %s\n' "$label" \
+      "$(val "vouch-$label-authorize-fresh")" "$(cut -d' ' -f3 <<<"${R[vouch-$label-authorize-fresh]}")" \
+      "$(val floor-verify)" "$(ratio "vouch-$label-authorize-fresh" floor-verify)"
     printf '  %-9s peak RSS %s MB\n' "$label" "${R[vouch-$label-peak-rss-mb]}"
   done
   printf '  raw EdDSA sign %s/s ÷ floor raw sign %s = %s; verify %s/s ÷ floor raw verify %s = %s\n' \

@@ -16,6 +16,28 @@ if pause and pause > 0 then
   end
 end
 
+-- BENCH_TOKENS_FILE: one token per line; each request authorizes the next one (the threads
+-- start half the file apart), so no token is asked about twice in a row.
+local tokens_file = os.getenv("BENCH_TOKENS_FILE")
+if tokens_file and tokens_file ~= "" then
+  local threads = 0
+  function setup(thread)
+    thread:set("thread_index", threads)
+    threads = threads + 1
+  end
+  local tokens, idx = {}, 0
+  function init(args)
+    for line in io.lines(tokens_file) do
+      tokens[#tokens + 1] = line
+    end
+    idx = (thread_index or 0) * math.floor(#tokens / 2)
+  end
+  function request()
+    idx = idx % #tokens + 1
+    return wrk.format(nil, nil, nil, '{"token":"' .. tokens[idx] .. '"}')
+  end
+end
+
 local non2xx = 0
 function response(status, headers, body)
   if status < 200 or status > 299 then

@@ -4,6 +4,8 @@
 //!                                path (claims → JWS with the parsed key; full authorize checks)
 //!   vouch-bench seed             create a backend and a meeting client and an entitled account
 //!                                in the configured database; prints shell assignments
+//!   vouch-bench mint ACCOUNT N   sign N distinct tokens for ACCOUNT with the database's current
+//!                                key (as issuance would), one per line: authorize's first-seen path
 
 use std::{
     process::ExitCode,
@@ -161,6 +163,41 @@ async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+async fn mint(
+    settings: Settings,
+    account: &str,
+    count: usize,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let db = Db::connect(&settings).await?;
+    let master = vouch::startup::resolve_master_key(&settings)?;
+    let keys = Keys::default();
+    keys.load(&keys::all(db.conn()).await?, &master)?;
+    let ring = keys.current();
+    let now = Utc::now();
+    let signer = ring.signer(now).ok_or("no signing key")?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..count {
+        let claims = Claims {
+            iss: settings.tokens.issuer.clone(),
+            sub: account.to_owned(),
+            aud: settings.tokens.audiences[0].clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: now.timestamp() + settings.tokens.max_ttl_seconds as i64,
+            jti: base64::Engine::encode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                random_bytes::<16>(),
+            ),
+            ent: vec!["e2ee".into()],
+            evidence: vec![EvidenceKind::Phone],
+            cnf: None,
+        };
+        writeln!(out, "{}", signer.sign(&serde_json::to_vec(&claims)?)?)?;
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -177,6 +214,15 @@ async fn main() -> ExitCode {
         Some("seed") => match Settings::load(None) {
             Ok(settings) => seed(settings).await,
             Err(e) => Err(e.into()),
+        },
+        Some("mint") => match (
+            Settings::load(None),
+            args.get(2),
+            args.get(3).and_then(|n| n.parse().ok()),
+        ) {
+            (Ok(settings), Some(account), Some(count)) => mint(settings, account, count).await,
+            (Err(e), _, _) => Err(e.into()),
+            _ => Err("usage: vouch-bench mint ACCOUNT_ID COUNT".into()),
         },
         _ => {
             eprintln!(
