@@ -84,12 +84,13 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
     assert_eq!(report["entries"], 5);
 
     // The CLI finds it too, and fails.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["audit", "verify"])
-        .env("VOUCH_DATABASE_URL", &app.database_url)
-        .env("VOUCH_MASTER_KEY", base64_key())
-        .output()
-        .unwrap();
+    let out = crate::helpers::output(
+        crate::helpers::vouch_command()
+            .args(["audit", "verify"])
+            .env("VOUCH_DATABASE_URL", &app.database_url)
+            .env("VOUCH_MASTER_KEY", base64_key()),
+    )
+    .await;
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("BROKEN at entry 6"), "{stdout}");

@@ -4,25 +4,23 @@ use std::process::Command;
 
 use secrecy::SecretString;
 
-use crate::helpers::{fresh_database_url, spawn_with_settings, test_settings};
+use crate::helpers::{
+    fresh_database_url, output, spawn_with_settings, test_settings, vouch_command,
+};
 
-fn vouch(db: &str) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_vouch"));
+fn vouch(db: &str) -> tokio::process::Command {
+    let mut cmd = vouch_command();
     cmd.env("VOUCH_DATABASE_URL", db)
         .env("VOUCH_MASTER_KEY", crate::audit::base64_key())
         .env("VOUCH_LOG__FORMAT", "pretty");
     cmd
 }
 
-// The CLI runs as a blocking child process: the instance under test needs a runtime thread of
-// its own meanwhile, or a transaction it has open stalls and holds SQLite's write lock.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn clients_create_prints_the_key_alone_and_it_works() {
     let db = fresh_database_url().await;
-    let out = vouch(&db)
-        .args(["clients", "create", "--name", "ops", "--role", "admin"])
-        .output()
-        .unwrap();
+    let out =
+        output(vouch(&db).args(["clients", "create", "--name", "ops", "--role", "admin"])).await;
     assert!(
         out.status.success(),
         "{}",
@@ -41,7 +39,7 @@ async fn clients_create_prints_the_key_alone_and_it_works() {
     let res = app.get("/v1/admin/clients", key).await;
     assert_eq!(res.status(), 200);
 
-    let out = vouch(&db).args(["clients", "list"]).output().unwrap();
+    let out = output(vouch(&db).args(["clients", "list"])).await;
     let listing = String::from_utf8(out.stdout).unwrap();
     assert!(
         listing.contains("ops") && listing.contains("admin") && !listing.contains(key),
@@ -49,25 +47,17 @@ async fn clients_create_prints_the_key_alone_and_it_works() {
     );
     let id = listing.split_whitespace().next().unwrap().to_owned();
 
-    let out = vouch(&db)
-        .args(["clients", "revoke", &id])
-        .output()
-        .unwrap();
+    let out = output(vouch(&db).args(["clients", "revoke", &id])).await;
     assert!(out.status.success());
     // The cache of this instance may hold the key for `auth.cache_seconds`.
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     assert_eq!(app.get("/v1/admin/clients", key).await.status(), 401);
 
-    let out = vouch(&db)
-        .args(["clients", "create", "--name", "x", "--role", "root"])
-        .output()
-        .unwrap();
+    let out = output(vouch(&db).args(["clients", "create", "--name", "x", "--role", "root"])).await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
-    let out = vouch(&db)
-        .args(["clients", "create", "--name", "ops", "--role", "admin"])
-        .output()
-        .unwrap();
+    let out =
+        output(vouch(&db).args(["clients", "create", "--name", "ops", "--role", "admin"])).await;
     assert!(!out.status.success(), "duplicate names are refused");
     assert!(out.stdout.is_empty());
 }
@@ -132,11 +122,12 @@ async fn serve_logs_json_with_request_ids_and_stops_gracefully_on_sigterm() {
         .local_addr()
         .unwrap()
         .port();
-    let mut child = vouch(&db)
+    let child = vouch(&db)
         .arg("serve")
         .env("VOUCH_LISTEN", format!("127.0.0.1:{port}"))
         .env("VOUCH_LOG__FORMAT", "json")
         .env("VOUCH_HTTP__WORKERS", "1")
+        .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -157,29 +148,18 @@ async fn serve_logs_json_with_request_ids_and_stops_gracefully_on_sigterm() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     assert!(up, "vouch serve did not come up");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
+    let pid = child.id().expect("the server is running").to_string();
+    let kill = output(tokio::process::Command::new("kill").args(["-TERM", &pid])).await;
+    assert!(kill.status.success());
+    // Waiting drains stderr as it goes, so a chatty server cannot fill the pipe and stall.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait_with_output())
+        .await
+        .expect("vouch serve did not stop within 10 s of SIGTERM")
         .unwrap();
-    assert!(status.success());
-    let output = tokio::task::spawn_blocking(move || {
-        let started = std::time::Instant::now();
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-                return (status, stderr, started.elapsed());
-            }
-            assert!(
-                started.elapsed() < std::time::Duration::from_secs(10),
-                "did not stop"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    })
-    .await
-    .unwrap();
-    let (status, stderr, _) = output;
+    let (status, stderr) = (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
     assert!(status.success(), "exit: {status:?}\n{stderr}");
     // JSON lines, the access line carrying the caller's request id; the warning about the
     // missing admin key tells how to create one.

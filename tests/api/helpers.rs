@@ -353,3 +353,32 @@ pub fn token_part(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
     serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
 }
+
+/// How long a child process of a test may run before the test fails naming it.
+const CHILD_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The `vouch` binary as a child process. Run it with [`output`]: an async test must never wait
+/// for a child with the blocking `std::process` API, which freezes the runtime the app under
+/// test runs on (a transaction it holds open then never ends, and the child waits for its lock).
+pub fn vouch_command() -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_vouch"));
+    cmd.kill_on_drop(true);
+    cmd
+}
+
+/// Runs `cmd` to completion without blocking the runtime; a child still running after
+/// [`CHILD_LIMIT`] is killed and fails the test with its command line.
+pub async fn output(cmd: &mut tokio::process::Command) -> std::process::Output {
+    cmd.kill_on_drop(true).stdin(std::process::Stdio::null());
+    // Program and arguments only: the environment holds the test's master key.
+    let std_cmd = cmd.as_std();
+    let described = std::iter::once(std_cmd.get_program())
+        .chain(std_cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    match tokio::time::timeout(CHILD_LIMIT, cmd.output()).await {
+        Ok(out) => out.unwrap_or_else(|e| panic!("run {described}: {e}")),
+        Err(_) => panic!("{described} still running after {CHILD_LIMIT:?}: killed"),
+    }
+}

@@ -237,16 +237,17 @@ async fn changing_the_algorithm_rotates_to_a_key_of_that_algorithm() {
 #[tokio::test]
 async fn the_cli_rotates_and_lists_keys() {
     let app = spawn_app().await;
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
-        .args(["keys", "rotate"])
-        .env("VOUCH_DATABASE_URL", &app.database_url)
-        .env(
-            "VOUCH_MASTER_KEY",
-            secrecy::ExposeSecret::expose_secret(app.settings.master_key.as_ref().unwrap()),
-        )
-        .env("VOUCH_LOG__FORMAT", "pretty")
-        .output()
-        .unwrap();
+    let out = crate::helpers::output(
+        crate::helpers::vouch_command()
+            .args(["keys", "rotate"])
+            .env("VOUCH_DATABASE_URL", &app.database_url)
+            .env(
+                "VOUCH_MASTER_KEY",
+                secrecy::ExposeSecret::expose_secret(app.settings.master_key.as_ref().unwrap()),
+            )
+            .env("VOUCH_LOG__FORMAT", "pretty"),
+    )
+    .await;
     assert!(
         out.status.success(),
         "{}",

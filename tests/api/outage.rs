@@ -11,7 +11,7 @@ use std::{
 use secrecy::SecretString;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_with_settings, test_settings};
+use crate::helpers::{assert_problem, output, spawn_with_settings, test_settings};
 
 fn pg_bin() -> Option<PathBuf> {
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
@@ -27,20 +27,29 @@ fn pg_bin() -> Option<PathBuf> {
         .find(|b| b.join("pg_ctl").exists())
 }
 
-fn as_postgres(bin: &Path, args: &[&str]) -> std::process::Output {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.starts_with(b"0"))
-        .unwrap_or(false);
-    let mut cmd = if is_root {
+/// A PostgreSQL server tool, run as the `postgres` user when the tests run as root.
+fn postgres_tool(bin: &Path, args: &[&str], root: bool) -> Command {
+    let mut cmd = if root {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(bin);
         c
     } else {
         Command::new(bin)
     };
-    cmd.args(args).output().expect("run a PostgreSQL tool")
+    cmd.args(args);
+    cmd
+}
+
+/// Runs a PostgreSQL tool without blocking the runtime the instance under test runs on.
+async fn as_postgres(bin: &Path, args: &[&str], root: bool) -> std::process::Output {
+    output(&mut postgres_tool(bin, args, root).into()).await
+}
+
+async fn running_as_root() -> bool {
+    output(tokio::process::Command::new("id").arg("-u"))
+        .await
+        .stdout
+        .starts_with(b"0")
 }
 
 fn free_port() -> u16 {
@@ -58,15 +67,22 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     };
     let dir = std::env::temp_dir().join(format!("vouch-pg-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let _ = Command::new("chown")
-        .args(["postgres:postgres", dir.to_str().unwrap()])
-        .status();
+    let root = running_as_root().await;
+    if root {
+        output(
+            tokio::process::Command::new("chown")
+                .args(["postgres:postgres", dir.to_str().unwrap()]),
+        )
+        .await;
+    }
     let data = dir.join("data");
     let data_s = data.to_str().unwrap().to_owned();
     let out = as_postgres(
         &bin.join("initdb"),
         &["-D", &data_s, "-U", "postgres", "--auth=trust"],
-    );
+        root,
+    )
+    .await;
     assert!(
         out.status.success(),
         "initdb: {}",
@@ -77,40 +93,31 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         "-p {port} -k {} -c listen_addresses=127.0.0.1",
         dir.display()
     );
-    let start = || {
-        let out = as_postgres(
-            &bin.join("pg_ctl"),
-            &[
-                "-D",
-                &data_s,
-                "-o",
-                &opts,
-                "-l",
-                &format!("{}/log", dir.display()),
-                "-w",
-                "start",
-            ],
-        );
+    let log = format!("{}/log", dir.display());
+    let start_args = ["-D", &data_s, "-o", &opts, "-l", &log, "-w", "start"];
+    let stop_args = ["-D", &data_s, "-m", "immediate", "-w", "stop"];
+    let pg_ctl = bin.join("pg_ctl");
+    let start = async || {
+        let out = as_postgres(&pg_ctl, &start_args, root).await;
         assert!(
             out.status.success(),
             "pg_ctl start: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    let stop = || {
-        as_postgres(
-            &bin.join("pg_ctl"),
-            &["-D", &data_s, "-m", "immediate", "-w", "stop"],
-        );
+    let stop = async || {
+        as_postgres(&pg_ctl, &stop_args, root).await;
     };
-    start();
-    struct Cleanup<F: Fn()>(F);
-    impl<F: Fn()> Drop for Cleanup<F> {
+    start().await;
+    // The cluster goes away even when the test fails; nothing of the instance is needed for
+    // that, so a blocking wait in `drop` cannot stall it.
+    struct Cleanup(Command);
+    impl Drop for Cleanup {
         fn drop(&mut self) {
-            (self.0)()
+            let _ = self.0.output();
         }
     }
-    let _cleanup = Cleanup(stop);
+    let _cleanup = Cleanup(postgres_tool(&pg_ctl, &stop_args, root));
 
     let mut settings = test_settings().await;
     settings.database_url =
@@ -120,7 +127,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
     let app = spawn_with_settings(settings, true).await;
     app.create_account("before").await;
 
-    stop();
+    stop().await;
     let res = app
         .post(
             "/v1/accounts",
@@ -141,7 +148,7 @@ async fn database_outage_gives_503_and_recovers_without_restart() {
         200
     );
 
-    start();
+    start().await;
     let mut recovered = false;
     for _ in 0..50 {
         if app
