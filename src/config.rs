@@ -78,6 +78,12 @@ pub struct LogSettings {
 pub struct DatabaseSettings {
     pub max_connections: u32,
     pub acquire_timeout_seconds: u64,
+    /// How long a writer waits for a lock (the write queue, the audit chain's lock, a row)
+    /// before it gives up with a 503, so one stuck lock holder cannot freeze every writer.
+    pub lock_timeout_seconds: u64,
+    /// PostgreSQL ends a session that sits idle inside a transaction this long, releasing the
+    /// locks it holds (`idle_in_transaction_session_timeout`).
+    pub idle_in_transaction_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +388,19 @@ impl Settings {
                     .map_err(|message| invalid("master_key", message))?;
             }
         }
+        let d = &self.database;
+        if !(1..=300).contains(&d.lock_timeout_seconds) {
+            return Err(invalid(
+                "database.lock_timeout_seconds",
+                "must be between 1 and 300",
+            ));
+        }
+        if !(1..=3600).contains(&d.idle_in_transaction_timeout_seconds) {
+            return Err(invalid(
+                "database.idle_in_transaction_timeout_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
@@ -640,6 +659,14 @@ impl Settings {
 
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.database.acquire_timeout_seconds.max(1))
+    }
+
+    pub fn lock_timeout(&self) -> Duration {
+        Duration::from_secs(self.database.lock_timeout_seconds.max(1))
+    }
+
+    pub fn idle_in_transaction_timeout(&self) -> Duration {
+        Duration::from_secs(self.database.idle_in_transaction_timeout_seconds.max(1))
     }
 }
 

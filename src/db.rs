@@ -4,12 +4,17 @@
 //! both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that into an
 //! orderly queue. On PostgreSQL, write transactions start by taking the audit chain's advisory
 //! lock, so every writer locks in the same order.
+//!
+//! No writer waits for ever: the SQLite write queue is left after `database.lock_timeout_seconds`,
+//! and PostgreSQL sessions carry `lock_timeout` (and `idle_in_transaction_session_timeout`, which
+//! ends a session that holds locks while doing nothing), so a stuck lock holder costs one
+//! request a 503 and a log line, never a service whose writers all hang.
 
 use std::{sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
@@ -21,6 +26,7 @@ use crate::config::Settings;
 pub struct Db {
     conn: DatabaseConnection,
     write_lock: Option<Arc<Mutex<()>>>,
+    lock_timeout: Duration,
 }
 
 /// A transaction that may write; commit it or it rolls back when dropped.
@@ -53,6 +59,20 @@ impl Db {
             .connect_timeout(settings.acquire_timeout())
             .idle_timeout(Duration::from_secs(300))
             .sqlx_logging(false);
+        let lock_timeout = settings.lock_timeout();
+        if !sqlite {
+            let idle = settings.idle_in_transaction_timeout();
+            // Session settings sent at connection start-up, so every pooled connection has them.
+            opts.map_sqlx_postgres_opts(move |o| {
+                o.options([
+                    ("lock_timeout", format!("{}ms", lock_timeout.as_millis())),
+                    (
+                        "idle_in_transaction_session_timeout",
+                        format!("{}ms", idle.as_millis()),
+                    ),
+                ])
+            });
+        }
         if sqlite {
             opts.map_sqlx_sqlite_opts(|o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
@@ -66,6 +86,7 @@ impl Db {
         Ok(Db {
             conn,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+            lock_timeout,
         })
     }
 
@@ -78,19 +99,30 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> Result<(), DbErr> {
-        let _guard = self.lock().await;
+        let _guard = self.lock().await?;
         Migrator::up(&self.conn, None).await
     }
 
-    async fn lock(&self) -> Option<OwnedMutexGuard<()>> {
-        match &self.write_lock {
-            Some(lock) => Some(lock.clone().lock_owned().await),
-            None => None,
+    /// A place in SQLite's write queue (nothing on PostgreSQL), given up after the lock timeout
+    /// as if the pool had no connection to give: the caller answers 503.
+    async fn lock(&self) -> Result<Option<OwnedMutexGuard<()>>, DbErr> {
+        let Some(lock) = &self.write_lock else {
+            return Ok(None);
+        };
+        match tokio::time::timeout(self.lock_timeout, lock.clone().lock_owned()).await {
+            Ok(guard) => Ok(Some(guard)),
+            Err(_) => {
+                tracing::warn!(
+                    waited_ms = self.lock_timeout.as_millis() as u64,
+                    "a writer gave up waiting for the write lock"
+                );
+                Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            }
         }
     }
 
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
-        let guard = self.lock().await;
+        let guard = self.lock().await?;
         let txn = if guard.is_some() {
             // IMMEDIATE takes SQLite's write lock up front (waiting up to busy_timeout), so a
             // transaction that reads first cannot fail later when another process wrote.

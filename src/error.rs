@@ -126,7 +126,8 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Whether a database error means "the database cannot be reached" rather than a bad query.
+/// Whether a database error means "the database cannot serve this now" (unreachable, or a lock
+/// not granted in time) rather than a bad query: the caller may retry.
 pub fn is_unavailable(err: &DbErr) -> bool {
     match err {
         DbErr::ConnectionAcquire(_) => true,
@@ -137,9 +138,12 @@ pub fn is_unavailable(err: &DbErr) -> bool {
             match e.as_ref() {
                 E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => true,
                 E::Protocol(_) => true,
-                // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions
+                // 57P01 admin_shutdown, 57P03 cannot_connect_now, 08xxx connection exceptions,
+                // 55P03 lock_not_available (`lock_timeout`), 25P03 the session was ended for
+                // idling in a transaction
                 E::Database(db) => db.code().is_some_and(|c| {
-                    c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03"
+                    c.starts_with("08")
+                        || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "55P03" | "25P03")
                 }),
                 _ => false,
             }

@@ -13,6 +13,7 @@ mod fakes;
 mod helpers;
 mod instances;
 mod keys;
+mod locks;
 mod operations;
 mod outage;
 mod roles;
