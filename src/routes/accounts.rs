@@ -1,5 +1,6 @@
 //! `/v1/accounts`: create, read, look up, update, erase.
 
+use super::json::Json;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::account;
@@ -109,7 +110,7 @@ fn invalid(code: &'static str) -> impl Fn(&'static str) -> ApiError {
 pub async fn post_account(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateAccountRequest>,
+    body: Json<CreateAccountRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let body = body.into_inner();
@@ -206,7 +207,7 @@ pub async fn patch_account(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<PatchAccountRequest>,
+    body: Json<PatchAccountRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let body = body.into_inner();

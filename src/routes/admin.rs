@@ -1,5 +1,6 @@
 //! `/v1/admin`: API clients and the audit log (admin only).
 
+use super::json::Json;
 use actix_web::{delete, get, post, web, HttpResponse};
 
 use chrono::{DateTime, Utc};
@@ -88,7 +89,7 @@ impl From<api_client::Model> for ClientResponse {
 pub async fn post_client(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<CreateClientRequest>,
+    body: Json<CreateClientRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Admin])?;
     let txn = state.db.begin_write().await?;

@@ -1,6 +1,7 @@
 //! Billing: the Stripe webhook (authenticated by its signature alone) and the link between an
 //! account and its Stripe customer.
 
+use super::json::Json;
 use actix_web::{get, http::StatusCode, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
@@ -243,7 +244,7 @@ pub async fn put_billing(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<BillingLinkRequest>,
+    body: Json<BillingLinkRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let customer_id = parse_customer_id(body.customer_id.trim())?;

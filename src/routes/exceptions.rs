@@ -2,6 +2,7 @@
 //! revocation (reviewer). Sealed text is returned only by `GET /v1/exceptions/{eid}` to
 //! reviewers and admins, and every such read is audited.
 
+use super::json::Json;
 use std::collections::HashMap;
 
 use actix_web::{get, post, web, HttpResponse};
@@ -249,7 +250,7 @@ pub async fn post_exception(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<SubmitExceptionRequest>,
+    body: Json<SubmitExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let body = body.into_inner();
@@ -452,7 +453,7 @@ pub async fn post_exception_decision(
     state: web::Data<AppState>,
     caller: Caller,
     eid: web::Path<String>,
-    body: web::Json<DecisionRequest>,
+    body: Json<DecisionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
     let body = body.into_inner();
@@ -512,7 +513,7 @@ pub async fn post_exception_revoke(
     state: web::Data<AppState>,
     caller: Caller,
     eid: web::Path<String>,
-    body: web::Json<RevokeExceptionRequest>,
+    body: Json<RevokeExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
     let reason =

@@ -19,6 +19,7 @@ pub mod billing;
 pub mod evidence;
 pub mod exceptions;
 pub mod health;
+pub mod json;
 pub mod me;
 pub mod tokens;
 pub mod verifications;

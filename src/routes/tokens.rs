@@ -1,5 +1,6 @@
 //! Tokens: issuance, the meeting-server authorize check, revocation, the JWKS, key rotation.
 
+use super::json::Json;
 use actix_web::{get, post, web, HttpResponse};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use chrono::{DateTime, Utc};
@@ -73,7 +74,7 @@ pub async fn post_token(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<IssueTokenRequest>,
+    body: Json<IssueTokenRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let settings = &state.settings.tokens;
@@ -199,7 +200,7 @@ fn deny(reason: Reason, account_id: Option<String>) -> AuthorizeResponse {
 pub async fn post_authorize(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<AuthorizeRequest>,
+    body: Json<AuthorizeRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Meeting])?;
     let decision = authorize(&state, &body).await?;
@@ -274,7 +275,7 @@ pub struct RevokeResponse {}
 pub async fn post_revoke(
     state: web::Data<AppState>,
     caller: Caller,
-    body: web::Json<RevokeRequest>,
+    body: Json<RevokeRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let now = state.now();

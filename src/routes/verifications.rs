@@ -1,6 +1,7 @@
 //! `/v1/accounts/{id}/verifications` and `/v1/verifications/{vid}`: send a one-time code by
 //! email or SMS, check it, read a verification's status.
 
+use super::json::Json;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::verification;
@@ -135,7 +136,7 @@ pub async fn post_verification(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    body: web::Json<CreateVerificationRequest>,
+    body: Json<CreateVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let destination = parse_destination(&state, &body)?;
@@ -181,7 +182,7 @@ pub async fn post_verification_check(
     state: web::Data<AppState>,
     caller: Caller,
     vid: web::Path<String>,
-    body: web::Json<CheckVerificationRequest>,
+    body: Json<CheckVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let code = Code::parse(&body.code)

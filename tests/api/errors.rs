@@ -187,3 +187,49 @@ async fn garbage_to_every_route_is_a_4xx_problem() {
         StatusCode::OK
     );
 }
+
+/// serde reads a struct from an array of its fields; no schema allows that, so it is refused
+/// (it was a 200 that changed nothing, or worse, a create from positional values).
+#[tokio::test]
+async fn bodies_must_be_json_objects() {
+    let app = spawn_app().await;
+    let account = app.create_account("objects-only").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for body in [
+        json!([null, null]),
+        json!([]),
+        json!(null),
+        json!("x"),
+        json!(1),
+    ] {
+        let res = app
+            .request(
+                Method::PATCH,
+                &format!("/v1/accounts/{account}"),
+                Some(&app.admin_key),
+                Some(&body),
+            )
+            .await;
+        assert_problem(res, 400, "invalid_body").await;
+        let res = app
+            .request(
+                Method::POST,
+                "/v1/accounts",
+                Some(&app.backend_key),
+                Some(&body),
+            )
+            .await;
+        assert_problem(res, 400, "invalid_body").await;
+    }
+    let res = app
+        .request(
+            Method::POST,
+            "/v1/accounts",
+            Some(&app.backend_key),
+            Some(&json!(["positional-id", null, null])),
+        )
+        .await;
+    assert_problem(res, 400, "invalid_body").await;
+}
