@@ -285,7 +285,7 @@ pub async fn post_revoke(
         let expires_at = DateTime::from_timestamp(claims.exp + leeway, 0).unwrap_or(now);
         let txn = state.db.begin_write().await?;
         revocations::revoke(
-            &*txn,
+            &txn,
             &caller.name,
             &claims.jti,
             &claims.sub,
