@@ -1,6 +1,6 @@
-//! Work an instance does on its own: mirror revocations (every 250 ms), reload keys written by
-//! other instances, rotate keys when due, erase removed keys, forget expired revocations,
-//! record expired exceptions and purge their sealed text when due.
+//! Work an instance does on its own: mirror revocations (every 250 ms, by `seq`), reload keys
+//! written by other instances, rotate keys when due, erase removed keys, forget expired
+//! revocations, record expired exceptions and purge their sealed text when due.
 
 use std::{
     sync::{Arc, Weak},
@@ -18,25 +18,35 @@ use crate::{
 
 const REVOCATION_POLL: Duration = Duration::from_millis(250);
 const MAINTENANCE: Duration = Duration::from_secs(5);
-/// How far back each poll looks again: a revocation's `revoked_at` is set before it commits.
-const OVERLAP_SECONDS: i64 = 10;
+/// Rows per query when mirroring revocations; a poll pages until a page comes back short.
+const REVOCATION_PAGE: u64 = 10_000;
 
-/// Bring the in-memory revocation set up to date with the database.
+/// Bring the in-memory revocation set up to date with the database: every row above the
+/// cursor, page by page, the cursor moving only to a `seq` that was read.
 pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
     let now = state.now();
-    let since = state
-        .revocations
-        .polled_at()
-        .map(|at| at - chrono::Duration::seconds(OVERLAP_SECONDS))
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-    let rows = revocations::since(state.db.conn(), since, now).await?;
-    for row in rows {
-        state
-            .revocations
-            .insert(row.jti, row.expires_at.timestamp());
+    loop {
+        let rows = revocations::after(
+            state.db.conn(),
+            state.revocations.cursor(),
+            now,
+            REVOCATION_PAGE,
+        )
+        .await?;
+        let full = rows.len() as u64 == REVOCATION_PAGE;
+        let last = rows.last().map(|row| row.seq);
+        for row in rows {
+            state
+                .revocations
+                .insert(row.jti, row.expires_at.timestamp());
+        }
+        if let Some(seq) = last {
+            state.revocations.advance(seq);
+        }
+        if !full {
+            return Ok(());
+        }
     }
-    state.revocations.set_polled_at(now);
-    Ok(())
 }
 
 pub async fn maintain(state: &AppState) -> Result<(), ApiError> {

@@ -84,6 +84,9 @@ pub struct DatabaseSettings {
     /// PostgreSQL ends a session that sits idle inside a transaction this long, releasing the
     /// locks it holds (`idle_in_transaction_session_timeout`).
     pub idle_in_transaction_timeout_seconds: u64,
+    /// PostgreSQL: write transactions that may hold a connection at once; 0 = half the pool.
+    #[serde(default)]
+    pub max_writers: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -401,6 +404,12 @@ impl Settings {
                 "must be between 1 and 3600",
             ));
         }
+        if d.max_writers > 0 && d.max_connections > 1 && d.max_writers >= d.max_connections {
+            return Err(invalid(
+                "database.max_writers",
+                "must be less than database.max_connections, so reads always find a connection",
+            ));
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }
@@ -657,6 +666,17 @@ impl Settings {
         self.database_url.expose_secret().starts_with("sqlite:")
     }
 
+    /// Write transactions that may hold a pool connection at once (PostgreSQL): the
+    /// configured number, else half the pool, and never all of it, so reads always find one.
+    pub fn max_writers(&self) -> usize {
+        let pool = self.database.max_connections.max(1);
+        let writers = match self.database.max_writers {
+            0 => pool / 2,
+            n => n.min(pool - 1),
+        };
+        writers.max(1) as usize
+    }
+
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.database.acquire_timeout_seconds.max(1))
     }
@@ -822,5 +842,26 @@ mod tests {
         let mut s = Settings::defaults();
         s.listen = "nowhere".into();
         assert!(s.validate().unwrap_err().to_string().contains("`listen`"));
+    }
+
+    #[test]
+    fn writers_leave_part_of_the_pool_to_readers() {
+        let mut s = Settings::defaults();
+        assert_eq!(s.database.max_writers, 0);
+        assert_eq!(s.max_writers(), 8, "half of the default pool of 16");
+        s.database.max_connections = 5;
+        assert_eq!(s.max_writers(), 2);
+        s.database.max_connections = 1;
+        assert_eq!(s.max_writers(), 1);
+        s.database.max_connections = 10;
+        s.database.max_writers = 3;
+        assert_eq!(s.max_writers(), 3);
+        s.validate().unwrap();
+        s.database.max_writers = 10;
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("database.max_writers"));
     }
 }

@@ -18,7 +18,7 @@ use sea_orm::{
     DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Settings;
 
@@ -27,12 +27,19 @@ pub struct Db {
     conn: DatabaseConnection,
     write_lock: Option<Arc<Mutex<()>>>,
     lock_timeout: Duration,
+    /// PostgreSQL: write slots (`database.max_writers`), fewer than the pool's connections,
+    /// taken before a connection. Writers serialize on the chain lock anyway, so more of them
+    /// holding connections adds no throughput; it only left readers (authorize) queueing
+    /// behind them for a connection until they timed out with 503.
+    writers: Option<Arc<Semaphore>>,
 }
 
-/// A transaction that may write; commit it or it rolls back when dropped.
+/// A transaction that may write; commit it or it rolls back when dropped. (Fields drop in
+/// order: the transaction, then the lock or write slot it was taken under.)
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _guard: Option<OwnedMutexGuard<()>>,
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -87,6 +94,7 @@ impl Db {
             conn,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
             lock_timeout,
+            writers: (!sqlite).then(|| Arc::new(Semaphore::new(settings.max_writers()))),
         })
     }
 
@@ -121,7 +129,34 @@ impl Db {
         }
     }
 
+    /// A write slot, taken before a pool connection (PostgreSQL); `None` on SQLite, whose
+    /// write lock already admits one writer at a time.
+    async fn write_slot(&self) -> Result<Option<OwnedSemaphorePermit>, DbErr> {
+        let Some(writers) = &self.writers else {
+            return Ok(None);
+        };
+        // Waiting for a turn is waiting for a lock: bounded like the others.
+        match tokio::time::timeout(self.lock_timeout, writers.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            // The semaphore is never closed; treat it like a closed pool all the same.
+            Ok(Err(_)) => Err(DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed)),
+            Err(_) => {
+                tracing::warn!(
+                    waited_ms = self.lock_timeout.as_millis() as u64,
+                    "a writer gave up waiting for a write slot"
+                );
+                Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            }
+        }
+    }
+
+    /// Begin a write transaction. Write transactions run one at a time, from their first
+    /// statement to their commit (SQLite: the process lock and `BEGIN IMMEDIATE`; PostgreSQL:
+    /// the chain's advisory lock, which is released only after the commit is visible to
+    /// others). So whatever a writer reads or numbers (say a `seq` from a sequence) comes
+    /// after every transaction committed before it, and readers see commits in that order.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let slot = self.write_slot().await?;
         let guard = self.lock().await?;
         let txn = if guard.is_some() {
             // IMMEDIATE takes SQLite's write lock up front (waiting up to busy_timeout), so a
@@ -144,7 +179,11 @@ impl Db {
             .await?;
             txn
         };
-        Ok(WriteTxn { txn, _guard: guard })
+        Ok(WriteTxn {
+            txn,
+            _guard: guard,
+            _slot: slot,
+        })
     }
 
     /// A cheap round trip, for readiness.

@@ -2,7 +2,8 @@
 //!
 //! Every response carries `X-Request-Id` (the caller's, when it sent a sane one), every error
 //! response is problem+json, and every request is counted and timed by route pattern (never by
-//! raw path, which would put ids into metric labels).
+//! raw path, which would put ids into metric labels). Every label comes from a closed set, so
+//! no request, however made up, can add a series of its own.
 
 use std::{
     collections::HashMap,
@@ -86,7 +87,27 @@ const BUCKETS: [f64; 12] = [
 ];
 
 /// One route's series: (method, status, counters).
-type MethodStatus = (String, u16, Series);
+type MethodStatus = (&'static str, u16, Series);
+
+/// The method label: the standard methods by name, anything else (a client may send any token
+/// as a method) as `OTHER`, so made-up methods cannot create series.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The route label for requests that matched no registered route (any path, any method).
+pub const UNMATCHED: &str = "unmatched";
 
 /// Request counts and latency histograms by method, route and status. Keyed by route first,
 /// so the hot path looks a series up without allocating.
@@ -99,7 +120,10 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn observe(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    /// Count one request. `method` comes from [`method_label`] and `route` is a registered
+    /// pattern or [`UNMATCHED`], so the number of series is bounded by the routes, the ten
+    /// method labels and the status codes the service answers with.
+    pub fn observe(&self, method: &'static str, route: &str, status: u16, seconds: f64) {
         let record = |s: &Series| {
             s.count.fetch_add(1, Ordering::Relaxed);
             s.sum_micros
@@ -112,7 +136,7 @@ impl Metrics {
         };
         let find = |list: &[MethodStatus]| {
             list.iter()
-                .position(|(m, st, _)| *st == status && m == method)
+                .position(|(m, st, _)| *st == status && *m == method)
         };
         if let Ok(map) = self.series.read() {
             if let Some(list) = map.get(route) {
@@ -127,7 +151,7 @@ impl Metrics {
             let i = match find(list) {
                 Some(i) => i,
                 None => {
-                    list.push((method.to_owned(), status, Series::default()));
+                    list.push((method, status, Series::default()));
                     list.len() - 1
                 }
             };
@@ -153,9 +177,8 @@ impl Metrics {
         let mut keys: Vec<(&str, &str, u16, &Series)> = map
             .iter()
             .flat_map(|(route, list)| {
-                list.iter().map(move |(method, status, series)| {
-                    (method.as_str(), route.as_str(), *status, series)
-                })
+                list.iter()
+                    .map(move |(method, status, series)| (*method, route.as_str(), *status, series))
             })
             .collect();
         keys.sort_by_key(|(m, r, st, _)| (*m, *r, *st));
@@ -241,7 +264,7 @@ pub async fn observe(
         .and_then(accept_request_id)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let span = tracing::info_span!("request", request_id = %request_id);
 
     // Handlers and extractors turn their errors into responses; an `Err` here would come from
@@ -252,10 +275,11 @@ pub async fn observe(
         res.headers_mut().insert(REQUEST_ID, value);
     }
     let status = res.status().as_u16();
+    // A pattern is one the application registered; an unmatched path is never a label.
     let route = res
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .unwrap_or_else(|| UNMATCHED.to_owned());
     let elapsed = started.elapsed();
     if let Some(state) = res
         .request()
@@ -263,12 +287,12 @@ pub async fn observe(
     {
         state
             .metrics
-            .observe(&method, &route, status, elapsed.as_secs_f64());
+            .observe(method, &route, status, elapsed.as_secs_f64());
         if state.settings.log.access {
             let _enter = span.enter();
             tracing::info!(
                 target: "vouch::access",
-                method = %method,
+                method,
                 route = %route,
                 status,
                 latency_ms = elapsed.as_secs_f64() * 1e3,
@@ -334,5 +358,14 @@ mod tests {
         assert!(text.contains(r#"vouch_http_requests_total{method="GET",route="/v1/accounts/{id}",status="200"} 2"#), "{text}");
         assert!(text.contains(r#"le="0.0025"} 1"#), "{text}");
         assert!(text.contains(r#"le="+Inf"} 2"#), "{text}");
+    }
+
+    #[test]
+    fn method_labels_are_a_closed_set() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        let junk = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&junk), "OTHER");
     }
 }

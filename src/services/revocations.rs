@@ -4,22 +4,28 @@ use chrono::{DateTime, Utc};
 use entities::revoked_token;
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde_json::json;
 
 use super::audit::{self, Entry};
-use crate::error::ApiError;
+use crate::{db::WriteTxn, error::ApiError};
 
 /// Record a revocation; `false` if the token was already revoked.
+///
+/// Only inside a [`WriteTxn`]: instances mirror revocations by `seq` (see [`after`]), which is
+/// sound only if rows become visible in `seq` order, and that holds because every write
+/// transaction is serialized before it takes its `seq` (see `Db::begin_write`).
 pub async fn revoke(
-    conn: &impl ConnectionTrait,
+    txn: &WriteTxn,
     actor: &str,
     jti: &str,
     account_id: &str,
     expires_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
+    let conn: &DatabaseTransaction = txn;
     let exists = revoked_token::Entity::find()
         .filter(revoked_token::Column::Jti.eq(jti))
         .one(conn)
@@ -52,18 +58,27 @@ pub async fn revoke(
     Ok(true)
 }
 
-/// Revocations recorded at or after `since` whose tokens are still unexpired at `now`.
-/// Pollers ask with an overlap: a row's `revoked_at` is set before its transaction commits.
-pub async fn since(
+/// Up to `limit` revocations with `seq` above `cursor`, in `seq` order, of tokens still
+/// unexpired at `now` (a range scan of the primary key). A poller pages with the last `seq`
+/// it read until a page comes back short.
+///
+/// Why a `seq` cursor cannot skip a row: `seq` is taken inside the writing transaction, and
+/// write transactions run one at a time (SQLite: one writer, `BEGIN IMMEDIATE`; PostgreSQL:
+/// each takes the audit chain's advisory lock first and holds it until its commit has become
+/// visible). So a row with a higher `seq` never becomes visible before one with a lower `seq`,
+/// and a reader that has seen `seq` n has seen every committed row below it. A wall-clock
+/// cursor had neither property (slow writers, clock skew between instances).
+pub async fn after(
     conn: &impl ConnectionTrait,
-    since: DateTime<Utc>,
+    cursor: i64,
     now: DateTime<Utc>,
+    limit: u64,
 ) -> Result<Vec<revoked_token::Model>, DbErr> {
     revoked_token::Entity::find()
-        .filter(revoked_token::Column::RevokedAt.gte(since))
+        .filter(revoked_token::Column::Seq.gt(cursor))
         .filter(revoked_token::Column::ExpiresAt.gte(now))
         .order_by_asc(revoked_token::Column::Seq)
-        .limit(100_000)
+        .limit(limit)
         .all(conn)
         .await
 }

@@ -4,11 +4,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, RwLock},
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc, RwLock,
+    },
     time::{Duration, Instant},
 };
-
-use chrono::{DateTime, Utc};
 
 use crate::domain::policy::Fact;
 
@@ -76,7 +77,8 @@ impl AccountCache {
 #[derive(Default)]
 pub struct RevocationSet {
     jtis: RwLock<HashMap<String, i64>>,
-    polled_at: Mutex<Option<DateTime<Utc>>>,
+    /// The highest `seq` read from the database: the next poll asks for rows above it.
+    cursor: AtomicI64,
 }
 
 impl RevocationSet {
@@ -93,15 +95,14 @@ impl RevocationSet {
         }
     }
 
-    /// When the database was last asked.
-    pub fn polled_at(&self) -> Option<DateTime<Utc>> {
-        self.polled_at.lock().ok().and_then(|t| *t)
+    /// The highest `seq` mirrored so far (0 before the first row).
+    pub fn cursor(&self) -> i64 {
+        self.cursor.load(Ordering::Acquire)
     }
 
-    pub fn set_polled_at(&self, at: DateTime<Utc>) {
-        if let Ok(mut t) = self.polled_at.lock() {
-            *t = Some(at);
-        }
+    /// Move the cursor to `seq`, a row that has been inserted; never backwards.
+    pub fn advance(&self, seq: i64) {
+        self.cursor.fetch_max(seq, Ordering::AcqRel);
     }
 
     /// Drop ids whose tokens have expired anyway.

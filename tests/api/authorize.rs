@@ -416,6 +416,47 @@ async fn revocation_follows_rfc7009() {
     assert!(rows.is_empty(), "expired revocations are purged");
 }
 
+/// A token that is not valid yet on the revoking instance's clock (`iat`/`nbf` beyond the
+/// leeway, as a clock running behind sees a fresh token) is still recorded, and is refused as
+/// revoked once its time comes.
+#[tokio::test]
+async fn revocation_ignores_the_clock() {
+    let app = spawn_app().await;
+    let id = app.entitled_account("revoke-skew").await;
+    let later = app.state.now().timestamp() + 3600;
+    let mut c = claims(&app, &id);
+    c["iat"] = json!(later);
+    c["nbf"] = json!(later);
+    c["exp"] = json!(later + 600);
+    c["jti"] = json!("from-the-future");
+    let token = app.forge(&header(&app), &c).await;
+    assert_decision(&app.authorize(&token, None).await, false, "invalid_token");
+
+    let res = app
+        .post(
+            "/v1/tokens/revoke",
+            &app.backend_key,
+            &json!({"token": token}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    use sea_orm::EntityTrait;
+    let rows = entities::revoked_token::Entity::find()
+        .all(app.state.db.conn())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "the revocation is recorded");
+    assert_eq!(rows[0].jti, "from-the-future");
+    assert_eq!(rows[0].expires_at.timestamp(), later + 600 + 30);
+
+    // An hour on, the token would be valid: it is revoked instead.
+    app.clock.advance(Duration::seconds(3600));
+    assert_decision(&app.authorize(&token, None).await, false, "revoked");
+    // A fresh token of the same account still works: only this one is revoked.
+    let fresh = app.issue_token(&id).await;
+    assert_decision(&app.authorize(&fresh, None).await, true, "ok");
+}
+
 #[tokio::test]
 async fn configured_issuer_and_audiences_are_honoured() {
     let app = spawn_app_with(|s| {

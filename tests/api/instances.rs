@@ -68,3 +68,91 @@ async fn changes_on_one_instance_are_enforced_by_another_within_a_second() {
     let from_b = b.issue_token(&a.entitled_account("multi-4").await).await;
     assert_eq!(a.authorize(&from_b, None).await["allow"], true);
 }
+
+/// Insert `count` outstanding revocations (unexpired, revoked now) straight into the database,
+/// in bulk, the way a busy deployment accumulates them.
+async fn bulk_revocations(app: &TestApp, count: usize) {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let now = app.state.now();
+    let txn = app.state.db.begin_write().await.unwrap();
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(1000);
+        let rows = (done..done + n).map(|i| entities::revoked_token::ActiveModel {
+            jti: Set(format!("bulk-{i}")),
+            account_id: Set("acc_bulk".into()),
+            revoked_at: Set(now),
+            expires_at: Set(now + chrono::Duration::hours(1)),
+            ..Default::default()
+        });
+        entities::revoked_token::Entity::insert_many(rows)
+            .exec_without_returning(&*txn)
+            .await
+            .unwrap();
+        done += n;
+    }
+    txn.commit().await.unwrap();
+}
+
+/// Wait until `app` mirrors at least `count` revocations.
+async fn until_mirrored(app: &TestApp, count: usize) {
+    let start = Instant::now();
+    while app.state.revocations.len() < count {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "mirrored only {} of {count}",
+            app.state.revocations.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn revocations_past_a_hundred_thousand_reach_every_instance() {
+    const BACKLOG: usize = 100_500;
+    let a = spawn_app().await;
+    let running = a.spawn_sibling().await;
+    bulk_revocations(&a, BACKLOG).await;
+    // The running instance catches up with the backlog page by page.
+    until_mirrored(&running, BACKLOG).await;
+
+    // A revocation recorded behind the backlog reaches the running instance within 1 s...
+    let id = a.entitled_account("backlog-1").await;
+    let token = a.issue_token(&id).await;
+    assert_eq!(running.authorize(&token, None).await["allow"], true);
+    let res = a
+        .post(
+            "/v1/tokens/revoke",
+            &a.backend_key,
+            &json!({"token": token}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let took = time_until_denied(&running, &token, "revoked").await;
+    assert!(took <= Duration::from_secs(1), "revocation took {took:?}");
+
+    // ...and an instance started afterwards knows all of it before it serves.
+    let fresh = a.spawn_sibling().await;
+    assert!(fresh.state.revocations.len() > BACKLOG);
+    let body = fresh.authorize(&token, None).await;
+    assert_eq!(body["allow"], false, "{body}");
+    assert_eq!(body["reason"], "revoked", "{body}");
+
+    // Later revocations keep arriving everywhere, whichever instance records them.
+    let id = a.entitled_account("backlog-2").await;
+    let token = fresh.issue_token(&id).await;
+    assert_eq!(a.authorize(&token, None).await["allow"], true);
+    assert_eq!(running.authorize(&token, None).await["allow"], true);
+    let res = fresh
+        .post(
+            "/v1/tokens/revoke",
+            &fresh.backend_key,
+            &json!({"token": token}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    for other in [&a, &running] {
+        let took = time_until_denied(other, &token, "revoked").await;
+        assert!(took <= Duration::from_secs(1), "revocation took {took:?}");
+    }
+}

@@ -7,6 +7,7 @@ mod billing;
 mod cli;
 mod clients;
 mod console;
+mod contention;
 mod errors;
 mod exceptions;
 mod fakes;

@@ -155,3 +155,74 @@ fn every_operation_documents_its_errors_and_security() {
         }
     }
 }
+
+/// Made-up methods and paths must not grow `/metrics`: every label comes from a closed set
+/// (standard methods + `OTHER`, registered routes + `unmatched`, the status).
+#[tokio::test]
+async fn junk_methods_and_paths_cannot_grow_metrics() {
+    use reqwest::Method;
+
+    let app = spawn_app().await;
+    let mut requests = Vec::new();
+    for i in 0..150 {
+        // 1 KB method names, each different, at unknown and at known paths.
+        let method = Method::from_bytes(format!("X{i:04}{}", "J".repeat(1019)).as_bytes()).unwrap();
+        let path = if i % 2 == 0 {
+            format!("/junk/{i}/{}", uuid::Uuid::new_v4())
+        } else {
+            "/v1/accounts".to_owned()
+        };
+        requests.push((method, path));
+    }
+    for (i, method) in [Method::GET, Method::POST, Method::DELETE, Method::OPTIONS]
+        .into_iter()
+        .enumerate()
+    {
+        for j in 0..25 {
+            requests.push((
+                method.clone(),
+                format!("/v{i}/{j}/{}", uuid::Uuid::new_v4()),
+            ));
+        }
+    }
+    for chunk in requests.chunks(25) {
+        let sends = chunk.iter().map(|(method, path)| {
+            app.client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&app.backend_key)
+                .send()
+        });
+        for res in futures_util::future::join_all(sends).await {
+            let status = res.unwrap().status().as_u16();
+            assert!((400..500).contains(&status), "junk answered {status}");
+        }
+    }
+
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("vouch_http_requests_total{"))
+        .collect();
+    // 250 distinct junk requests land in six series: each method label on `unmatched` (404)
+    // and OTHER on /v1/accounts (405). Before labels were closed: one series per junk method.
+    assert!(
+        series.len() <= 12,
+        "{} series:\n{}",
+        series.len(),
+        series.join("\n")
+    );
+    assert!(text.len() <= 32 * 1024, "/metrics is {} bytes", text.len());
+    assert!(!text.contains("JJJJ") && !text.contains("/junk/"), "{text}");
+    assert!(
+        text.contains(r#"vouch_http_requests_total{method="OTHER",route="unmatched",status="#),
+        "{text}"
+    );
+}
