@@ -33,13 +33,14 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
-    /// The platform's own user id (1–255 characters), unique.
-    #[schema(example = "user-8812")]
+    /// The platform's own user id (1–255 characters, not blank, no control characters), unique.
+    #[schema(example = "user-8812", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$")]
     pub external_id: String,
     /// Stored for verification; never returned, never put in tokens or logs.
-    #[schema(example = "ann@example.org")]
+    #[schema(example = "ann@example.org", format = Email, max_length = 254)]
     pub email: Option<String>,
-    #[schema(example = "Ann")]
+    /// At most 200 characters, no control characters; blank means none.
+    #[schema(example = "Ann", max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub display_name: Option<String>,
 }
 
@@ -48,9 +49,9 @@ pub struct CreateAccountRequest {
 pub struct PatchAccountRequest {
     /// Admins only. Suspension withdraws every entitlement at once.
     pub status: Option<AccountStatus>,
-    /// `null` or an empty string clears it.
+    /// `null` or an empty string clears it. At most 200 characters, no control characters.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub display_name: Option<Option<String>>,
 }
 
@@ -84,10 +85,13 @@ impl From<account::Model> for AccountResponse {
 #[into_params(parameter_in = Query)]
 pub struct AccountListQuery {
     /// Only the account with this platform user id.
+    #[param(max_length = 255)]
     pub external_id: Option<String>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
     pub cursor: Option<String>,
 }
 

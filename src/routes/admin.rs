@@ -32,8 +32,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClientRequest {
-    /// Unique; recorded as the actor in the audit log.
-    #[schema(example = "meet-backend-eu")]
+    /// Unique; recorded as the actor in the audit log. 1–64 letters, digits, `-`, `_`, `.`, `@`.
+    #[schema(example = "meet-backend-eu", pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub name: String,
     pub role: Role,
 }
@@ -163,8 +163,10 @@ pub struct AuditQuery {
     /// Entries before this time (RFC 3339).
     pub until: Option<DateTime<Utc>>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
     pub cursor: Option<String>,
 }
 

@@ -193,7 +193,7 @@ pub async fn post_stripe_webhook(
 #[serde(deny_unknown_fields)]
 pub struct BillingLinkRequest {
     /// The account's Stripe customer id.
-    #[schema(example = "cus_NffrFeUfNV2Hib")]
+    #[schema(example = "cus_NffrFeUfNV2Hib", pattern = r"^cus_[A-Za-z0-9_]{1,251}$")]
     pub customer_id: String,
 }
 

@@ -41,13 +41,19 @@ pub struct SubmitExceptionRequest {
     pub category: Category,
     /// Why the person needs the exception, 1–10,000 characters. Sealed at rest; returned only
     /// to reviewers and admins.
-    #[schema(example = "I coordinate legal aid for detained journalists and ...")]
+    #[schema(
+        example = "I coordinate legal aid for detained journalists and ...",
+        min_length = 1,
+        max_length = 10000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub statement: String,
     /// Up to 200 characters; sealed like the statement.
-    #[schema(example = "Press Freedom Legal Aid")]
+    #[schema(example = "Press Freedom Legal Aid", max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub organization: Option<String>,
     /// A way for reviewers to check the claim (a registry number, a referee), up to 200
     /// characters; sealed like the statement.
+    #[schema(max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub reference: Option<String>,
 }
 
@@ -63,6 +69,7 @@ pub enum DecisionKind {
 pub struct DecisionRequest {
     pub decision: DecisionKind,
     /// Required, 1–2,000 characters. Sealed like the statement.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub reason: String,
     /// Approvals only: when the exception should end (in the future, at most
     /// `exceptions.max_validity_days` away). Default: `exceptions.default_validity_days` from
@@ -74,6 +81,7 @@ pub struct DecisionRequest {
 #[serde(deny_unknown_fields)]
 pub struct RevokeExceptionRequest {
     /// Required, 1–2,000 characters. Sealed like the statement.
+    #[schema(min_length = 1, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
     pub reason: String,
 }
 
@@ -300,10 +308,13 @@ pub struct ExceptionListQuery {
     /// Only this account's requests.
     pub account_id: Option<String>,
     /// Only approved exceptions that end within this many days (1–3650).
+    #[param(minimum = 1, maximum = 3650)]
     pub expiring_within_days: Option<u32>,
     /// Page size, 1–200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
+    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
     pub cursor: Option<String>,
 }
 

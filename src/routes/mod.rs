@@ -138,6 +138,25 @@ where
     serde::Deserialize::deserialize(d).map(Some)
 }
 
+/// An optional whole number that JSON may also spell as a float with no fraction (`600.0`):
+/// JSON Schema's `integer` admits both, and so do clients that keep every number as a double.
+pub fn whole_number<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error as _;
+    match <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(n) => match (n.as_u64(), n.as_f64()) {
+            (Some(u), _) => Ok(Some(u)),
+            (None, Some(f)) if f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f) => {
+                Ok(Some(f as u64))
+            }
+            _ => Err(D::Error::custom("expected a whole number of at least 0")),
+        },
+    }
+}
+
 /// Known routes and their methods, from the spec: an unmatched request to a known path is a
 /// 405 with `Allow`, anything else a 404.
 pub struct RouteTable(Vec<(ResourceDef, Vec<Method>)>);

@@ -41,8 +41,11 @@ pub struct IssueTokenRequest {
     /// One of the configured audiences (default: the first).
     pub audience: Option<String>,
     /// RFC 7638 thumbprint of the device key; binds the token to it (`cnf.jkt`).
+    #[schema(pattern = r"^[A-Za-z0-9_-]{43}$")]
     pub device_jkt: Option<String>,
     /// Lifetime, 1 s to the configured maximum (default 600, max 3600).
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub ttl_seconds: Option<u64>,
 }
 

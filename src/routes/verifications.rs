@@ -35,13 +35,28 @@ pub struct CreateVerificationRequest {
     /// An email address, or a phone number in E.164 form (`+14155552671`).
     #[schema(example = "+14155552671")]
     pub to: String,
+    /// The language of the message as a BCP 47 tag (`pt-BR`); the best match Vouch has, else
+    /// English.
+    #[schema(example = "de", max_length = 35, pattern = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+    pub locale: Option<String>,
+}
+
+/// A BCP 47 language tag in its common shape (language, then subtags); matching it to the
+/// languages messages exist in is the delivery's business.
+fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or_default();
+    tag.len() <= 35
+        && (2..=8).contains(&language.len())
+        && language.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckVerificationRequest {
     /// The six digits the user received.
-    #[schema(example = "123456")]
+    #[schema(example = "123456", pattern = r"^[0-9]{6}$")]
     pub code: String,
 }
 
@@ -124,7 +139,7 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
     request_body = CreateVerificationRequest,
     responses(
         (status = 201, body = VerificationResponse),
-        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "`rate_limited` (with `Retry-After`): too many codes for this destination or account, or the SMS budget is spent", body = Problem, content_type = "application/problem+json"),
@@ -140,6 +155,12 @@ pub async fn post_verification(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let destination = parse_destination(&state, &body)?;
+    if body.locale.as_deref().is_some_and(|l| !valid_locale(l)) {
+        return Err(ApiError::bad_request(
+            "invalid_locale",
+            "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
+        ));
+    }
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let row = verifications::start(
