@@ -4,6 +4,10 @@
 //! both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that into an
 //! orderly queue. On PostgreSQL, write transactions start by taking the audit chain's advisory
 //! lock, so every writer locks in the same order.
+//!
+//! With the audit key set (`with_audit_key`), each write transaction MACs the audit entries it
+//! appended as it commits (see `services::audit`); a handle without it writes no audit entries
+//! anyone could verify, so every process that writes sets it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -15,18 +19,22 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
-use crate::config::Settings;
+use crate::{config::Settings, crypto::MasterKey, services::audit};
 
 #[derive(Clone)]
 pub struct Db {
     conn: DatabaseConnection,
     write_lock: Option<Arc<Mutex<()>>>,
+    /// The key audit entries are MACed under (`audit::chain_key`).
+    audit_key: Option<MasterKey>,
 }
 
 /// A transaction that may write; commit it or it rolls back when dropped.
 pub struct WriteTxn {
     txn: DatabaseTransaction,
     _guard: Option<OwnedMutexGuard<()>>,
+    /// The audit key and the last audit `seq` before this transaction began.
+    audit: Option<(MasterKey, i64)>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -37,7 +45,11 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
+    /// MAC the audit entries this transaction appended, then commit both together.
     pub async fn commit(self) -> Result<(), DbErr> {
+        if let Some((key, after)) = &self.audit {
+            audit::seal_appended(&self.txn, key, *after).await?;
+        }
         self.txn.commit().await
     }
 }
@@ -66,7 +78,14 @@ impl Db {
         Ok(Db {
             conn,
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
+            audit_key: None,
         })
+    }
+
+    /// MAC audit entries under `key` (`audit::chain_key` of the master key) from now on.
+    pub fn with_audit_key(mut self, key: MasterKey) -> Db {
+        self.audit_key = Some(key);
+        self
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -112,7 +131,17 @@ impl Db {
             .await?;
             txn
         };
-        Ok(WriteTxn { txn, _guard: guard })
+        // Read under the chain lock (taken above on both backends), so no other writer's
+        // entries can fall after this mark.
+        let audit = match &self.audit_key {
+            Some(key) => Some((key.clone(), audit::last_seq(&txn).await?)),
+            None => None,
+        };
+        Ok(WriteTxn {
+            txn,
+            _guard: guard,
+            audit,
+        })
     }
 
     /// A cheap round trip, for readiness.

@@ -59,6 +59,10 @@ enum ClientsCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The person (or system) the key belongs to; four-eyes review counts principals, not
+        /// keys. Defaults to the name.
+        #[arg(long)]
+        principal: Option<String>,
         /// backend, meeting, reviewer or admin
         #[arg(long, value_parser = parse_role)]
         role: Role,
@@ -79,8 +83,15 @@ enum KeysCommand {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and report the first broken link.
-    Verify,
+    /// Walk the chain (hashes and MACs, with the master key) and report the first broken link.
+    Verify {
+        /// A head printed earlier by `vouch audit head`: also fail when entries up to it were
+        /// cut or replaced.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Print the newest entry as `<seq>:<hash>`; keep it outside the database.
+    Head,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -122,27 +133,35 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             eprintln!("migrations applied");
         }
         Command::Clients { command } => {
-            let db = Db::connect(&settings).await?;
+            let master = vouch::startup::resolve_master_key(&settings)?;
+            let db = Db::connect(&settings)
+                .await?
+                .with_audit_key(audit::chain_key(&master));
             db.migrate().await?;
             let now = chrono::Utc::now();
             match command {
-                ClientsCommand::Create { name, role } => {
+                ClientsCommand::Create {
+                    name,
+                    principal,
+                    role,
+                } => {
                     let txn = db.begin_write().await?;
-                    let (client, key) = clients::create(&*txn, "cli", &name, role, now)
-                        .await
-                        .map_err(|e| e.detail)?;
+                    let (client, key) =
+                        clients::create(&*txn, "cli", &name, principal.as_deref(), role, now)
+                            .await
+                            .map_err(|e| e.detail)?;
                     txn.commit().await?;
                     eprintln!(
-                        "created client {} ({}, role {}); the key below is shown once:",
-                        client.id, client.name, client.role
+                        "created client {} ({}, principal {}, role {}); the key below is shown once:",
+                        client.id, client.name, client.principal, client.role
                     );
                     println!("{key}");
                 }
                 ClientsCommand::List => {
                     let mut after: Option<String> = None;
                     eprintln!(
-                        "{:<36} {:<24} {:<9} {:<10} status",
-                        "id", "name", "role", "key"
+                        "{:<36} {:<24} {:<24} {:<9} {:<10} status",
+                        "id", "name", "principal", "role", "key"
                     );
                     loop {
                         let page = clients::list(db.conn(), after.as_deref(), 200).await?;
@@ -152,8 +171,8 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                                 None => "active".to_owned(),
                             };
                             println!(
-                                "{:<36} {:<24} {:<9} {:<10} {status}",
-                                c.id, c.name, c.role, c.key_prefix
+                                "{:<36} {:<24} {:<24} {:<9} {:<10} {status}",
+                                c.id, c.name, c.principal, c.role, c.key_prefix
                             );
                         }
                         match page.last() {
@@ -173,9 +192,11 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             }
         }
         Command::Keys { command } => {
-            let db = Db::connect(&settings).await?;
-            db.migrate().await?;
             let master = vouch::startup::resolve_master_key(&settings)?;
+            let db = Db::connect(&settings)
+                .await?
+                .with_audit_key(audit::chain_key(&master));
+            db.migrate().await?;
             let now = chrono::Utc::now();
             let txn = db.begin_write().await?;
             keys::ensure(&*txn, &master, &settings.tokens, now)
@@ -205,10 +226,34 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Head,
         } => {
             let db = Db::connect(&settings).await?;
-            let report = audit::verify(db.conn()).await?;
+            match audit::head(db.conn()).await? {
+                Some(head) => println!("{head}"),
+                None => {
+                    eprintln!("the audit log is empty");
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Verify { head },
+        } => {
+            let head = match head.as_deref().map(audit::Head::parse) {
+                None => None,
+                Some(Some(head)) => Some(head),
+                Some(None) => {
+                    eprintln!(
+                        "vouch: --head must be `<seq>:<hash>` as printed by `vouch audit head`"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let master = vouch::startup::resolve_master_key(&settings)?;
+            let db = Db::connect(&settings).await?;
+            let report =
+                audit::verify(db.conn(), &audit::chain_key(&master), head.as_ref()).await?;
             if report.intact {
                 println!("audit chain intact: {} entries", report.entries);
             } else {

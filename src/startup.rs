@@ -19,7 +19,7 @@ use crate::{
     delivery::{self, Delivery},
     openapi,
     routes::{self, RouteTable},
-    services::{clients, keys},
+    services::{audit, clients, keys},
     state::AppState,
     telemetry::{self, Metrics},
     tokens::{
@@ -59,11 +59,14 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
         settings.validate()?;
-        let db = Db::connect(&settings).await?;
-        db.migrate().await?;
         let master_key = resolve_master_key(&settings)?;
+        let db = Db::connect(&settings)
+            .await?
+            .with_audit_key(audit::chain_key(&master_key));
+        db.migrate().await?;
         {
             let txn = db.begin_write().await?;
+            audit::key_chain(&*txn, clock.now()).await?;
             keys::ensure(&*txn, &master_key, &settings.tokens, clock.now())
                 .await
                 .map_err(|e| StartupError::Keys(e.detail))?;

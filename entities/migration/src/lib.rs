@@ -7,6 +7,8 @@ mod m20261126_000002_tokens;
 mod m20261126_000005_billing;
 mod m20261126_000006_exceptions;
 mod m20261127_000001_verification;
+mod m20261201_110000_principals;
+mod m20261201_110001_audit_mac;
 
 pub struct Migrator;
 
@@ -19,6 +21,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_billing::Migration),
             Box::new(m20261126_000006_exceptions::Migration),
             Box::new(m20261127_000001_verification::Migration),
+            Box::new(m20261201_110000_principals::Migration),
+            Box::new(m20261201_110001_audit_mac::Migration),
         ]
     }
 }
