@@ -72,6 +72,9 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Erased and re-sealed personal data is overwritten in the file, not left
+                    // in free pages for a copy of it to yield.
+                    .pragma("secure_delete", "on")
             });
         }
         let conn = Database::connect(opts).await?;

@@ -19,7 +19,7 @@ use crate::{
     delivery::{self, Delivery},
     openapi,
     routes::{self, RouteTable},
-    services::{audit, clients, keys},
+    services::{accounts, audit, clients, keys},
     state::AppState,
     telemetry::{self, Metrics},
     tokens::{
@@ -67,6 +67,7 @@ impl Application {
         {
             let txn = db.begin_write().await?;
             audit::key_chain(&*txn, clock.now()).await?;
+            accounts::seal_plaintext_emails(&*txn, &master_key, clock.now()).await?;
             keys::ensure(&*txn, &master_key, &settings.tokens, clock.now())
                 .await
                 .map_err(|e| StartupError::Keys(e.detail))?;

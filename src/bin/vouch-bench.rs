@@ -134,6 +134,7 @@ async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     .map_err(|e| e.detail)?;
     let account = vouch::services::accounts::create(
         &*txn,
+        &master,
         "bench",
         vouch::services::accounts::NewAccount {
             external_id: vouch::domain::account::ExternalId::parse(&format!("bench-{suffix}"))?,

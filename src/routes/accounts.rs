@@ -35,7 +35,8 @@ pub struct CreateAccountRequest {
     /// The platform's own user id (1–255 characters), unique.
     #[schema(example = "user-8812")]
     pub external_id: String,
-    /// Stored for verification; never returned, never put in tokens or logs.
+    /// Stored sealed (encrypted under a key derived from the master key); never returned, never
+    /// put in tokens or logs; erased with the account.
     #[schema(example = "ann@example.org")]
     pub email: Option<String>,
     #[schema(example = "Ann")]
@@ -131,7 +132,8 @@ pub async fn post_account(
             .flatten(),
     };
     let txn = state.db.begin_write().await?;
-    let account = accounts::create(&*txn, &caller.name, new, state.now()).await?;
+    let account =
+        accounts::create(&*txn, &state.master_key, &caller.name, new, state.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/accounts/{}", account.id)))

@@ -15,6 +15,7 @@ mod instances;
 mod keys;
 mod operations;
 mod outage;
+mod personal_data;
 mod principals;
 mod roles;
 mod tokens;

@@ -9,6 +9,7 @@ mod m20261126_000006_exceptions;
 mod m20261127_000001_verification;
 mod m20261201_110000_principals;
 mod m20261201_110001_audit_mac;
+mod m20261201_110002_account_email_sealed;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_verification::Migration),
             Box::new(m20261201_110000_principals::Migration),
             Box::new(m20261201_110001_audit_mac::Migration),
+            Box::new(m20261201_110002_account_email_sealed::Migration),
         ]
     }
 }
