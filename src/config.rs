@@ -51,6 +51,26 @@ pub struct Settings {
     pub stripe: StripeSettings,
     #[serde(default)]
     pub exceptions: ExceptionSettings,
+    #[serde(default)]
+    pub docs: DocsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DocsSettings {
+    /// Serve Swagger UI at `/docs`; off, `/docs` is a 404 problem (the spec stays at
+    /// `/openapi.json`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for DocsSettings {
+    fn default() -> Self {
+        DocsSettings { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -530,3 +530,48 @@ async fn admins_manage_clients_keys_and_account_status() {
     })
     .await;
 }
+
+/// Every CSP violation the page has met since it loaded (the Reporting API buffers them), as
+/// `"<directive> <blocked URL>"`.
+const CSP_VIOLATIONS: &str = r#"
+return new Promise((resolve) => {
+  const seen = [];
+  const take = (reports) => reports.forEach((r) =>
+    seen.push(`${r.body.effectiveDirective} ${r.body.blockedURL || ''}`));
+  const observer = new ReportingObserver(take, { types: ['csp-violation'], buffered: true });
+  observer.observe();
+  setTimeout(() => { take(observer.takeRecords()); resolve(seen); }, 1000);
+});
+"#;
+
+#[tokio::test]
+async fn the_docs_render_under_their_own_csp_without_a_violation() {
+    let app = spawn_app().await;
+    with_browser(|client| async move {
+        client
+            .goto(&app.url("/docs/"))
+            .await
+            .expect("open the docs");
+        text_containing(&client, ".swagger-ui .info .title", "Vouch").await;
+        // Open an operation and try it: more of the UI renders, and it calls this origin.
+        click(&client, ".opblock-summary").await;
+        click(&client, ".try-out__btn").await;
+        click(&client, ".execute").await;
+        element(&client, ".responses-wrapper .live-responses-table").await;
+        let violations = js(&client, CSP_VIOLATIONS).await;
+        assert_eq!(
+            violations,
+            json!([]),
+            "the docs' CSP blocked some of their own assets"
+        );
+        // The policy is in force (not merely absent): an inline script is refused.
+        let inline = js(
+            &client,
+            "const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; \
+             document.body.appendChild(s); return window.__ran === 1;",
+        )
+        .await;
+        assert_eq!(inline, json!(false));
+    })
+    .await;
+}
