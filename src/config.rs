@@ -240,6 +240,10 @@ pub struct StripeSettings {
     /// The largest webhook body accepted (Stripe's events can be larger than API requests).
     #[serde(default = "default_stripe_max_body")]
     pub max_body_bytes: usize,
+    /// Which mode's events this endpoint takes: live (`true`) or test (`false`). Events of the
+    /// other mode are refused, so a test-mode event can never grant or withdraw real payment.
+    #[serde(default)]
+    pub livemode: bool,
 }
 
 fn default_stripe_tolerance() -> u64 {
@@ -261,6 +265,7 @@ impl Default for StripeSettings {
             tolerance_seconds: default_stripe_tolerance(),
             past_due_grace_days: default_past_due_grace(),
             max_body_bytes: default_stripe_max_body(),
+            livemode: false,
         }
     }
 }
