@@ -77,7 +77,7 @@ enum ClientsCommand {
 enum KeysCommand {
     /// Publish a new key now; it signs after one JWKS max-age, and the current key retires.
     Rotate,
-    /// List keys and their states.
+    /// List keys and their states (reads only; changes nothing).
     List,
 }
 
@@ -191,7 +191,21 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 }
             }
         }
-        Command::Keys { command } => {
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            // Read only: no migration, no key creation or rotation, no audit entry.
+            let db = Db::connect(&settings).await?;
+            let now = chrono::Utc::now();
+            let keys = keys::all(db.conn()).await?;
+            if keys.is_empty() {
+                eprintln!("no signing keys yet: `vouch serve` or `vouch keys rotate` creates one");
+            }
+            print_keys(&keys, now);
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
             let master = vouch::startup::resolve_master_key(&settings)?;
             let db = Db::connect(&settings)
                 .await?
@@ -202,28 +216,17 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             keys::ensure(&*txn, &master, &settings.tokens, now)
                 .await
                 .map_err(|e| e.detail)?;
-            if let KeysCommand::Rotate = command {
-                let key = keys::rotate(&*txn, &master, "cli", &settings.tokens, now)
-                    .await
-                    .map_err(|e| e.detail)?;
-                eprintln!(
-                    "published key {} ({}); it signs from {}",
-                    key.kid,
-                    key.alg,
-                    key.activates_at.to_rfc3339()
-                );
-            }
+            let key = keys::rotate(&*txn, &master, "cli", &settings.tokens, now)
+                .await
+                .map_err(|e| e.detail)?;
             txn.commit().await?;
-            for k in keys::all(db.conn()).await? {
-                let state = vouch::tokens::keyring::KeyState::of(&k, now).as_str();
-                println!(
-                    "{} {:<6} {:<8} signs from {}",
-                    k.kid,
-                    k.alg,
-                    state,
-                    k.activates_at.to_rfc3339()
-                );
-            }
+            eprintln!(
+                "published key {} ({}); it signs from {}",
+                key.kid,
+                key.alg,
+                key.activates_at.to_rfc3339()
+            );
+            print_keys(&keys::all(db.conn()).await?, now);
         }
         Command::Audit {
             command: AuditCommand::Head,
@@ -270,6 +273,19 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         Command::Openapi => unreachable!("handled before configuration is loaded"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_keys(keys: &[entities::signing_key::Model], now: chrono::DateTime<chrono::Utc>) {
+    for k in keys {
+        let state = vouch::tokens::keyring::KeyState::of(k, now).as_str();
+        println!(
+            "{} {:<6} {:<8} signs from {}",
+            k.kid,
+            k.alg,
+            state,
+            k.activates_at.to_rfc3339()
+        );
+    }
 }
 
 /// A bare HTTP/1.1 GET of `/healthz`: no client library, no shell, no curl in the image.
