@@ -363,7 +363,16 @@ async fn the_four_eyes_rule_is_shown_and_the_apis_refusals_are_explained() {
             "Your approval is recorded (1 of 2)",
         )
         .await;
-        text_containing(&client, "#four-eyes", "You already approved this request").await;
+        let rule =
+            text_containing(&client, "#four-eyes", "You already approved this request").await;
+        assert!(rule.contains("as principal test-admin"), "{rule}");
+        // The approvals name the person behind each key.
+        text_containing(
+            &client,
+            "section[aria-labelledby='approvals-h']",
+            "Principal",
+        )
+        .await;
         assert!(!element(&client, "#approve")
             .await
             .is_enabled()
@@ -465,6 +474,8 @@ async fn admins_manage_clients_keys_and_account_status() {
         // A new client's key is shown once, and works.
         click(&client, "#nav a[href='#/clients']").await;
         fill(&client, "#client-name", "reviewer-ann").await;
+        // Bound to the person behind it: four eyes counts people, not keys.
+        fill(&client, "#client-principal", "ann@example.org").await;
         element(&client, "#client-role")
             .await
             .select_by_value("reviewer")
@@ -482,6 +493,9 @@ async fn admins_manage_clients_keys_and_account_status() {
         screenshot(&client, "admin-clients").await;
         let me = api_json(&app, "/v1/me", &key).await;
         assert_eq!(me["name"], "reviewer-ann");
+        assert_eq!(me["principal"], "ann@example.org");
+        text_containing(&client, "#created-client", "principal ann@example.org").await;
+        text_containing(&client, "main table", "ann@example.org").await;
 
         // Revoking takes a confirmation, then the key stops working.
         client
