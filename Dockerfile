@@ -1,5 +1,15 @@
 # Build: docker build -t vouch .
-# Run:   docker run -p 8080:8080 -e VOUCH_MASTER_KEY=$(openssl rand -base64 32) vouch
+#
+# The master key seals signing keys, exception statements and emails, and keys the audit chain.
+# Create it ONCE and keep it as a secret; every start must get the same key, or nothing sealed
+# before can be opened again (never generate it in the run command):
+#   openssl rand -base64 32 > vouch-master.key        # once; store it in your secret manager
+#   docker volume create vouch-data
+# Run:
+#   docker run -p 8080:8080 -v vouch-data:/var/lib/vouch \
+#     -e VOUCH_MASTER_KEY="$(cat vouch-master.key)" vouch
+# (Orchestrators: pass it from a secret, e.g. a Kubernetes Secret or `docker secret`, as
+# VOUCH_MASTER_KEY.)
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .

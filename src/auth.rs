@@ -25,6 +25,10 @@ pub struct Caller {
     /// Recorded as the actor in the audit log.
     pub name: String,
     pub role: Role,
+    /// The person behind the key; four-eyes review counts principals, not keys.
+    pub principal: String,
+    /// Who created the key (recorded with each approval it gives).
+    pub created_by: String,
 }
 
 impl Caller {
@@ -134,6 +138,8 @@ async fn authenticate(state: web::Data<AppState>, key: String) -> Result<Caller,
         client_id: client.id,
         name: client.name,
         role,
+        principal: client.principal,
+        created_by: client.created_by,
     };
     state.auth_cache.put(digest, caller.clone());
     Ok(caller)

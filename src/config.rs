@@ -51,6 +51,26 @@ pub struct Settings {
     pub stripe: StripeSettings,
     #[serde(default)]
     pub exceptions: ExceptionSettings,
+    #[serde(default)]
+    pub docs: DocsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DocsSettings {
+    /// Serve Swagger UI at `/docs`; off, `/docs` is a 404 problem (the spec stays at
+    /// `/openapi.json`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for DocsSettings {
+    fn default() -> Self {
+        DocsSettings { enabled: true }
+    }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -229,6 +249,10 @@ pub struct StripeSettings {
     /// The largest webhook body accepted (Stripe's events can be larger than API requests).
     #[serde(default = "default_stripe_max_body")]
     pub max_body_bytes: usize,
+    /// Which mode's events this endpoint takes: live (`true`) or test (`false`). Events of the
+    /// other mode are refused, so a test-mode event can never grant or withdraw real payment.
+    #[serde(default)]
+    pub livemode: bool,
 }
 
 fn default_stripe_tolerance() -> u64 {
@@ -250,6 +274,7 @@ impl Default for StripeSettings {
             tolerance_seconds: default_stripe_tolerance(),
             past_due_grace_days: default_past_due_grace(),
             max_body_bytes: default_stripe_max_body(),
+            livemode: false,
         }
     }
 }

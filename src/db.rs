@@ -9,6 +9,10 @@
 //! and PostgreSQL sessions carry `lock_timeout` (and `idle_in_transaction_session_timeout`, which
 //! ends a session that holds locks while doing nothing), so a stuck lock holder costs one
 //! request a 503 and a log line, never a service whose writers all hang.
+//!
+//! With the audit key set (`with_audit_key`), each write transaction MACs the audit entries it
+//! appended as it commits (see `services::audit`); a handle without it writes no audit entries
+//! anyone could verify, so every process that writes sets it.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,7 +24,7 @@ use sea_orm::{
 use secrecy::ExposeSecret;
 use tokio::sync::{Mutex, OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
-use crate::config::Settings;
+use crate::{config::Settings, crypto::MasterKey, services::audit};
 
 #[derive(Clone)]
 pub struct Db {
@@ -32,6 +36,8 @@ pub struct Db {
     /// holding connections adds no throughput; it only left readers (authorize) queueing
     /// behind them for a connection until they timed out with 503.
     writers: Option<Arc<Semaphore>>,
+    /// The key audit entries are MACed under (`audit::chain_key`).
+    audit_key: Option<MasterKey>,
 }
 
 /// A transaction that may write; commit it or it rolls back when dropped. (Fields drop in
@@ -40,6 +46,8 @@ pub struct WriteTxn {
     txn: DatabaseTransaction,
     _guard: Option<OwnedMutexGuard<()>>,
     _slot: Option<OwnedSemaphorePermit>,
+    /// The audit key and the last audit `seq` before this transaction began.
+    audit: Option<(MasterKey, i64)>,
 }
 
 impl std::ops::Deref for WriteTxn {
@@ -50,7 +58,11 @@ impl std::ops::Deref for WriteTxn {
 }
 
 impl WriteTxn {
+    /// MAC the audit entries this transaction appended, then commit both together.
     pub async fn commit(self) -> Result<(), DbErr> {
+        if let Some((key, after)) = &self.audit {
+            audit::seal_appended(&self.txn, key, *after).await?;
+        }
         self.txn.commit().await
     }
 }
@@ -87,6 +99,9 @@ impl Db {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Erased and re-sealed personal data is overwritten in the file, not left
+                    // in free pages for a copy of it to yield.
+                    .pragma("secure_delete", "on")
             });
         }
         let conn = Database::connect(opts).await?;
@@ -95,7 +110,14 @@ impl Db {
             write_lock: sqlite.then(|| Arc::new(Mutex::new(()))),
             lock_timeout,
             writers: (!sqlite).then(|| Arc::new(Semaphore::new(settings.max_writers()))),
+            audit_key: None,
         })
+    }
+
+    /// MAC audit entries under `key` (`audit::chain_key` of the master key) from now on.
+    pub fn with_audit_key(mut self, key: MasterKey) -> Db {
+        self.audit_key = Some(key);
+        self
     }
 
     pub fn conn(&self) -> &DatabaseConnection {
@@ -179,8 +201,15 @@ impl Db {
             .await?;
             txn
         };
+        // Read under the chain lock (taken above on both backends), so no other writer's
+        // entries can fall after this mark.
+        let audit = match &self.audit_key {
+            Some(key) => Some((key.clone(), audit::last_seq(&txn).await?)),
+            None => None,
+        };
         Ok(WriteTxn {
             txn,
+            audit,
             _guard: guard,
             _slot: slot,
         })

@@ -9,6 +9,7 @@ pub mod console;
 pub mod crypto;
 pub mod db;
 pub mod delivery;
+pub mod docs;
 pub mod domain;
 pub mod error;
 pub mod openapi;

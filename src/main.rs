@@ -59,6 +59,10 @@ enum ClientsCommand {
     Create {
         #[arg(long)]
         name: String,
+        /// The person (or system) the key belongs to; four-eyes review counts principals, not
+        /// keys. Defaults to the name.
+        #[arg(long)]
+        principal: Option<String>,
         /// backend, meeting, reviewer or admin
         #[arg(long, value_parser = parse_role)]
         role: Role,
@@ -73,14 +77,21 @@ enum ClientsCommand {
 enum KeysCommand {
     /// Publish a new key now; it signs after one JWKS max-age, and the current key retires.
     Rotate,
-    /// List keys and their states.
+    /// List keys and their states (reads only; changes nothing).
     List,
 }
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain and report the first broken link.
-    Verify,
+    /// Walk the chain (hashes and MACs, with the master key) and report the first broken link.
+    Verify {
+        /// A head printed earlier by `vouch audit head`: also fail when entries up to it were
+        /// cut or replaced.
+        #[arg(long)]
+        head: Option<String>,
+    },
+    /// Print the newest entry as `<seq>:<hash>`; keep it outside the database.
+    Head,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
@@ -122,27 +133,35 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
             eprintln!("migrations applied");
         }
         Command::Clients { command } => {
-            let db = Db::connect(&settings).await?;
+            let master = vouch::startup::resolve_master_key(&settings)?;
+            let db = Db::connect(&settings)
+                .await?
+                .with_audit_key(audit::chain_key(&master));
             db.migrate().await?;
             let now = chrono::Utc::now();
             match command {
-                ClientsCommand::Create { name, role } => {
+                ClientsCommand::Create {
+                    name,
+                    principal,
+                    role,
+                } => {
                     let txn = db.begin_write().await?;
-                    let (client, key) = clients::create(&*txn, "cli", &name, role, now)
-                        .await
-                        .map_err(|e| e.detail)?;
+                    let (client, key) =
+                        clients::create(&*txn, "cli", &name, principal.as_deref(), role, now)
+                            .await
+                            .map_err(|e| e.detail)?;
                     txn.commit().await?;
                     eprintln!(
-                        "created client {} ({}, role {}); the key below is shown once:",
-                        client.id, client.name, client.role
+                        "created client {} ({}, principal {}, role {}); the key below is shown once:",
+                        client.id, client.name, client.principal, client.role
                     );
                     println!("{key}");
                 }
                 ClientsCommand::List => {
                     let mut after: Option<String> = None;
                     eprintln!(
-                        "{:<36} {:<24} {:<9} {:<10} status",
-                        "id", "name", "role", "key"
+                        "{:<36} {:<24} {:<24} {:<9} {:<10} status",
+                        "id", "name", "principal", "role", "key"
                     );
                     loop {
                         let page = clients::list(db.conn(), after.as_deref(), 200).await?;
@@ -152,8 +171,8 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                                 None => "active".to_owned(),
                             };
                             println!(
-                                "{:<36} {:<24} {:<9} {:<10} {status}",
-                                c.id, c.name, c.role, c.key_prefix
+                                "{:<36} {:<24} {:<24} {:<9} {:<10} {status}",
+                                c.id, c.name, c.principal, c.role, c.key_prefix
                             );
                         }
                         match page.last() {
@@ -172,43 +191,72 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
                 }
             }
         }
-        Command::Keys { command } => {
+        Command::Keys {
+            command: KeysCommand::List,
+        } => {
+            // Read only: no migration, no key creation or rotation, no audit entry.
             let db = Db::connect(&settings).await?;
-            db.migrate().await?;
+            let now = chrono::Utc::now();
+            let keys = keys::all(db.conn()).await?;
+            if keys.is_empty() {
+                eprintln!("no signing keys yet: `vouch serve` or `vouch keys rotate` creates one");
+            }
+            print_keys(&keys, now);
+        }
+        Command::Keys {
+            command: KeysCommand::Rotate,
+        } => {
             let master = vouch::startup::resolve_master_key(&settings)?;
+            let db = Db::connect(&settings)
+                .await?
+                .with_audit_key(audit::chain_key(&master));
+            db.migrate().await?;
             let now = chrono::Utc::now();
             let txn = db.begin_write().await?;
             keys::ensure(&*txn, &master, &settings.tokens, now)
                 .await
                 .map_err(|e| e.detail)?;
-            if let KeysCommand::Rotate = command {
-                let key = keys::rotate(&*txn, &master, "cli", &settings.tokens, now)
-                    .await
-                    .map_err(|e| e.detail)?;
-                eprintln!(
-                    "published key {} ({}); it signs from {}",
-                    key.kid,
-                    key.alg,
-                    key.activates_at.to_rfc3339()
-                );
-            }
+            let key = keys::rotate(&*txn, &master, "cli", &settings.tokens, now)
+                .await
+                .map_err(|e| e.detail)?;
             txn.commit().await?;
-            for k in keys::all(db.conn()).await? {
-                let state = vouch::tokens::keyring::KeyState::of(&k, now).as_str();
-                println!(
-                    "{} {:<6} {:<8} signs from {}",
-                    k.kid,
-                    k.alg,
-                    state,
-                    k.activates_at.to_rfc3339()
-                );
+            eprintln!(
+                "published key {} ({}); it signs from {}",
+                key.kid,
+                key.alg,
+                key.activates_at.to_rfc3339()
+            );
+            print_keys(&keys::all(db.conn()).await?, now);
+        }
+        Command::Audit {
+            command: AuditCommand::Head,
+        } => {
+            let db = Db::connect(&settings).await?;
+            match audit::head(db.conn()).await? {
+                Some(head) => println!("{head}"),
+                None => {
+                    eprintln!("the audit log is empty");
+                    return Ok(ExitCode::FAILURE);
+                }
             }
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { head },
         } => {
+            let head = match head.as_deref().map(audit::Head::parse) {
+                None => None,
+                Some(Some(head)) => Some(head),
+                Some(None) => {
+                    eprintln!(
+                        "vouch: --head must be `<seq>:<hash>` as printed by `vouch audit head`"
+                    );
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let master = vouch::startup::resolve_master_key(&settings)?;
             let db = Db::connect(&settings).await?;
-            let report = audit::verify(db.conn()).await?;
+            let report =
+                audit::verify(db.conn(), &audit::chain_key(&master), head.as_ref()).await?;
             if report.intact {
                 println!("audit chain intact: {} entries", report.entries);
             } else {
@@ -225,6 +273,19 @@ async fn run(command: Command, settings: Settings) -> Result<ExitCode, Box<dyn s
         Command::Openapi => unreachable!("handled before configuration is loaded"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn print_keys(keys: &[entities::signing_key::Model], now: chrono::DateTime<chrono::Utc>) {
+    for k in keys {
+        let state = vouch::tokens::keyring::KeyState::of(k, now).as_str();
+        println!(
+            "{} {:<6} {:<8} signs from {}",
+            k.kid,
+            k.alg,
+            state,
+            k.activates_at.to_rfc3339()
+        );
+    }
 }
 
 /// A bare HTTP/1.1 GET of `/healthz`: no client library, no shell, no curl in the image.

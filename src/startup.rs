@@ -6,7 +6,6 @@ use std::{net::TcpListener, path::PathBuf, sync::Arc, time::Duration};
 use actix_web::{dev::Server, middleware::from_fn, web, App, HttpServer};
 use secrecy::ExposeSecret;
 use utoipa_actix_web::AppExt;
-use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
     auth::AuthCache,
@@ -17,9 +16,9 @@ use crate::{
     crypto::{random_bytes, MasterKey},
     db::Db,
     delivery::{self, Delivery},
-    openapi,
+    docs, openapi,
     routes::{self, RouteTable},
-    services::{clients, keys},
+    services::{accounts, audit, clients, keys},
     state::AppState,
     telemetry::{self, Metrics},
     tokens::{
@@ -59,11 +58,15 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
         settings.validate()?;
-        let db = Db::connect(&settings).await?;
-        db.migrate().await?;
         let master_key = resolve_master_key(&settings)?;
+        let db = Db::connect(&settings)
+            .await?
+            .with_audit_key(audit::chain_key(&master_key));
+        db.migrate().await?;
         {
             let txn = db.begin_write().await?;
+            audit::key_chain(&*txn, clock.now()).await?;
+            accounts::seal_plaintext_emails(&*txn, &master_key, clock.now()).await?;
             keys::ensure(&*txn, &master_key, &settings.tokens, clock.now())
                 .await
                 .map_err(|e| StartupError::Keys(e.detail))?;
@@ -137,6 +140,7 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<S
     let routes = web::Data::new(RouteTable::from_spec(&spec));
     let settings = state.settings.clone();
     let max_body = settings.http.max_body_bytes;
+    let docs_enabled = settings.docs.enabled;
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
@@ -148,11 +152,12 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<S
             .app_data(web::PayloadConfig::new(max_body))
             .configure(routes::configure)
             .split_for_parts();
-        app.route("/docs", web::get().to(docs_redirect))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", spec.clone()))
+        app.configure(|cfg| docs::configure(cfg, spec.clone(), docs_enabled))
             .configure(console::configure)
             .default_service(web::to(routes::fallback))
             .wrap(from_fn(telemetry::observe))
+            // Outermost, so the docs' headers are on the problem responses `observe` writes too.
+            .wrap(from_fn(docs::harden))
     })
     .listen(listener)?
     .shutdown_timeout(settings.http.shutdown_timeout_seconds);
@@ -160,12 +165,6 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<S
         server = server.workers(settings.http.workers);
     }
     Ok(server.run())
-}
-
-async fn docs_redirect() -> actix_web::HttpResponse {
-    actix_web::HttpResponse::PermanentRedirect()
-        .insert_header(("Location", "/docs/"))
-        .finish()
 }
 
 /// The master key from configuration; without one on SQLite, a dev key kept beside the

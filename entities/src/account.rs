@@ -9,7 +9,13 @@ pub struct Model {
     pub id: String,
     #[sea_orm(unique)]
     pub external_id: String,
+    /// Plaintext, from versions before emails were sealed; the service seals and clears it at
+    /// start-up, and never writes it.
     pub email: Option<String>,
+    /// The email, sealed (AES-256-GCM under a key derived from the master key, bound to the
+    /// account id). Never returned by the API.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub email_sealed: Option<String>,
     pub display_name: Option<String>,
     /// `active` or `suspended`.
     pub status: String,

@@ -11,6 +11,9 @@ pub struct Model {
     pub name: String,
     /// `backend`, `meeting`, `reviewer` or `admin`.
     pub role: String,
+    /// The person (or system) this key belongs to. Four-eyes review counts principals, not
+    /// keys: two keys of one principal are one reviewer.
+    pub principal: String,
     /// Hex SHA-256 of the full key.
     #[sea_orm(unique)]
     pub key_hash: String,

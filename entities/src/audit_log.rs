@@ -1,4 +1,5 @@
-//! Append-only, hash-chained audit trail: each row carries the SHA-256 of the previous one.
+//! Append-only, hash-chained audit trail: each row carries the SHA-256 of the previous one, and
+//! an HMAC of its own hash under a key derived from the master key.
 
 use sea_orm::entity::prelude::*;
 
@@ -19,6 +20,9 @@ pub struct Model {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    /// Hex HMAC-SHA256 of `hash` under the audit key; `None` only on entries written before the
+    /// chain was keyed (covered by the keyed `audit.chain_keyed` entry after them).
+    pub mac: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,9 @@ pub struct Model {
     /// The reviewing client's name (the audit actor) and id (unique per request).
     pub reviewer: String,
     pub reviewer_client: String,
+    /// The person behind the reviewing client: distinct principals are counted, and one
+    /// principal approves a request once whatever keys it holds (unique per request).
+    pub reviewer_principal: String,
     /// The reviewer's reason, sealed like the statement.
     #[sea_orm(column_type = "Text", nullable)]
     pub reason_sealed: Option<String>,

@@ -23,6 +23,8 @@ pub struct Model {
     /// The submitting client's name (the audit actor) and id (for the four-eyes rule).
     pub submitted_by: String,
     pub submitted_by_client: String,
+    /// The principal (person) behind the submitting client: it may not decide the request.
+    pub submitted_by_principal: String,
     pub submitted_at: DateTimeUtc,
     /// Who made the final decision (the approval that completed it, or the denial).
     pub decided_by: Option<String>,

@@ -101,9 +101,11 @@ fn raw(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
-    let db = Db::connect(&settings).await?;
-    db.migrate().await?;
     let master = vouch::startup::resolve_master_key(&settings)?;
+    let db = Db::connect(&settings)
+        .await?
+        .with_audit_key(vouch::services::audit::chain_key(&master));
+    db.migrate().await?;
     let now = Utc::now();
     let suffix = vouch::crypto::hex(&random_bytes::<4>());
     let txn = db.begin_write().await?;
@@ -114,6 +116,7 @@ async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         &*txn,
         "bench",
         &format!("bench-backend-{suffix}"),
+        None,
         Role::Backend,
         now,
     )
@@ -123,6 +126,7 @@ async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         &*txn,
         "bench",
         &format!("bench-meeting-{suffix}"),
+        None,
         Role::Meeting,
         now,
     )
@@ -130,6 +134,7 @@ async fn seed(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     .map_err(|e| e.detail)?;
     let account = vouch::services::accounts::create(
         &*txn,
+        &master,
         "bench",
         vouch::services::accounts::NewAccount {
             external_id: vouch::domain::account::ExternalId::parse(&format!("bench-{suffix}"))?,

@@ -36,7 +36,8 @@ pub struct CreateAccountRequest {
     /// The platform's own user id (1–255 characters, not blank, no control characters), unique.
     #[schema(example = "user-8812", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$")]
     pub external_id: String,
-    /// Stored for verification; never returned, never put in tokens or logs.
+    /// Stored sealed (encrypted under a key derived from the master key); never returned, never
+    /// put in tokens or logs; erased with the account.
     #[schema(example = "ann@example.org", format = Email, max_length = 254)]
     pub email: Option<String>,
     /// At most 200 characters, no control characters; blank means none.
@@ -136,7 +137,8 @@ pub async fn post_account(
             .flatten(),
     };
     let txn = state.db.begin_write().await?;
-    let account = accounts::create(&*txn, &caller.name, new, state.now()).await?;
+    let account =
+        accounts::create(&*txn, &state.master_key, &caller.name, new, state.now()).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/accounts/{}", account.id)))

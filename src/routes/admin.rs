@@ -35,6 +35,10 @@ pub struct CreateClientRequest {
     /// Unique; recorded as the actor in the audit log. 1–64 letters, digits, `-`, `_`, `.`, `@`.
     #[schema(example = "meet-backend-eu", pattern = r"^[A-Za-z0-9._@-]{1,64}$")]
     pub name: String,
+    /// The person (or system) the key belongs to; defaults to `name`. Four-eyes review counts
+    /// principals: two keys of one principal are one reviewer.
+    #[schema(example = "alice@example.org")]
+    pub principal: Option<String>,
     pub role: Role,
 }
 
@@ -44,6 +48,8 @@ pub struct ClientResponse {
     pub id: String,
     pub name: String,
     pub role: Role,
+    /// The person (or system) the key belongs to.
+    pub principal: String,
     /// The key's first characters, to recognise it.
     #[schema(example = "vk_Zx81aQ")]
     pub key_prefix: String,
@@ -66,6 +72,7 @@ impl From<api_client::Model> for ClientResponse {
             role: Role::parse(&c.role).unwrap_or(Role::Meeting),
             id: c.id,
             name: c.name,
+            principal: c.principal,
             key_prefix: c.key_prefix,
             created_at: c.created_at,
             created_by: c.created_by,
@@ -80,7 +87,7 @@ impl From<api_client::Model> for ClientResponse {
     request_body = CreateClientRequest,
     responses(
         (status = 201, body = CreatedClientResponse),
-        (status = 400, description = "`invalid_name`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`client_exists`", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -93,8 +100,15 @@ pub async fn post_client(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Admin])?;
     let txn = state.db.begin_write().await?;
-    let (client, key) =
-        clients::create(&*txn, &caller.name, &body.name, body.role, state.now()).await?;
+    let (client, key) = clients::create(
+        &*txn,
+        &caller.name,
+        &body.name,
+        body.principal.as_deref(),
+        body.role,
+        state.now(),
+    )
+    .await?;
     txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
@@ -244,6 +258,7 @@ pub async fn get_audit_verify(
     caller: Caller,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Admin])?;
-    let report = audit::verify(state.db.conn()).await?;
+    let key = audit::chain_key(&state.master_key);
+    let report = audit::verify(state.db.conn(), &key, None).await?;
     Ok(HttpResponse::Ok().json(report))
 }

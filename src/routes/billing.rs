@@ -104,7 +104,7 @@ async fn read_body(
     request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json"),
     responses(
         (status = 200, description = "Received: applied, pending a customer link, ignored, or a duplicate", body = WebhookResponse),
-        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read); nothing is changed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later", body = Problem, content_type = "application/problem+json"),
     )
@@ -148,6 +148,17 @@ pub async fn post_stripe_webhook(
     })?;
     let event = stripe::parse_event(&body)
         .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
+    if event.livemode != settings.livemode {
+        let mode = |live: bool| if live { "live" } else { "test" };
+        return Err(ApiError::bad_request(
+            "livemode_mismatch",
+            format!(
+                "this endpoint takes {}-mode events (stripe.livemode); this is a {}-mode event",
+                mode(settings.livemode),
+                mode(event.livemode)
+            ),
+        ));
+    }
     if let Some(subject) = &event.subject {
         if let Change::Snapshot {
             status: SubscriptionStatus::Unknown,

@@ -89,6 +89,8 @@ pub struct RevokeExceptionRequest {
 pub struct ApprovalResponse {
     /// The reviewing client's name.
     pub reviewer: String,
+    /// The person behind the reviewing key; each principal approves once.
+    pub principal: String,
     pub approved_at: DateTime<Utc>,
     /// The end this reviewer asked for, if any.
     pub expires_at: Option<DateTime<Utc>>,
@@ -121,6 +123,9 @@ pub struct ExceptionResponse {
     /// Reviewers and admins: the submitting client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub submitted_by: Option<String>,
+    /// Reviewers and admins: the principal behind the submitting client (it may not decide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submitted_by_principal: Option<String>,
     /// Reviewers and admins: the approvals so far.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approvals: Option<Vec<ApprovalResponse>>,
@@ -188,6 +193,7 @@ fn respond(
         revoked_at: row.revoked_at,
         evidence_id: row.evidence_id,
         submitted_by: None,
+        submitted_by_principal: None,
         approvals: None,
         decided_by: None,
         revoked_by: None,
@@ -213,6 +219,7 @@ fn respond(
         reasons = opened.approval_reasons.into_iter().collect();
     }
     response.submitted_by = Some(row.submitted_by);
+    response.submitted_by_principal = Some(row.submitted_by_principal);
     response.decided_by = row.decided_by;
     response.revoked_by = row.revoked_by;
     response.statements_purged_at = row.purged_at;
@@ -222,6 +229,7 @@ fn respond(
             .map(|a| ApprovalResponse {
                 reason: reasons.remove(&a.id).flatten(),
                 reviewer: a.reviewer,
+                principal: a.reviewer_principal,
                 approved_at: a.approved_at,
                 expires_at: a.expires_at,
             })
@@ -234,6 +242,8 @@ fn actor(caller: &Caller) -> Actor<'_> {
     Actor {
         name: &caller.name,
         client_id: &caller.client_id,
+        principal: &caller.principal,
+        key_created_by: &caller.created_by,
     }
 }
 

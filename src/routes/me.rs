@@ -20,9 +20,12 @@ pub struct MeResponse {
     #[schema(example = "reviewer-ann")]
     pub name: String,
     pub role: Role,
+    /// The person the key belongs to; four-eyes review counts principals, not keys.
+    #[schema(example = "ann@example.org")]
+    pub principal: String,
 }
 
-/// The API client behind the key: its id, name and role. Any valid key may ask.
+/// The API client behind the key: its id, name, role and principal. Any valid key may ask.
 #[utoipa::path(
     tag = "admin",
     responses((status = 200, body = MeResponse)),
@@ -36,5 +39,6 @@ pub async fn get_me(caller: Caller) -> HttpResponse {
             client_id: caller.client_id,
             name: caller.name,
             role: caller.role,
+            principal: caller.principal,
         })
 }

@@ -47,7 +47,9 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 pub fn query_config() -> web::QueryConfig {
     web::QueryConfig::default().error_handler(|err, _req| {
         let detail = match &err {
-            QueryPayloadError::Deserialize(e) => format!("invalid query string: {e}"),
+            QueryPayloadError::Deserialize(e) => {
+                format!("invalid query string: {}", without_values(&e.to_string()))
+            }
             _ => "invalid query string".to_owned(),
         };
         ApiError::bad_request("invalid_query", detail).into()
@@ -57,7 +59,9 @@ pub fn query_config() -> web::QueryConfig {
 pub fn path_config() -> web::PathConfig {
     web::PathConfig::default().error_handler(|err, _req| {
         let detail = match &err {
-            PathError::Deserialize(e) => format!("invalid path: {e}"),
+            PathError::Deserialize(e) => {
+                format!("invalid path: {}", without_values(&e.to_string()))
+            }
             _ => "invalid path".to_owned(),
         };
         ApiError::not_found("not_found", detail).into()
@@ -107,25 +111,56 @@ pub fn body_error(e: &serde_json::Error) -> ApiError {
         ),
         Category::Data => {
             let msg = e.to_string();
-            // serde names fields (safe) but quotes values for type errors (maybe secrets).
-            let detail = if msg.starts_with("invalid type")
-                || msg.starts_with("invalid value")
-                || msg.starts_with("invalid length")
-            {
-                let expected = msg
-                    .split_once(", expected ")
-                    .map(|(_, rest)| rest.split(" at line").next().unwrap_or(rest).to_owned())
-                    .unwrap_or_else(|| "another type".to_owned());
+            // serde_json appends the position; drop it before judging the message.
+            let msg = msg
+                .rsplit_once(" at line ")
+                .map_or(msg.as_str(), |(m, _)| m);
+            ApiError::bad_request(
+                "invalid_body",
                 format!(
-                    "a field has the wrong type or value, expected {expected} (line {}, column {})",
+                    "{} (line {}, column {})",
+                    without_values(msg),
                     e.line(),
                     e.column()
-                )
-            } else {
-                msg
-            };
-            ApiError::bad_request("invalid_body", detail)
+                ),
+            )
         }
+    }
+}
+
+/// A serde error message with any submitted value left out. serde quotes values in type and
+/// value errors (`invalid type: string "..."`) and in enum errors (`unknown variant `...``), and
+/// a value may be a secret; field names and what was expected come from our own types and stay.
+/// What was expected is cut at the *last* ", expected ", so a value containing that text
+/// cannot smuggle itself out.
+pub fn without_values(msg: &str) -> String {
+    let expected = || {
+        msg.rsplit_once(", expected ")
+            .map(|(_, rest)| rest.to_owned())
+            .unwrap_or_else(|| "another value".to_owned())
+    };
+    if msg.starts_with("unknown variant") {
+        format!(
+            "a field has a value that is not allowed, expected {}",
+            expected()
+        )
+    } else if msg.starts_with("invalid type")
+        || msg.starts_with("invalid value")
+        || msg.starts_with("invalid length")
+    {
+        format!(
+            "a field has the wrong type or value, expected {}",
+            expected()
+        )
+    } else if msg.starts_with("missing field")
+        || msg.starts_with("duplicate field")
+        || msg.starts_with("unknown field")
+    {
+        // Field names: ours, or (unknown ones) a name the caller chose, shown so it can fix it;
+        // bounded so a field name cannot carry a long payload.
+        msg.chars().take(200).collect()
+    } else {
+        "a field has a value that could not be read".to_owned()
     }
 }
 
@@ -205,4 +240,37 @@ pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpRes
         return res;
     }
     ApiError::not_found("not_found", "no such route").error_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_values;
+
+    #[test]
+    fn serde_messages_lose_the_submitted_values() {
+        for (msg, kept) in [
+            (
+                "unknown variant `s3cr3t`, expected one of `email`, `sms`",
+                "expected one of `email`, `sms`",
+            ),
+            (
+                "unknown variant `s3cr3t, expected x`, expected `a` or `b`",
+                "expected `a` or `b`",
+            ),
+            (
+                "invalid type: string \"s3cr3t\", expected u32",
+                "expected u32",
+            ),
+            (
+                "invalid value: integer `-1`, expected a positive number",
+                "expected a positive",
+            ),
+            ("missing field `reason`", "missing field `reason`"),
+            ("some other s3cr3t message", "could not be read"),
+        ] {
+            let out = without_values(msg);
+            assert!(!out.contains("s3cr3t"), "{out}");
+            assert!(out.contains(kept), "{out}");
+        }
+    }
 }

@@ -1,4 +1,8 @@
 //! Accounts: creation, lookup, status and profile changes, and erasure.
+//!
+//! The email is personal data nothing reads yet: it is stored only sealed (AES-256-GCM under a
+//! key derived from the master key, bound to the account id), so a copy of the database does
+//! not yield it, and it goes with the row on erasure.
 
 use chrono::{DateTime, Utc};
 use entities::{account, evidence};
@@ -12,6 +16,7 @@ use crate::error::is_unique_violation;
 
 use super::audit::{self, Entry};
 use crate::{
+    crypto::MasterKey,
     domain::{
         account::{AccountStatus, Email, ExternalId},
         ids::{looks_like, new_id},
@@ -20,6 +25,75 @@ use crate::{
 };
 
 pub const ID_PREFIX: &str = "acc";
+const SEALING_PURPOSE: &str = "vouch accounts v1";
+
+/// The key account emails are sealed under: derived from the master key, never the key itself.
+pub fn sealing_key(master: &MasterKey) -> MasterKey {
+    master.derive(SEALING_PURPOSE)
+}
+
+/// A sealed email is bound to its account and field.
+fn email_aad(account_id: &str) -> String {
+    format!("{account_id}/email")
+}
+
+/// Open an account's sealed email.
+pub fn open_email(master: &MasterKey, row: &account::Model) -> Option<String> {
+    let sealed = row.email_sealed.as_deref()?;
+    let plain = sealing_key(master).open(&email_aad(&row.id), sealed).ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// Seal the plaintext emails older versions stored, and clear them; run at start-up (the
+/// migration that added `email_sealed` has no master key). Idempotent; audited when it sealed
+/// any.
+pub async fn seal_plaintext_emails(
+    conn: &impl ConnectionTrait,
+    master: &MasterKey,
+    now: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    let key = sealing_key(master);
+    let mut sealed = 0u64;
+    loop {
+        let rows = account::Entity::find()
+            .filter(account::Column::Email.is_not_null())
+            .order_by_asc(account::Column::Id)
+            .limit(500)
+            .all(conn)
+            .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for row in rows {
+            let email = row.email.clone().unwrap_or_default();
+            let sealed_email = key.seal(&email_aad(&row.id), email.as_bytes());
+            let mut active = row.into_active_model();
+            active.email_sealed = Set(Some(sealed_email));
+            active.email = Set(None);
+            active.update(conn).await?;
+            sealed += 1;
+        }
+    }
+    if sealed > 0 {
+        audit::append(
+            conn,
+            now,
+            Entry {
+                actor: "system",
+                action: "account.emails_sealed",
+                target_type: "account",
+                target_id: "*",
+                details: json!({ "accounts": sealed }),
+            },
+        )
+        .await?;
+        tracing::warn!(
+            accounts = sealed,
+            "sealed plaintext account emails left by an older version"
+        );
+    }
+    Ok(sealed)
+}
 
 pub struct NewAccount {
     pub external_id: ExternalId,
@@ -40,14 +114,20 @@ fn not_found() -> ApiError {
 
 pub async fn create(
     conn: &impl ConnectionTrait,
+    master: &MasterKey,
     actor: &str,
     new: NewAccount,
     now: DateTime<Utc>,
 ) -> Result<account::Model, ApiError> {
+    let id = new_id(ID_PREFIX);
+    let email_sealed = new
+        .email
+        .map(|e| sealing_key(master).seal(&email_aad(&id), e.as_str().as_bytes()));
     let model = account::Model {
-        id: new_id(ID_PREFIX),
+        id,
         external_id: new.external_id.into_inner(),
-        email: new.email.map(|e| e.as_str().to_owned()),
+        email: None,
+        email_sealed,
         display_name: new.display_name,
         status: AccountStatus::Active.as_str().to_owned(),
         email_verified: false,

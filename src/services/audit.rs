@@ -1,5 +1,16 @@
 //! The audit log: append-only and hash-chained. Each entry's hash covers its own fields and the
-//! previous entry's hash, so editing or deleting any row breaks every link after it.
+//! previous entry's hash, so editing or deleting any row breaks every link after it; each entry's
+//! MAC (HMAC-SHA256 of its hash under a key derived from the master key) means nobody without
+//! the master key can recompute the tail after an edit. Cutting the newest entries leaves a
+//! valid shorter chain, so operators anchor the head outside the database (`vouch audit head`)
+//! and check against it (`vouch audit verify --head`).
+//!
+//! `append` runs inside services that see only a connection; the MAC is added when the write
+//! transaction commits (`db::WriteTxn::commit` calls `seal_appended`), to exactly the entries
+//! that transaction appended, so nothing written to the table from outside is ever sealed.
+//!
+//! Chains from before keying stay as they were: at start-up `key_chain` appends one keyed
+//! `audit.chain_keyed` entry whose hash covers every earlier entry, once (idempotent).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entities::audit_log;
@@ -9,7 +20,21 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use crate::crypto::sha256_hex;
+use crate::crypto::{ct_eq, hex, sha256_hex, MasterKey};
+
+const KEY_PURPOSE: &str = "vouch audit chain v1";
+/// The entry that keys a chain begun before entries carried a MAC.
+pub const CHAIN_KEYED: &str = "audit.chain_keyed";
+
+/// The key audit entries are MACed under: derived from the master key, never the key itself.
+pub fn chain_key(master: &MasterKey) -> MasterKey {
+    master.derive(KEY_PURPOSE)
+}
+
+/// Hex HMAC-SHA256 of an entry's hash (which covers its fields and every entry before it).
+pub fn entry_mac(key: &MasterKey, row: &audit_log::Model) -> String {
+    hex(&key.hmac(format!("{}:{}", row.seq, row.hash).as_bytes()))
+}
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -78,12 +103,109 @@ pub async fn append(
         details: entry.details.to_string(),
         prev_hash,
         hash: String::new(),
+        // Added at commit by `seal_appended`, where the key is.
+        mac: None,
     };
     model.hash = entry_hash(&model);
     audit_log::Entity::insert(model.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
         .await?;
     Ok(model)
+}
+
+/// The newest entry's `seq` (0 when empty): a write transaction reads it when it starts, under
+/// the chain lock, so that at commit it seals only what it appended.
+pub async fn last_seq(conn: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    Ok(audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Seq)
+        .one(conn)
+        .await?
+        .map_or(0, |row| row.seq))
+}
+
+/// MAC the entries appended after `after` (this transaction's own); called at commit.
+pub async fn seal_appended(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    after: i64,
+) -> Result<(), DbErr> {
+    let rows = audit_log::Entity::find()
+        .filter(audit_log::Column::Seq.gt(after))
+        .filter(audit_log::Column::Mac.is_null())
+        .order_by_asc(audit_log::Column::Seq)
+        .all(conn)
+        .await?;
+    for row in rows {
+        let mac = entry_mac(key, &row);
+        audit_log::Entity::update_many()
+            .col_expr(audit_log::Column::Mac, sea_orm::sea_query::Expr::value(mac))
+            .filter(audit_log::Column::Seq.eq(row.seq))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Key a chain begun before entries carried a MAC: append one `audit.chain_keyed` entry (sealed
+/// at commit) whose hash covers every entry before it. Does nothing when the chain is empty or
+/// already keyed, so it runs at every start-up. Returns the number of entries it covered.
+pub async fn key_chain(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
+    let keyed = audit_log::Entity::find()
+        .filter(audit_log::Column::Mac.is_not_null())
+        .one(conn)
+        .await?
+        .is_some();
+    let last = last_seq(conn).await?;
+    if keyed || last == 0 {
+        return Ok(0);
+    }
+    let legacy = u64::try_from(last).unwrap_or_default();
+    append(
+        conn,
+        now,
+        Entry {
+            actor: "system",
+            action: CHAIN_KEYED,
+            target_type: "audit_log",
+            target_id: "chain",
+            details: serde_json::json!({ "legacy_entries": legacy }),
+        },
+    )
+    .await?;
+    tracing::warn!(
+        legacy_entries = legacy,
+        "audit chain keyed: earlier entries are covered by the keyed entry after them"
+    );
+    Ok(legacy)
+}
+
+/// The newest entry, as `<seq>:<hash>`: keep it outside the database and pass it to
+/// `verify --head` later to prove no entry up to it was cut.
+pub async fn head(conn: &impl ConnectionTrait) -> Result<Option<String>, DbErr> {
+    Ok(audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Seq)
+        .one(conn)
+        .await?
+        .map(|row| format!("{}:{}", row.seq, row.hash)))
+}
+
+/// A head recorded earlier (`<seq>:<hash>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Head {
+    pub fn parse(text: &str) -> Option<Head> {
+        let (seq, hash) = text.trim().split_once(':')?;
+        let seq = seq.parse::<i64>().ok().filter(|s| *s >= 1)?;
+        let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        ok.then(|| Head {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -141,11 +263,19 @@ pub struct ChainReport {
     pub problem: Option<String>,
 }
 
-/// Walk the whole chain from the start and report the first broken link.
-pub async fn verify(conn: &impl ConnectionTrait) -> Result<ChainReport, DbErr> {
+/// Walk the whole chain from the start and report the first broken link: a missing entry, a
+/// broken hash link, a MAC that does not match (or is missing where one is due), and, with
+/// `head`, a chain that no longer reaches that head or holds another entry in its place.
+pub async fn verify(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    head: Option<&Head>,
+) -> Result<ChainReport, DbErr> {
     let mut prev_hash = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     let mut entries = 0u64;
+    // Unkeyed entries may only open the chain, before its first keyed entry.
+    let mut keyed = false;
     loop {
         let batch = audit_log::Entity::find()
             .filter(audit_log::Column::Seq.gte(expected_seq))
@@ -172,10 +302,58 @@ pub async fn verify(conn: &impl ConnectionTrait) -> Result<ChainReport, DbErr> {
             if entry_hash(&row) != row.hash {
                 return Ok(broken("its content does not match its hash".into()));
             }
+            match &row.mac {
+                Some(mac) => {
+                    if !ct_eq(mac.as_bytes(), entry_mac(key, &row).as_bytes()) {
+                        return Ok(broken(
+                            "its MAC does not match (edited, or written without the master key)"
+                                .into(),
+                        ));
+                    }
+                    if !keyed && row.seq > 1 && row.action != CHAIN_KEYED {
+                        return Ok(broken(format!(
+                            "the first keyed entry after unkeyed ones must be {CHAIN_KEYED}"
+                        )));
+                    }
+                    keyed = true;
+                }
+                None if keyed => {
+                    return Ok(broken("it has no MAC (not written by Vouch)".into()));
+                }
+                None => {}
+            }
+            if let Some(head) = head.filter(|h| h.seq == row.seq) {
+                if head.hash != row.hash {
+                    return Ok(broken("it is not the entry recorded as the head".into()));
+                }
+            }
             entries += 1;
             prev_hash = row.hash;
             expected_seq += 1;
         }
+    }
+    if entries > 0 && !keyed {
+        return Ok(ChainReport {
+            entries,
+            intact: false,
+            first_broken_seq: Some(1),
+            problem: Some(
+                "the chain has no keyed entry yet: start the service once with the master key"
+                    .into(),
+            ),
+        });
+    }
+    if let Some(head) = head.filter(|h| h.seq >= expected_seq) {
+        return Ok(ChainReport {
+            entries,
+            intact: false,
+            first_broken_seq: Some(expected_seq),
+            problem: Some(format!(
+                "the chain ends at entry {}, before the recorded head {}: entries were cut",
+                expected_seq - 1,
+                head.seq
+            )),
+        });
     }
     Ok(ChainReport {
         entries,
@@ -183,4 +361,24 @@ pub async fn verify(conn: &impl ConnectionTrait) -> Result<ChainReport, DbErr> {
         first_broken_seq: None,
         problem: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_parse_strictly() {
+        let hash = "ab".repeat(32);
+        assert_eq!(
+            Head::parse(&format!("12:{hash}")),
+            Some(Head {
+                seq: 12,
+                hash: hash.clone()
+            })
+        );
+        assert_eq!(Head::parse(&format!("0:{hash}")), None);
+        assert_eq!(Head::parse("12:abc"), None);
+        assert_eq!(Head::parse(&hash), None);
+    }
 }

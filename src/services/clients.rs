@@ -48,20 +48,35 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Create a client; returns it with the plaintext key, which is never stored.
+/// A principal names the person (or system) behind a key, with the same syntax as a name.
+pub fn validate_principal(principal: &str) -> Result<(), ApiError> {
+    validate_name(principal).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_principal",
+            "principal must be 1–64 characters of letters, digits, '-', '_', '.', '@'",
+        )
+    })
+}
+
+/// Create a client bound to `principal` (the client's own name when `None`); returns it with
+/// the plaintext key, which is never stored.
 pub async fn create(
     conn: &impl ConnectionTrait,
     actor: &str,
     name: &str,
+    principal: Option<&str>,
     role: Role,
     now: DateTime<Utc>,
 ) -> Result<(api_client::Model, String), ApiError> {
     validate_name(name)?;
+    let principal = principal.unwrap_or(name);
+    validate_principal(principal)?;
     let key = generate_key();
     let model = api_client::Model {
         id: new_id("cli"),
         name: name.to_owned(),
         role: role.as_str().to_owned(),
+        principal: principal.to_owned(),
         key_hash: hash_key(&key),
         key_prefix: key[..KEY_PREFIX.len() + 6].to_owned(),
         created_at: now,
@@ -89,7 +104,7 @@ pub async fn create(
             action: "client.created",
             target_type: "client",
             target_id: &model.id,
-            details: json!({"name": model.name, "role": model.role}),
+            details: json!({"name": model.name, "role": model.role, "principal": model.principal}),
         },
     )
     .await?;

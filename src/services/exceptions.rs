@@ -58,11 +58,15 @@ pub fn source(exception_id: &str) -> String {
     format!("exception:{exception_id}")
 }
 
-/// The API client acting: its name is the audit actor, its id identifies it for four-eyes.
+/// The API client acting: its name is the audit actor; its principal (the person behind the
+/// key) is what four-eyes counts, so two keys of one person are one reviewer.
 #[derive(Debug, Clone, Copy)]
 pub struct Actor<'a> {
     pub name: &'a str,
     pub client_id: &'a str,
+    pub principal: &'a str,
+    /// Who created the acting key, recorded with each approval.
+    pub key_created_by: &'a str,
 }
 
 pub struct Submission {
@@ -130,14 +134,14 @@ fn pending_exists() -> ApiError {
 fn four_eyes() -> ApiError {
     ApiError::forbidden(
         "four_eyes",
-        "the client that submitted a request may not decide it; another reviewer must",
+        "the principal that submitted a request may not decide it (with any of its keys); another person must",
     )
 }
 
 fn already_approved() -> ApiError {
     ApiError::conflict(
         "already_approved",
-        "this reviewer already approved this request; the next approval must come from another reviewer",
+        "this principal already approved this request (with this or another of its keys); the next approval must come from another person",
     )
 }
 
@@ -237,6 +241,7 @@ pub async fn submit(
             .map(|t| seal("reference", t)),
         submitted_by: actor.name.to_owned(),
         submitted_by_client: actor.client_id.to_owned(),
+        submitted_by_principal: actor.principal.to_owned(),
         submitted_at: now,
         decided_by: None,
         decided_at: None,
@@ -410,7 +415,10 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Outcome, ApiError> {
     let row = require(conn, id).await?;
-    if row.submitted_by_client == actor.client_id || row.submitted_by == actor.name {
+    if row.submitted_by_client == actor.client_id
+        || row.submitted_by == actor.name
+        || row.submitted_by_principal == actor.principal
+    {
         return Err(four_eyes());
     }
     if let Some(end) = decision.expires_at {
@@ -467,10 +475,9 @@ pub async fn decide(
             })
         }
         Verdict::Approve => {
-            if approvals
-                .iter()
-                .any(|a| a.reviewer_client == actor.client_id)
-            {
+            if approvals.iter().any(|a| {
+                a.reviewer_client == actor.client_id || a.reviewer_principal == actor.principal
+            }) {
                 return Err(already_approved());
             }
             let approval_id = new_id(APPROVAL_PREFIX);
@@ -482,6 +489,7 @@ pub async fn decide(
                 exception_id: row.id.clone(),
                 reviewer: actor.name.to_owned(),
                 reviewer_client: actor.client_id.to_owned(),
+                reviewer_principal: actor.principal.to_owned(),
                 expires_at: decision.expires_at,
                 approved_at: now,
             };
@@ -495,7 +503,13 @@ pub async fn decide(
             }
             approvals.push(approval);
             let required = required_approvals(settings, category);
-            let count = approvals.len();
+            // People, not keys: one principal's approvals count once however many keys it holds
+            // (the unique index on request and principal already keeps it to one row).
+            let count = approvals
+                .iter()
+                .map(|a| a.reviewer_principal.as_str())
+                .collect::<std::collections::HashSet<_>>()
+                .len();
             audit::append(
                 conn,
                 now,
@@ -510,6 +524,8 @@ pub async fn decide(
                         "approvals": count,
                         "required": required,
                         "expires_at": decision.expires_at,
+                        "principal": actor.principal,
+                        "key_created_by": actor.key_created_by,
                     }),
                 },
             )
@@ -549,6 +565,10 @@ pub async fn decide(
             active.updated_at = Set(now);
             let row = active.update(conn).await?;
             let reviewers: Vec<&str> = approvals.iter().map(|a| a.reviewer.as_str()).collect();
+            let principals: Vec<&str> = approvals
+                .iter()
+                .map(|a| a.reviewer_principal.as_str())
+                .collect();
             audit::append(
                 conn,
                 now,
@@ -564,6 +584,7 @@ pub async fn decide(
                         "expires_at": end,
                         "approvals": count,
                         "reviewers": reviewers,
+                        "principals": principals,
                     }),
                 },
             )

@@ -159,7 +159,13 @@ async fn enforce(
         .await?;
     let retry_after = freeing
         .map(|s| (s.sent_at + window - now).num_milliseconds())
-        .map(|ms| std::cmp::max(u64::try_from((ms + 999) / 1000).unwrap_or(1), 1))
+        // A concurrent send may carry a time later than this request's `now` (taken before it
+        // waited for the lock); a slot still frees within one window.
+        .map(|ms| {
+            u64::try_from((ms + 999) / 1000)
+                .unwrap_or(1)
+                .clamp(1, std::cmp::max(window_seconds, 1))
+        })
         .unwrap_or(std::cmp::max(window_seconds, 1));
     tracing::info!(limit = which, retry_after, "verification send rate limited");
     let mut err = ApiError::new(

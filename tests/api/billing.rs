@@ -1548,3 +1548,65 @@ fn bad_stripe_settings_fail_at_start_naming_the_key() {
         );
     }
 }
+
+/// The same event as Stripe sends it from live mode.
+fn in_live_mode(payload: &str) -> String {
+    let mut event: Value = serde_json::from_str(payload).unwrap();
+    event["livemode"] = json!(true);
+    serde_json::to_string_pretty(&event).unwrap()
+}
+
+#[tokio::test]
+async fn events_of_the_other_mode_are_refused_and_change_nothing() {
+    // Default: test mode. A live-mode event is refused.
+    let app = billing_app().await;
+    let acc = account(&app, "mode").await;
+    let t = now(&app);
+    let sub = Sub::new(Some(&acc), t - 10);
+    let test_mode = event(
+        "customer.subscription.created",
+        t - 5,
+        sub.object("active", t + 30 * 86_400),
+    );
+    let live_mode = in_live_mode(&test_mode);
+    let res = send(
+        &app,
+        Some(&stripe_signature(SECRET, t, &live_mode)),
+        &live_mode,
+    )
+    .await;
+    let problem = assert_problem(res, 400, "livemode_mismatch").await;
+    assert!(problem["detail"].as_str().unwrap().contains("test-mode"));
+    assert!(payment_evidence(&app, &acc).await.is_empty());
+    assert!(!granted(&app, &acc).await);
+    assert!(audit(&app, "actor=stripe").await.is_empty());
+    // Not even remembered as seen: the same event id in the right mode still applies.
+    assert_eq!(deliver(&app, &test_mode).await, "applied");
+    assert!(granted(&app, &acc).await);
+
+    // stripe.livemode = true: the other way round.
+    let live_app = spawn_app_with(|s| {
+        s.stripe.webhook_secrets = vec![SecretString::from(SECRET)];
+        s.stripe.livemode = true;
+    })
+    .await;
+    let acc = account(&live_app, "live").await;
+    let t = now(&live_app);
+    let sub = Sub::new(Some(&acc), t - 10);
+    let test_mode = event(
+        "customer.subscription.created",
+        t - 5,
+        sub.object("active", t + 30 * 86_400),
+    );
+    let res = send(
+        &live_app,
+        Some(&stripe_signature(SECRET, t, &test_mode)),
+        &test_mode,
+    )
+    .await;
+    assert_problem(res, 400, "livemode_mismatch").await;
+    assert!(!granted(&live_app, &acc).await);
+    let live_mode = in_live_mode(&test_mode);
+    assert_eq!(deliver(&live_app, &live_mode).await, "applied");
+    assert!(granted(&live_app, &acc).await);
+}

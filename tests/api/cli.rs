@@ -184,3 +184,57 @@ async fn serve_logs_json_with_request_ids_and_stops_gracefully_on_sigterm() {
         "{stderr}"
     );
 }
+
+/// Rows in a table, straight from the database.
+async fn count(db: &sea_orm::DatabaseConnection, table: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn keys_list_reads_and_changes_nothing() {
+    let settings = test_settings().await;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
+    let db = vouch::db::Db::connect(&settings).await.unwrap();
+    db.migrate().await.unwrap();
+    let list = || async {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_vouch"))
+            .args(["keys", "list"])
+            .env("VOUCH_DATABASE_URL", &url)
+            .env("VOUCH_LOG__FORMAT", "pretty")
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // No key yet: listing says so and creates none (it used to create and audit one).
+    assert_eq!(list().await, "");
+    assert_eq!(count(db.conn(), "signing_key").await, 0);
+    assert_eq!(count(db.conn(), "audit_log").await, 0);
+
+    // The service creates one; listing shows it and still writes nothing.
+    let mut serving = settings.clone();
+    serving.database_url = SecretString::from(url.clone());
+    let app = spawn_with_settings(serving, false).await;
+    let entries = count(db.conn(), "audit_log").await;
+    let listed = list().await;
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(listed.contains("active"), "{listed}");
+    assert_eq!(count(db.conn(), "signing_key").await, 1);
+    assert_eq!(count(db.conn(), "audit_log").await, entries);
+    drop(app);
+}

@@ -170,7 +170,9 @@ async fn me_names_the_client_behind_the_key() {
             me["client_id"].as_str().unwrap().starts_with("cli_"),
             "{me}"
         );
-        assert_eq!(me.as_object().unwrap().len(), 3, "{me}");
+        // The principal defaults to the client's name.
+        assert_eq!(me["principal"], me["name"], "{me}");
+        assert_eq!(me.as_object().unwrap().len(), 4, "{me}");
     }
     assert_problem(
         app.get("/v1/me", "vk_not-a-real-key").await,

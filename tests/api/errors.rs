@@ -233,3 +233,55 @@ async fn bodies_must_be_json_objects() {
         .await;
     assert_problem(res, 400, "invalid_body").await;
 }
+
+#[tokio::test]
+async fn enum_errors_do_not_echo_the_submitted_value() {
+    let app = spawn_app().await;
+    let id = app.create_account("enums").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let secret = "s3cr3t-Zq81";
+    for (res, code) in [
+        (
+            app.post(
+                &format!("/v1/accounts/{id}/verifications"),
+                &app.backend_key,
+                &json!({"channel": secret, "to": "a@example.org"}),
+            )
+            .await,
+            "invalid_body",
+        ),
+        (
+            app.patch(
+                &format!("/v1/accounts/{id}"),
+                &app.admin_key,
+                &json!({"status": secret}),
+            )
+            .await,
+            "invalid_body",
+        ),
+        (
+            app.post(
+                "/v1/admin/clients",
+                &app.admin_key,
+                &json!({"name": "x", "role": format!("{secret}`, expected `admin")}),
+            )
+            .await,
+            "invalid_body",
+        ),
+        (
+            app.get(
+                &format!("/v1/exceptions?status={secret}"),
+                &app.reviewer_key,
+            )
+            .await,
+            "invalid_query",
+        ),
+    ] {
+        let body = assert_problem(res, 400, code).await;
+        let text = body.to_string();
+        assert!(!text.contains(secret), "{text}");
+        assert!(text.contains("expected"), "says what is allowed: {text}");
+    }
+}

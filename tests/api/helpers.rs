@@ -119,7 +119,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
         for role in [Role::Admin, Role::Backend, Role::Reviewer, Role::Meeting] {
             let txn = state.db.begin_write().await.unwrap();
             let name = format!("test-{}", role.as_str());
-            let (_, key) = clients::create(&*txn, "test", &name, role, state.now())
+            let (_, key) = clients::create(&*txn, "test", &name, None, role, state.now())
                 .await
                 .unwrap();
             txn.commit().await.unwrap();

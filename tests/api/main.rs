@@ -17,6 +17,8 @@ mod keys;
 mod locks;
 mod operations;
 mod outage;
+mod personal_data;
+mod principals;
 mod roles;
 mod tokens;
 mod verifications;

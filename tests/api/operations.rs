@@ -226,3 +226,95 @@ async fn junk_methods_and_paths_cannot_grow_metrics() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_docs_carry_a_csp_that_their_own_assets_satisfy_and_cannot_be_framed() {
+    let app = spawn_app().await;
+    let mut pages = vec!["/docs".to_owned(), "/docs/".to_owned()];
+    let html = app
+        .client
+        .get(app.url("/docs/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Everything the page loads is a file of its own, under /docs/: no inline script, no
+    // <style> element, nothing from another origin.
+    assert!(!html.contains("<style"), "{html}");
+    for part in html.split("<script").skip(1) {
+        let tag = part.split('>').next().unwrap();
+        let src = tag.split("src=\"").nth(1).expect("no inline script");
+        let src = src.split('"').next().unwrap();
+        assert!(src.starts_with("./") && !src.contains(':'), "{src}");
+        pages.push(format!("/docs/{}", &src[2..]));
+    }
+    for part in html.split("href=\"").skip(1) {
+        let href = part.split('"').next().unwrap();
+        assert!(!href.contains(':'), "{href}");
+        pages.push(format!("/docs/{}", href.trim_start_matches("./")));
+    }
+    pages.push("/docs/no-such-file.js".to_owned());
+    for page in &pages {
+        let res = app.client.get(app.url(page)).send().await.unwrap();
+        assert!(res.status().as_u16() < 500, "{page}");
+        let headers = res.headers();
+        assert_eq!(
+            headers["content-security-policy"],
+            vouch::docs::CONTENT_SECURITY_POLICY,
+            "{page}"
+        );
+        assert_eq!(headers["x-frame-options"], "DENY", "{page}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{page}");
+    }
+    let csp = vouch::docs::CONTENT_SECURITY_POLICY;
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self';",
+        "frame-ancestors 'none'",
+        "connect-src 'self'",
+    ] {
+        assert!(csp.contains(directive), "{directive}");
+    }
+    assert!(!csp.contains("unsafe-eval"));
+    // The initializer evaluates nothing.
+    let init = app
+        .client
+        .get(app.url("/docs/swagger-initializer.js"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!init.contains("eval(") && !init.contains("new Function"));
+    // The API itself is not given the docs' policy.
+    let res = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert!(res.headers().get("content-security-policy").is_none());
+}
+
+#[tokio::test]
+async fn the_docs_can_be_switched_off_and_the_spec_stays() {
+    let app = crate::helpers::spawn_app_with(|s| s.docs.enabled = false).await;
+    for page in ["/docs", "/docs/", "/docs/swagger-ui-bundle.js"] {
+        let res = app.client.get(app.url(page)).send().await.unwrap();
+        assert_eq!(res.status(), 404, "{page}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{page}"
+        );
+    }
+    let served: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let built: Value = serde_json::from_str(&vouch::openapi::spec_json()).unwrap();
+    assert_eq!(served, built);
+}

@@ -363,7 +363,16 @@ async fn the_four_eyes_rule_is_shown_and_the_apis_refusals_are_explained() {
             "Your approval is recorded (1 of 2)",
         )
         .await;
-        text_containing(&client, "#four-eyes", "You already approved this request").await;
+        let rule =
+            text_containing(&client, "#four-eyes", "You already approved this request").await;
+        assert!(rule.contains("as principal test-admin"), "{rule}");
+        // The approvals name the person behind each key.
+        text_containing(
+            &client,
+            "section[aria-labelledby='approvals-h']",
+            "Principal",
+        )
+        .await;
         assert!(!element(&client, "#approve")
             .await
             .is_enabled()
@@ -465,6 +474,8 @@ async fn admins_manage_clients_keys_and_account_status() {
         // A new client's key is shown once, and works.
         click(&client, "#nav a[href='#/clients']").await;
         fill(&client, "#client-name", "reviewer-ann").await;
+        // Bound to the person behind it: four eyes counts people, not keys.
+        fill(&client, "#client-principal", "ann@example.org").await;
         element(&client, "#client-role")
             .await
             .select_by_value("reviewer")
@@ -482,6 +493,9 @@ async fn admins_manage_clients_keys_and_account_status() {
         screenshot(&client, "admin-clients").await;
         let me = api_json(&app, "/v1/me", &key).await;
         assert_eq!(me["name"], "reviewer-ann");
+        assert_eq!(me["principal"], "ann@example.org");
+        text_containing(&client, "#created-client", "principal ann@example.org").await;
+        text_containing(&client, "main table", "ann@example.org").await;
 
         // Revoking takes a confirmation, then the key stops working.
         client
@@ -527,6 +541,51 @@ async fn admins_manage_clients_keys_and_account_status() {
         click(&client, "#status-start").await;
         click(&client, "#status-confirm").await;
         text_containing(&client, "#account-status", "active").await;
+    })
+    .await;
+}
+
+/// Every CSP violation the page has met since it loaded (the Reporting API buffers them), as
+/// `"<directive> <blocked URL>"`.
+const CSP_VIOLATIONS: &str = r#"
+return new Promise((resolve) => {
+  const seen = [];
+  const take = (reports) => reports.forEach((r) =>
+    seen.push(`${r.body.effectiveDirective} ${r.body.blockedURL || ''}`));
+  const observer = new ReportingObserver(take, { types: ['csp-violation'], buffered: true });
+  observer.observe();
+  setTimeout(() => { take(observer.takeRecords()); resolve(seen); }, 1000);
+});
+"#;
+
+#[tokio::test]
+async fn the_docs_render_under_their_own_csp_without_a_violation() {
+    let app = spawn_app().await;
+    with_browser(|client| async move {
+        client
+            .goto(&app.url("/docs/"))
+            .await
+            .expect("open the docs");
+        text_containing(&client, ".swagger-ui .info .title", "Vouch").await;
+        // Open an operation and try it: more of the UI renders, and it calls this origin.
+        click(&client, ".opblock-summary").await;
+        click(&client, ".try-out__btn").await;
+        click(&client, ".execute").await;
+        element(&client, ".responses-wrapper .live-responses-table").await;
+        let violations = js(&client, CSP_VIOLATIONS).await;
+        assert_eq!(
+            violations,
+            json!([]),
+            "the docs' CSP blocked some of their own assets"
+        );
+        // The policy is in force (not merely absent): an inline script is refused.
+        let inline = js(
+            &client,
+            "const s = document.createElement('script'); s.textContent = 'window.__ran = 1'; \
+             document.body.appendChild(s); return window.__ran === 1;",
+        )
+        .await;
+        assert_eq!(inline, json!(false));
     })
     .await;
 }

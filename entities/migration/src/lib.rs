@@ -8,6 +8,9 @@ mod m20261126_000005_billing;
 mod m20261126_000006_exceptions;
 mod m20261127_000001_verification;
 mod m20261201_100000_revocation_expiry_index;
+mod m20261201_110000_principals;
+mod m20261201_110001_audit_mac;
+mod m20261201_110002_account_email_sealed;
 
 pub struct Migrator;
 
@@ -21,6 +24,9 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000006_exceptions::Migration),
             Box::new(m20261127_000001_verification::Migration),
             Box::new(m20261201_100000_revocation_expiry_index::Migration),
+            Box::new(m20261201_110000_principals::Migration),
+            Box::new(m20261201_110001_audit_mac::Migration),
+            Box::new(m20261201_110002_account_email_sealed::Migration),
         ]
     }
 }

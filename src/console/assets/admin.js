@@ -19,7 +19,7 @@ function createdKey(created) {
     }
   });
   return h('div', { class: 'notice ok', id: 'created-client' },
-    h('p', {}, h('strong', {}, `Client ${created.name} (${created.role}) created.`),
+    h('p', {}, h('strong', {}, `Client ${created.name} (${created.role}, principal ${created.principal}) created.`),
       ' This is its API key. It is shown this once: only its hash is stored. Hand it over securely now.'),
     field('API key', keyField),
     copy, copied);
@@ -62,11 +62,13 @@ export async function clientsView(ctx) {
   const out = h('div', { id: 'clients-result' });
 
   const name = h('input', { id: 'client-name', type: 'text', required: true, maxlength: '100', spellcheck: 'false', autocomplete: 'off' });
+  const principal = h('input', { id: 'client-principal', type: 'text', maxlength: '64', spellcheck: 'false', autocomplete: 'off' });
   const role = select('client-role', ROLES, 'reviewer');
   const create = h('button', { type: 'submit', class: 'primary' }, 'Create client');
   const created = h('div');
   const form = h('form', { class: 'filters', 'aria-label': 'Create an API client' },
     field('Name', name, 'Unique; recorded as the actor in the audit log.'),
+    field('Principal', principal, 'The person this key belongs to (defaults to the name). Four-eyes review counts people: two keys of one principal are one reviewer.'),
     field('Role', role),
     create);
   form.addEventListener('submit', async (event) => {
@@ -79,8 +81,13 @@ export async function clientsView(ctx) {
     }
     try {
       const result = await busy(create, 'Creating…',
-        () => post('/v1/admin/clients', { name: name.value.trim(), role: role.value }));
+        () => post('/v1/admin/clients', {
+          name: name.value.trim(),
+          ...(principal.value.trim() ? { principal: principal.value.trim() } : {}),
+          role: role.value,
+        }));
       name.value = '';
+      principal.value = '';
       created.replaceChildren(createdKey(result));
       t.tbody.prepend(...rowsFor([result]));
       created.querySelector('input').focus();
@@ -91,6 +98,7 @@ export async function clientsView(ctx) {
 
   const columns = [
     ['Name', (c) => c.name],
+    ['Principal', (c) => c.principal],
     ['Role', (c) => badge(c.role)],
     ['Key starts', (c) => code(c.key_prefix)],
     ['Created', (c) => [time(c.created_at), ` by ${c.created_by}`]],

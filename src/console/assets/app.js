@@ -72,7 +72,9 @@ function chrome(active) {
     nav.replaceChildren();
     return;
   }
-  document.getElementById('who-name').textContent = me.name;
+  document.getElementById('who-name').textContent = me.principal && me.principal !== me.name
+    ? `${me.name} (${me.principal})`
+    : me.name;
   const role = document.getElementById('who-role');
   role.textContent = me.role;
   role.className = `badge ${me.role === 'admin' || me.role === 'reviewer' ? 'info' : 'muted'}`;

@@ -9,32 +9,33 @@ const plural = (n, one, many) => `${n} ${n === 1 ? one : many}`;
 
 /**
  * What the signed-in client may do with a request, and why, by the rules the API enforces:
- * the submitting client never decides; each reviewer approves once; the category needs
- * `approvals_required` distinct reviewers.
+ * the submitting principal (person) never decides, with any of its keys; each principal approves
+ * once; the category needs `approvals_required` distinct principals.
  */
 export function fourEyes(exc, me) {
   const approvals = exc.approvals || [];
   const remaining = Math.max(0, exc.approvals_required - exc.approvals_received);
-  if (exc.submitted_by === me.name) {
+  const mine = (name, principal) => name === me.name || (principal !== undefined && principal === me.principal);
+  if (mine(exc.submitted_by, exc.submitted_by_principal)) {
     return {
       approve: false,
       deny: false,
       kind: 'blocked',
-      text: 'You submitted this request, so you cannot decide it. Four-eyes rule: the client that '
-        + 'submits a request may never approve or deny it; another reviewer must.',
+      text: `You submitted this request (as principal ${me.principal}), so you cannot decide it with any of your keys. `
+        + 'Four-eyes rule: the person who submits a request may never approve or deny it; another person must.',
     };
   }
-  if (approvals.some((a) => a.reviewer === me.name)) {
+  if (approvals.some((a) => mine(a.reviewer, a.principal))) {
     return {
       approve: false,
       deny: true,
       kind: 'blocked',
-      text: `You already approved this request. Four-eyes rule: ${plural(remaining, 'more approval', 'more approvals')} `
-        + `from ${remaining === 1 ? 'another reviewer' : 'other reviewers'} needed. You may still deny it.`,
+      text: `You already approved this request (as principal ${me.principal}, with this or another of your keys). Four-eyes rule: ${plural(remaining, 'more approval', 'more approvals')} `
+        + `from ${remaining === 1 ? 'another person' : 'other people'} needed. You may still deny it.`,
     };
   }
   const rule = exc.approvals_required > 1
-    ? `A ${exc.category} request needs ${exc.approvals_required} distinct reviewers; ${exc.approvals_received} approved so far. `
+    ? `A ${exc.category} request needs ${exc.approvals_required} distinct reviewers (people, not keys); ${exc.approvals_received} approved so far. `
     : '';
   const effect = remaining <= 1
     ? 'Your approval completes it: the account gets ' + exc.category + ' evidence at once.'
@@ -102,6 +103,7 @@ function approvalsSection(exc) {
   } else {
     body = table('Approvals so far', [
       ['Reviewer', (a) => a.reviewer],
+      ['Principal', (a) => a.principal],
       ['Approved', (a) => time(a.approved_at)],
       ['Asked to end', (a) => time(a.expires_at)],
       ['Reason', (a) => {
@@ -221,7 +223,8 @@ export async function exceptionView(ctx) {
       ['Status', badge(exc.status)],
       ['Category', exc.category],
       ['Account', link(`#/accounts/${seg(exc.account_id)}`, code(exc.account_id))],
-      ['Submitted', [time(exc.submitted_at), exc.submitted_by ? ` by ${exc.submitted_by}` : '']],
+      ['Submitted', [time(exc.submitted_at), exc.submitted_by ? ` by ${exc.submitted_by}` : '',
+        exc.submitted_by_principal ? ` (principal ${exc.submitted_by_principal})` : '']],
       ['Approvals', approvalsText(exc)],
       ['Decided', exc.decided_at ? [time(exc.decided_at), exc.decided_by ? ` by ${exc.decided_by}` : ''] : undefined],
       ['Ends', exc.expires_at ? time(exc.expires_at) : undefined],

@@ -52,7 +52,7 @@ export function exceptionsTable(caption, items) {
     ['Status', (e) => badge(e.status)],
     ['Account', (e) => link(`#/accounts/${seg(e.account_id)}`, code(e.account_id))],
     ['Submitted', (e) => time(e.submitted_at)],
-    ['By', (e) => e.submitted_by || '—'],
+    ['By', (e) => (e.submitted_by ? `${e.submitted_by} (${e.submitted_by_principal})` : '—')],
     ['Approvals', (e) => approvalsText(e)],
   ], items);
 }
