@@ -7,6 +7,7 @@ mod m20261126_000002_tokens;
 mod m20261126_000005_billing;
 mod m20261126_000006_exceptions;
 mod m20261127_000001_verification;
+mod m20261201_120000_sms_fraud_limits;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_billing::Migration),
             Box::new(m20261126_000006_exceptions::Migration),
             Box::new(m20261127_000001_verification::Migration),
+            Box::new(m20261201_120000_sms_fraud_limits::Migration),
         ]
     }
 }
