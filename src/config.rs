@@ -931,6 +931,23 @@ mod tests {
             "{err}"
         );
         let _ = std::fs::remove_dir_all(&dir);
+        // The production example is valid (given the secrets it expects in the environment)
+        // and sets its home countries' budgets.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.example.toml");
+        let mut s: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(example.as_path()))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .unwrap();
+        s.sms.twilio_account_sid = Some("AC0".into());
+        s.sms.twilio_auth_token = Some(SecretString::from("token"));
+        s.validate().unwrap();
+        assert_eq!(s.verification.country_budget("US"), 300);
+        assert_eq!(s.verification.country_budget("CA"), 50);
     }
 
     #[test]
