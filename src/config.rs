@@ -189,7 +189,9 @@ pub struct SmsSettings {
     pub twilio_auth_token: Option<SecretString>,
     #[serde(default)]
     pub from: Option<String>,
-    /// ISO 3166-1 alpha-2 regions whose numbers are accepted; empty accepts every region.
+    /// Geo permissions: the ISO 3166-1 alpha-2 regions whose numbers are accepted; empty
+    /// accepts every region (and non-geographic numbers). Operators should list only the
+    /// countries their users live in: premium-rate ranges elsewhere are where toll fraud pays.
     #[serde(default)]
     pub allowed_countries: Vec<String>,
     /// The region that national-format numbers (no leading `+`) belong to; unset rejects them.
@@ -204,7 +206,8 @@ pub struct VerificationSettings {
     pub max_attempts: u32,
     pub sms_code_ttl_seconds: u64,
     pub email_code_ttl_seconds: u64,
-    /// Codes sent to one destination (any account) per window.
+    /// Codes one account may send to one destination per window. Another account's sends to
+    /// the same destination do not count: a stranger cannot lock the owner out.
     pub per_destination_limit: u32,
     pub per_destination_window_seconds: u64,
     /// Codes sent for one account per window.
@@ -212,8 +215,42 @@ pub struct VerificationSettings {
     pub per_account_window_seconds: u64,
     /// SMS sent by the whole service per hour (SMS-pumping defence).
     pub sms_hourly_budget: u32,
+    /// SMS sent to the numbers of one country (ISO region; non-geographic numbers count as
+    /// `001`) per hour, unless `sms_country_hourly_budgets` names the country: one country's
+    /// premium-rate ranges cannot spend the whole budget.
+    pub sms_country_hourly_budget: u32,
+    /// Per-country overrides of `sms_country_hourly_budget`: ISO region → SMS per hour.
+    #[serde(default)]
+    pub sms_country_hourly_budgets: BTreeMap<String, u32>,
+    /// How many leading digits of the E.164 number (country code included) make a prefix for
+    /// `sms_prefix_hourly_limit` (7: a North American exchange, `+1 415 555`).
+    pub sms_prefix_digits: u32,
+    /// SMS sent to the numbers of one prefix per hour, from any account (pumping goes through
+    /// consecutive numbers of one premium range).
+    pub sms_prefix_hourly_limit: u32,
+    /// SMS one account may ever be sent; counted on the account, so pruning the send log does
+    /// not reset it.
+    pub sms_account_lifetime_limit: u32,
+    /// Accounts younger than this are young: they get `young_account_sms_hourly_limit` and
+    /// share `young_accounts_sms_hourly_budget`.
+    pub young_account_seconds: u64,
+    /// SMS one young account may send per hour.
+    pub young_account_sms_hourly_limit: u32,
+    /// SMS all young accounts together may send per hour, out of `sms_hourly_budget`: a swarm
+    /// of fresh accounts cannot spend what established accounts need.
+    pub young_accounts_sms_hourly_budget: u32,
     /// Accounts whose `phone` evidence one number may back.
     pub phone_max_accounts: u32,
+}
+
+impl VerificationSettings {
+    /// The hourly SMS budget of `region` (an ISO region, or `001` for non-geographic numbers).
+    pub fn country_budget(&self, region: &str) -> u32 {
+        self.sms_country_hourly_budgets
+            .iter()
+            .find(|(r, _)| r.eq_ignore_ascii_case(region))
+            .map_or(self.sms_country_hourly_budget, |(_, budget)| *budget)
+    }
 }
 
 /// The outbox worker that delivers verification messages.
@@ -650,9 +687,73 @@ impl Settings {
                 u64::from(v.phone_max_accounts),
                 1_000_000,
             ),
+            (
+                "verification.sms_prefix_hourly_limit",
+                u64::from(v.sms_prefix_hourly_limit),
+                100_000_000,
+            ),
+            (
+                "verification.sms_account_lifetime_limit",
+                u64::from(v.sms_account_lifetime_limit),
+                1_000_000,
+            ),
+            (
+                "verification.young_account_seconds",
+                v.young_account_seconds,
+                30 * 86_400,
+            ),
+            (
+                "verification.young_account_sms_hourly_limit",
+                u64::from(v.young_account_sms_hourly_limit),
+                1_000_000,
+            ),
         ] {
             if value == 0 || value > max {
                 return Err(invalid(key, format!("must be between 1 and {max}")));
+            }
+        }
+        // E.164 numbers have at most 15 digits; a prefix of one digit would be a whole
+        // country code (the country budget's job).
+        if !(2..=15).contains(&v.sms_prefix_digits) {
+            return Err(invalid(
+                "verification.sms_prefix_digits",
+                "must be between 2 and 15 (digits of the E.164 number, country code included)",
+            ));
+        }
+        // A share as large as the whole would protect nothing, but one country (or young
+        // accounts) may have it all when the operator says so: equal is allowed.
+        let whole = v.sms_hourly_budget;
+        for (key, value) in [
+            (
+                "verification.sms_country_hourly_budget",
+                v.sms_country_hourly_budget,
+            ),
+            (
+                "verification.young_accounts_sms_hourly_budget",
+                v.young_accounts_sms_hourly_budget,
+            ),
+        ] {
+            if value == 0 || value > whole {
+                return Err(invalid(
+                    key,
+                    format!("must be between 1 and verification.sms_hourly_budget ({whole})"),
+                ));
+            }
+        }
+        for (region, budget) in &v.sms_country_hourly_budgets {
+            if !known_region(&region.to_ascii_uppercase()) {
+                return Err(invalid(
+                    "verification.sms_country_hourly_budgets",
+                    format!("`{region}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
+                ));
+            }
+            if *budget == 0 || *budget > whole {
+                return Err(invalid(
+                    "verification.sms_country_hourly_budgets",
+                    format!(
+                        "the budget of {region} must be between 1 and verification.sms_hourly_budget ({whole})"
+                    ),
+                ));
             }
         }
         let d = &self.delivery;
@@ -768,7 +869,130 @@ mod tests {
         assert_eq!(s.verification.per_account_limit, 10);
         assert_eq!(s.verification.per_account_window_seconds, 3600);
         assert_eq!(s.verification.phone_max_accounts, 3);
+        assert_eq!(s.verification.sms_hourly_budget, 1000);
+        assert_eq!(s.verification.sms_country_hourly_budget, 200);
+        assert!(s.verification.sms_country_hourly_budgets.is_empty());
+        assert_eq!(s.verification.country_budget("US"), 200);
+        assert_eq!(s.verification.sms_prefix_digits, 7);
+        assert_eq!(s.verification.sms_prefix_hourly_limit, 20);
+        assert_eq!(s.verification.sms_account_lifetime_limit, 20);
+        assert_eq!(s.verification.young_account_seconds, 86_400);
+        assert_eq!(s.verification.young_account_sms_hourly_limit, 3);
+        assert_eq!(s.verification.young_accounts_sms_hourly_budget, 300);
+        assert!(s.sms.allowed_countries.is_empty());
         assert!(!s.delivery.dev_log_codes);
+    }
+
+    /// Each SMS limit key, set to a bad value, stops the start with a message naming it.
+    #[test]
+    fn sms_fraud_limits_are_checked() {
+        type Set = fn(&mut VerificationSettings);
+        let cases: [(&str, Set); 12] = [
+            ("verification.sms_country_hourly_budget", |v| {
+                v.sms_country_hourly_budget = 0
+            }),
+            ("verification.sms_country_hourly_budget", |v| {
+                v.sms_country_hourly_budget = v.sms_hourly_budget + 1
+            }),
+            ("verification.sms_country_hourly_budgets", |v| {
+                v.sms_country_hourly_budgets.insert("Narnia".into(), 5);
+            }),
+            ("verification.sms_country_hourly_budgets", |v| {
+                v.sms_country_hourly_budgets.insert("US".into(), 0);
+            }),
+            ("verification.sms_country_hourly_budgets", |v| {
+                let over = v.sms_hourly_budget + 1;
+                v.sms_country_hourly_budgets.insert("US".into(), over);
+            }),
+            ("verification.sms_prefix_digits", |v| {
+                v.sms_prefix_digits = 1
+            }),
+            ("verification.sms_prefix_digits", |v| {
+                v.sms_prefix_digits = 16
+            }),
+            ("verification.sms_prefix_hourly_limit", |v| {
+                v.sms_prefix_hourly_limit = 0
+            }),
+            ("verification.sms_account_lifetime_limit", |v| {
+                v.sms_account_lifetime_limit = 0
+            }),
+            ("verification.young_account_seconds", |v| {
+                v.young_account_seconds = 0
+            }),
+            ("verification.young_account_sms_hourly_limit", |v| {
+                v.young_account_sms_hourly_limit = 0
+            }),
+            ("verification.young_accounts_sms_hourly_budget", |v| {
+                v.young_accounts_sms_hourly_budget = v.sms_hourly_budget + 1
+            }),
+        ];
+        for (key, set) in cases {
+            let mut s = Settings::defaults();
+            set(&mut s.verification);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        }
+        // Lowering the global budget below a share is refused, not silently ignored.
+        let mut s = Settings::defaults();
+        s.verification.sms_hourly_budget = 100;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("verification.sms_country_hourly_budget"),
+            "{err}"
+        );
+        // A share equal to the whole is allowed (a service for one country).
+        let mut s = Settings::defaults();
+        s.verification
+            .sms_country_hourly_budgets
+            .insert("us".into(), 1000);
+        s.validate().unwrap();
+        assert_eq!(s.verification.country_budget("US"), 1000);
+        assert_eq!(s.verification.country_budget("DE"), 200);
+    }
+
+    #[test]
+    fn country_budgets_load_from_a_file() {
+        let dir = std::env::temp_dir().join(format!("vouch-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.toml");
+        std::fs::write(
+            &good,
+            "[verification]\nsms_country_hourly_budgets = { US = 600, de = 50 }\n",
+        )
+        .unwrap();
+        let s = Settings::load(Some(&good)).unwrap();
+        assert_eq!(s.verification.country_budget("US"), 600);
+        assert_eq!(s.verification.country_budget("DE"), 50);
+        assert_eq!(s.verification.country_budget("FR"), 200);
+        let bad = dir.join("bad.toml");
+        std::fs::write(
+            &bad,
+            "[verification]\nsms_country_hourly_budgets = { XX = 600 }\n",
+        )
+        .unwrap();
+        let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("verification.sms_country_hourly_budgets"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        // The production example is valid (given the secrets it expects in the environment)
+        // and sets its home countries' budgets.
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/production.example.toml");
+        let mut s: Settings = config::Config::builder()
+            .add_source(config::File::from_str(
+                DEFAULT_TOML,
+                config::FileFormat::Toml,
+            ))
+            .add_source(config::File::from(example.as_path()))
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .unwrap();
+        s.sms.twilio_account_sid = Some("AC0".into());
+        s.sms.twilio_auth_token = Some(SecretString::from("token"));
+        s.validate().unwrap();
+        assert_eq!(s.verification.country_budget("US"), 300);
+        assert_eq!(s.verification.country_budget("CA"), 50);
     }
 
     #[test]

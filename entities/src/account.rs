@@ -23,6 +23,9 @@ pub struct Model {
     pub phone_verified: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// SMS codes ever sent for this account (the lifetime cap; not reset when the send log is
+    /// pruned).
+    pub sms_sent_total: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

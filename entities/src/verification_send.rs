@@ -1,5 +1,6 @@
 //! The send log that verification rate limits count: one row per code sent, kept for the
-//! longest limit window. No personal data: the destination is a keyed hash.
+//! longest limit window. No personal data: the destination and the number's prefix are keyed
+//! hashes.
 
 use sea_orm::entity::prelude::*;
 
@@ -13,6 +14,12 @@ pub struct Model {
     pub channel: String,
     pub destination_hash: String,
     pub sent_at: DateTimeUtc,
+    /// SMS only: the number's ISO region (`001` for non-geographic numbers).
+    pub region: Option<String>,
+    /// SMS only: a keyed hash of the number's first digits (velocity per prefix).
+    pub prefix_hash: Option<String>,
+    /// An SMS sent for an account younger than `verification.young_account_seconds`.
+    pub young_account: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -67,9 +67,18 @@ impl PhoneNumber {
         if parsed.extension().is_some() || !phonenumber::is_valid(&parsed) {
             return Err(PhoneError::Invalid);
         }
+        // The metadata misses the region of some valid numbers (Italian landlines, whose
+        // leading zero it drops before matching); those belong to the main region of their
+        // calling code. Non-geographic codes (+800, +870, ...) stay without a region.
         let region = parsed
             .country()
             .id()
+            .or_else(|| {
+                phonenumber::metadata::DATABASE
+                    .by_code(&parsed.code().value())
+                    .and_then(|regions| regions.into_iter().next())
+                    .and_then(|m| m.id().parse::<country::Id>().ok())
+            })
             .map(|id| id.as_ref().to_ascii_uppercase());
         if !allowed_regions.is_empty()
             && !region.as_deref().is_some_and(|r| {
@@ -187,6 +196,21 @@ mod tests {
         assert_eq!(n.masked(), "+1******4567");
         assert!(!format!("{n:?}").contains("555"));
         assert_eq!(parse("+4930123456").unwrap().masked(), "+49****3456");
+    }
+
+    #[test]
+    fn every_geographic_number_has_its_region() {
+        for (number, region) in [
+            ("+39 06 1234 5678", Some("IT")),
+            ("+39 347 123 4567", Some("IT")),
+            ("+1 416 555 0100", Some("CA")),
+            ("+1 876 555 0100", Some("JM")),
+            ("+7 7172 123456", Some("KZ")),
+            ("+870 773 111 632", None),
+            ("+800 1234 5678", None),
+        ] {
+            assert_eq!(parse(number).unwrap().region(), region, "{number}");
+        }
     }
 
     #[test]

@@ -142,7 +142,7 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
         (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited` (with `Retry-After`): too many codes for this destination or account, or the SMS budget is spent", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "`rate_limited`; `limit` says which: `destination` (this account, this address or number), `account`, and for SMS `young_account`, `sms_prefix`, `sms_country`, `young_accounts_budget`, `sms_budget` (all with `Retry-After`), or `sms_lifetime` (the account's lifetime cap: no `Retry-After`, it does not reset)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
 )]

@@ -134,6 +134,7 @@ pub async fn create(
         phone_verified: false,
         created_at: now,
         updated_at: now,
+        sms_sent_total: 0,
     };
     let exists = || {
         ApiError::conflict(

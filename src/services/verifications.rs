@@ -6,9 +6,15 @@
 //! concurrent checks can neither exceed the attempt limit nor approve twice. Limits are counted
 //! in the database: SQLite has one writer, and on PostgreSQL advisory locks on the destination,
 //! the account and (for SMS) the global budget serialise the count-then-insert.
+//!
+//! SMS carries the toll-fraud limits of Twilio Verify's Fraud Guard and Geo Permissions: an
+//! hourly budget per country, a velocity limit per number prefix, a lifetime cap per account,
+//! and for young accounts a smaller hourly limit and a shared pool of the global budget. Every
+//! SMS send holds the global budget lock, so the shared counts (country, prefix, young pool)
+//! need no lock of their own; the lifetime counter lives on the account, under its lock.
 
 use chrono::{DateTime, Duration, Utc};
-use entities::{outbox_message, verification, verification_send, verified_phone};
+use entities::{account, outbox_message, verification, verification_send, verified_phone};
 use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveModelTrait,
@@ -42,6 +48,14 @@ pub const ID_PREFIX: &str = "ver";
 
 const CODE_KEY: &str = "vouch/verification-code/v1";
 const DESTINATION_KEY: &str = "vouch/verification-destination/v1";
+const PREFIX_KEY: &str = "vouch/verification-prefix/v1";
+
+/// The region of numbers that belong to no country (libphonenumber's name for satellite and
+/// international shared-cost or premium ranges): one bucket for the country budget.
+pub const NON_GEOGRAPHIC_REGION: &str = "001";
+
+/// An hour: the window of every SMS budget and velocity limit.
+const HOUR: u64 = 3600;
 
 /// Where a code goes: a parsed email address or phone number.
 #[derive(Debug, Clone)]
@@ -82,6 +96,24 @@ impl Destination {
         };
         hex(&master.derive(DESTINATION_KEY).hmac(normalised.as_bytes()))
     }
+}
+
+/// The country an SMS is counted against.
+fn sms_region(phone: &PhoneNumber) -> String {
+    phone
+        .region()
+        .map_or_else(|| NON_GEOGRAPHIC_REGION.to_owned(), str::to_ascii_uppercase)
+}
+
+/// The keyed hash of the first `digits` digits of the number (country code included): pumping
+/// walks through one premium range, and the log must not hold the digits themselves.
+fn prefix_hash(master: &MasterKey, phone: &PhoneNumber, digits: u32) -> String {
+    let all = phone.e164().trim_start_matches('+');
+    let n = usize::try_from(digits).map_or(all.len(), |d| d.min(all.len()));
+    let prefix = all.get(..n).unwrap_or(all);
+    hex(&master
+        .derive(PREFIX_KEY)
+        .hmac(format!("sms-prefix:{prefix}").as_bytes()))
 }
 
 fn code_hash(master: &MasterKey, verification_id: &str, code: &Code) -> String {
@@ -179,6 +211,33 @@ async fn enforce(
     Err(err)
 }
 
+/// A limit that applies only until `until` (a young account's): the caller may retry then,
+/// if that comes before a slot frees.
+fn no_later_than(mut err: ApiError, until: DateTime<Utc>, now: DateTime<Utc>) -> ApiError {
+    let left = std::cmp::max(
+        u64::try_from(((until - now).num_milliseconds() + 999) / 1000).unwrap_or(1),
+        1,
+    );
+    if err.retry_after.is_some_and(|r| r > left) {
+        err.retry_after = Some(left);
+        err = err.with("retry_after", left);
+    }
+    err
+}
+
+/// 429 for an account that has been sent every SMS it may ever be sent: time does not help,
+/// so there is no `Retry-After`.
+fn lifetime_spent() -> ApiError {
+    tracing::info!(limit = "sms_lifetime", "verification send rate limited");
+    ApiError::new(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "this account has been sent the most SMS codes an account may ever be sent; \
+         this limit does not reset (verify by email or another way, or ask the operator)",
+    )
+    .with("limit", "sms_lifetime")
+}
+
 /// Accounts other than `account_id` whose phone evidence rests on this number.
 async fn other_accounts_with_phone(
     conn: &impl ConnectionTrait,
@@ -206,7 +265,17 @@ pub async fn start(
 ) -> Result<verification::Model, ApiError> {
     let channel = destination.channel();
     let destination_hash = destination.hash(master);
+    // What the SMS limits count by: the number's country and prefix.
+    let sms = match destination {
+        Destination::Phone(phone) => Some((
+            sms_region(phone),
+            prefix_hash(master, phone, settings.sms_prefix_digits),
+        )),
+        Destination::Email(_) => None,
+    };
     // Always in this order (budget, account, destination) so that two sends cannot deadlock.
+    // The budget lock also covers the country, prefix and young-account counts: every SMS
+    // send holds it.
     if channel == Channel::Sms {
         lock(conn, "sms-budget", "global").await?;
     }
@@ -220,15 +289,29 @@ pub async fn start(
             "codes are not sent for a suspended account",
         ));
     }
+    let young_until = account.created_at
+        + Duration::seconds(
+            i64::try_from(settings.young_account_seconds).unwrap_or(i64::MAX / 1000),
+        );
+    let young = channel == Channel::Sms && now < young_until;
+    // First, as it is the one no waiting lifts.
+    if channel == Channel::Sms
+        && account.sms_sent_total >= i64::from(settings.sms_account_lifetime_limit)
+    {
+        return Err(lifetime_spent());
+    }
+    // Per account and destination: another account's sends to this destination (a stranger
+    // typing someone else's number) never count against this account.
     enforce(
         conn,
         verification_send::Entity::find()
+            .filter(verification_send::Column::AccountId.eq(account_id))
             .filter(verification_send::Column::DestinationHash.eq(destination_hash.as_str())),
         settings.per_destination_limit,
         settings.per_destination_window_seconds,
         now,
         "destination",
-        "too many codes were sent to this destination; retry later",
+        "this account has asked for too many codes to this destination; retry later",
     )
     .await?;
     enforce(
@@ -242,13 +325,62 @@ pub async fn start(
         "too many codes were sent for this account; retry later",
     )
     .await?;
-    if channel == Channel::Sms {
+    if let Some((region, prefix)) = &sms {
+        let sms_sends = || {
+            verification_send::Entity::find()
+                .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str()))
+        };
+        if young {
+            enforce(
+                conn,
+                sms_sends().filter(verification_send::Column::AccountId.eq(account_id)),
+                settings.young_account_sms_hourly_limit,
+                HOUR,
+                now,
+                "young_account",
+                "a new account may be sent only a few SMS codes per hour; retry later",
+            )
+            .await
+            .map_err(|e| no_later_than(e, young_until, now))?;
+        }
         enforce(
             conn,
-            verification_send::Entity::find()
-                .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str())),
+            sms_sends().filter(verification_send::Column::PrefixHash.eq(prefix.as_str())),
+            settings.sms_prefix_hourly_limit,
+            HOUR,
+            now,
+            "sms_prefix",
+            "too many SMS codes went to numbers starting like this one; retry later",
+        )
+        .await?;
+        enforce(
+            conn,
+            sms_sends().filter(verification_send::Column::Region.eq(region.as_str())),
+            settings.country_budget(region),
+            HOUR,
+            now,
+            "sms_country",
+            "the hourly SMS budget for this country is spent; retry later",
+        )
+        .await?;
+        if young {
+            enforce(
+                conn,
+                sms_sends().filter(verification_send::Column::YoungAccount.eq(true)),
+                settings.young_accounts_sms_hourly_budget,
+                HOUR,
+                now,
+                "young_accounts_budget",
+                "the hourly SMS budget for new accounts is spent; retry later",
+            )
+            .await
+            .map_err(|e| no_later_than(e, young_until, now))?;
+        }
+        enforce(
+            conn,
+            sms_sends(),
             settings.sms_hourly_budget,
-            3600,
+            HOUR,
             now,
             "sms_budget",
             "the service's hourly SMS budget is spent; retry later",
@@ -310,12 +442,33 @@ pub async fn start(
     verification::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
         .await?;
+    if channel == Channel::Sms {
+        // Conditional, so the cap holds even without the account lock (it is held anyway).
+        let counted = account::Entity::update_many()
+            .col_expr(
+                account::Column::SmsSentTotal,
+                Expr::col(account::Column::SmsSentTotal).add(1),
+            )
+            .filter(account::Column::Id.eq(account_id))
+            .filter(
+                account::Column::SmsSentTotal.lt(i64::from(settings.sms_account_lifetime_limit)),
+            )
+            .exec(conn)
+            .await?;
+        if counted.rows_affected != 1 {
+            return Err(lifetime_spent());
+        }
+    }
+    let (region, prefix_hash) = sms.unzip();
     verification_send::Entity::insert(verification_send::ActiveModel {
         seq: NotSet,
         account_id: Set(account_id.to_owned()),
         channel: Set(channel.as_str().to_owned()),
         destination_hash: Set(destination_hash),
         sent_at: Set(now),
+        region: Set(region),
+        prefix_hash: Set(prefix_hash),
+        young_account: Set(young),
     })
     .exec_without_returning(conn)
     .await?;

@@ -584,7 +584,7 @@ async fn a_new_code_cancels_the_previous_one_for_the_same_destination() {
 }
 
 #[tokio::test]
-async fn per_destination_limit_holds_under_concurrency_and_across_accounts() {
+async fn per_destination_limit_holds_under_concurrency_per_account() {
     let rig = rig().await;
     let account = rig.account("user-dest").await;
     let results = join_all((0..12).map(|_| rig.send(&account, "email", "gus@example.org"))).await;
@@ -602,17 +602,41 @@ async fn per_destination_limit_holds_under_concurrency_and_across_accounts() {
         }
     }
     assert_eq!(created, 5);
-    // The limit is per destination, whichever account asks.
-    let other = rig.account("user-dest-2").await;
-    assert_problem(
-        rig.send(&other, "email", "Gus@Example.org").await,
+    // The same destination in another spelling is the same destination...
+    let body = assert_problem(
+        rig.send(&account, "email", "Gus@Example.org").await,
         429,
         "rate_limited",
     )
     .await;
-    rig.send_ok(&other, "email", "gus.other@example.org").await;
+    assert_eq!(body["limit"], "destination");
+    // ...another one is not limited by it...
+    rig.send_ok(&account, "email", "gus.other@example.org")
+        .await;
+    // ...and the limit is this account's own: another account's sends to the destination do
+    // not count against it, nor its sends against the other's.
+    let other = rig.account("user-dest-2").await;
+    rig.send_ok(&other, "email", "Gus@Example.org").await;
     rig.app.clock.advance(chrono::Duration::seconds(601));
-    rig.send_ok(&other, "email", "gus@example.org").await;
+    rig.send_ok(&account, "email", "gus@example.org").await;
+}
+
+#[tokio::test]
+async fn a_strangers_sends_to_a_number_do_not_lock_its_owner_out() {
+    let rig = rig_with(|s| s.verification.young_account_sms_hourly_limit = 10).await;
+    let stranger = rig.account("user-stranger").await;
+    for _ in 0..5 {
+        rig.send_ok(&stranger, "sms", PHONE).await;
+    }
+    let res = rig.send(&stranger, "sms", "+1 415-555-2671").await;
+    assert!((1..=600).contains(&retry_after(&res)));
+    let body = assert_problem(res, 429, "rate_limited").await;
+    assert_eq!(body["limit"], "destination");
+    // The owner of the number is not blocked by the stranger's sends.
+    let owner = rig.account("user-owner").await;
+    let (vid, code) = rig.sms_code(&owner, PHONE).await;
+    assert_eq!(rig.check_ok(&vid, &code).await["status"], "approved");
+    assert_eq!(rig.entitlement(&owner).await["granted"], true);
 }
 
 #[tokio::test]
@@ -646,17 +670,77 @@ async fn per_account_limit_holds_under_concurrency() {
     rig.send_ok(&account, "email", "hal99@example.org").await;
 }
 
+/// Numbers of six countries, one each.
+const WORLD: [&str; 6] = [
+    "+14155550100",
+    "+4930123456",
+    "+442079460958",
+    "+33123456789",
+    "+31201234567",
+    "+41441234567",
+];
+
+/// How many of `results` were created; every other one must be 429 `rate_limited` with this
+/// `limit` (and a `Retry-After` within the hour, unless the limit never resets).
+async fn created_or_limited(results: Vec<Response>, limit: &str) -> usize {
+    let mut created = 0;
+    for res in results {
+        match res.status().as_u16() {
+            201 => created += 1,
+            429 => {
+                let retry = res.headers().get("retry-after").map(|_| retry_after(&res));
+                let body = assert_problem(res, 429, "rate_limited").await;
+                assert_eq!(body["limit"], limit, "{body}");
+                if limit == "sms_lifetime" {
+                    assert_eq!(retry, None, "a lifetime cap does not reset");
+                    assert!(body["detail"].as_str().unwrap().contains("does not reset"));
+                } else {
+                    let wait = retry.expect("Retry-After");
+                    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+                    assert_eq!(body["retry_after"], wait);
+                }
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    created
+}
+
+impl Rig {
+    /// Accounts created now and made older than a day (established) by moving the clock.
+    async fn established_accounts(&self, prefix: &str, n: usize) -> Vec<String> {
+        let mut accounts = Vec::new();
+        for i in 0..n {
+            accounts.push(self.account(&format!("{prefix}-{i}")).await);
+        }
+        self.app.clock.advance(chrono::Duration::seconds(86_401));
+        accounts
+    }
+
+    /// One send per (account, number), all at once.
+    async fn send_all(&self, sends: &[(&str, String)]) -> Vec<Response> {
+        join_all(
+            sends
+                .iter()
+                .map(|(account, to)| async move { self.send(account, "sms", to).await }),
+        )
+        .await
+    }
+}
+
 #[tokio::test]
 async fn the_global_sms_budget_holds_under_concurrency() {
-    let rig = rig_with(|s| s.verification.sms_hourly_budget = 3).await;
-    let mut accounts = Vec::new();
-    for i in 0..6 {
-        accounts.push(rig.account(&format!("user-budget-{i}")).await);
-    }
-    let results = join_all(accounts.iter().enumerate().map(|(i, account)| {
-        let to = format!("+1415555010{i}");
+    let rig = rig_with(|s| {
+        s.verification.sms_hourly_budget = 3;
+        s.verification.sms_country_hourly_budget = 3;
+        s.verification.young_accounts_sms_hourly_budget = 3;
+    })
+    .await;
+    // Established accounts sending to six countries: only the global budget applies.
+    let accounts = rig.established_accounts("user-budget", 6).await;
+    let results = join_all(accounts.iter().zip(WORLD).map(|(account, to)| {
         let rig = &rig;
-        async move { rig.send(account, "sms", &to).await }
+        async move { rig.send(account, "sms", to).await }
     }))
     .await;
     let mut created = 0;
@@ -676,6 +760,217 @@ async fn the_global_sms_budget_holds_under_concurrency() {
     rig.send_ok(&accounts[0], "email", "ivy@example.org").await;
     rig.app.clock.advance(chrono::Duration::seconds(3601));
     rig.send_ok(&accounts[5], "sms", "+14155550199").await;
+}
+
+#[tokio::test]
+async fn a_countrys_budget_holds_under_concurrency_and_leaves_the_rest_of_the_world() {
+    let rig = rig_with(|s| {
+        s.verification.sms_country_hourly_budget = 3;
+        s.verification
+            .sms_country_hourly_budgets
+            .insert("de".into(), 5);
+    })
+    .await;
+    let accounts = rig.established_accounts("user-country", 8).await;
+    // Eight numbers of one country (consecutive, so also one prefix, whose limit is higher).
+    let gb: Vec<(&str, String)> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), format!("+4420794609{}", 50 + i)))
+        .collect();
+    let created = created_or_limited(rig.send_all(&gb).await, "sms_country").await;
+    assert_eq!(created, 3);
+    // The override gives Germany its own budget.
+    let de: Vec<(&str, String)> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), format!("+49301234{}", 50 + i)))
+        .collect();
+    let created = created_or_limited(rig.send_all(&de).await, "sms_country").await;
+    assert_eq!(created, 5);
+    // The rest of the world still gets its codes, from the same accounts.
+    for (account, to) in accounts.iter().zip(&WORLD) {
+        if !to.starts_with("+44") && !to.starts_with("+49") {
+            rig.send_ok(account, "sms", to).await;
+        }
+    }
+    // The country's budget refills after an hour.
+    rig.app.clock.advance(chrono::Duration::seconds(3601));
+    rig.send_ok(&accounts[0], "sms", "+442079460958").await;
+    // Nothing about the number is in the send log but keyed hashes.
+    let log = verification_send::Entity::find()
+        .all(rig.app.state.db.conn())
+        .await
+        .unwrap();
+    assert!(log.iter().any(|s| s.region.as_deref() == Some("GB")));
+    for send in log {
+        let row = format!("{send:?}");
+        assert!(!row.contains("2079") && !row.contains("44207"), "{row}");
+    }
+}
+
+#[tokio::test]
+async fn the_prefix_velocity_limit_holds_under_concurrency() {
+    let rig = rig_with(|s| s.verification.sms_prefix_hourly_limit = 4).await;
+    let accounts = rig.established_accounts("user-prefix", 7).await;
+    // +1 415 555 01xx: one exchange, seven digits with the country code.
+    let sends: Vec<(&str, String)> = accounts
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), format!("+1415555010{i}")))
+        .collect();
+    let created = created_or_limited(rig.send_all(&sends).await, "sms_prefix").await;
+    assert_eq!(created, 4);
+    // Another exchange of the same area code is another prefix.
+    rig.send_ok(&accounts[6], "sms", "+14155560100").await;
+    rig.app.clock.advance(chrono::Duration::seconds(3601));
+    rig.send_ok(&accounts[6], "sms", "+14155550109").await;
+}
+
+#[tokio::test]
+async fn the_lifetime_cap_holds_under_concurrency_and_survives_pruning() {
+    let rig = rig_with(|s| s.verification.sms_account_lifetime_limit = 3).await;
+    let accounts = rig.established_accounts("user-lifetime", 2).await;
+    let account = accounts[0].as_str();
+    let sends: Vec<(&str, String)> = (0..6)
+        .map(|i| (account, format!("+1415555010{i}")))
+        .collect();
+    let created = created_or_limited(rig.send_all(&sends).await, "sms_lifetime").await;
+    assert_eq!(created, 3);
+
+    // Long after every window, with the send log pruned, the cap still holds.
+    rig.app.clock.advance(chrono::Duration::days(30));
+    let now = rig.app.state.now();
+    vouch::services::verifications::prune_sends(rig.app.state.db.conn(), now)
+        .await
+        .unwrap();
+    let left = verification_send::Entity::find()
+        .all(rig.app.state.db.conn())
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "the send log was pruned");
+    let res = rig.send(account, "sms", "+12125550100").await;
+    assert_eq!(created_or_limited(vec![res], "sms_lifetime").await, 0);
+    // Email is not capped, nor is another account.
+    rig.send_ok(account, "email", "lou@example.org").await;
+    rig.send_ok(&accounts[1], "sms", "+12125550100").await;
+}
+
+#[tokio::test]
+async fn the_lifetime_count_of_existing_accounts_starts_from_their_verifications() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+
+    let mut settings = test_settings().await;
+    settings.verification.sms_account_lifetime_limit = 3;
+    // A database as the release before the SMS limits left it, with an account that was
+    // already sent two SMS codes (and one email).
+    let db = vouch::db::Db::connect(&settings).await.unwrap();
+    Migrator::up(db.conn(), Some(5)).await.unwrap();
+    let at = "'2026-01-01 00:00:00+00:00'";
+    db.conn()
+        .execute_unprepared(&format!(
+            "INSERT INTO account (id, external_id, email, display_name, status, \
+             email_verified, phone_verified, created_at, updated_at) VALUES \
+             ('acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b', 'user-old', NULL, NULL, 'active', \
+             false, false, {at}, {at})"
+        ))
+        .await
+        .unwrap();
+    for (i, channel) in ["sms", "sms", "email"].iter().enumerate() {
+        db.conn()
+            .execute_unprepared(&format!(
+                "INSERT INTO verification (id, account_id, channel, destination_hash, \
+                 to_masked, code_hash, status, attempts, max_attempts, expires_at, \
+                 created_at, updated_at, approved_at) VALUES \
+                 ('ver_0192f5c8a3b47d2e9c1f0a6b5d4e3c2{i}', \
+                 'acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b', '{channel}', 'h{i}', 'x', 'c', \
+                 'expired', 0, 5, {at}, {at}, {at}, NULL)"
+            ))
+            .await
+            .unwrap();
+    }
+    drop(db);
+
+    let app = spawn_with_settings(settings, true).await;
+    let path = "/v1/accounts/acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b/verifications";
+    let body = json!({"channel": "sms", "to": PHONE});
+    let res = app.post(path, &app.backend_key, &body).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = app.post(path, &app.backend_key, &body).await;
+    assert_eq!(created_or_limited(vec![res], "sms_lifetime").await, 0);
+}
+
+#[tokio::test]
+async fn young_accounts_get_a_smaller_hourly_limit() {
+    let rig = rig().await;
+    let account = rig.account("user-young").await;
+    let sends: Vec<(&str, String)> = (0..5)
+        .map(|i| (account.as_str(), format!("+1415555010{i}")))
+        .collect();
+    let created = created_or_limited(rig.send_all(&sends).await, "young_account").await;
+    assert_eq!(created, 3);
+    // An hour later the account may send again, still as a young one.
+    rig.app
+        .clock
+        .advance(chrono::Duration::seconds(86_400 - 100));
+    let results = rig.send_all(&sends[..4]).await;
+    // Retry-After says when the account stops being young, as that comes sooner than an hour.
+    for res in results
+        .iter()
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+    {
+        let wait = retry_after(res);
+        assert!((1..=100).contains(&wait), "Retry-After {wait}");
+    }
+    assert_eq!(created_or_limited(results, "young_account").await, 3);
+    rig.app.clock.advance(chrono::Duration::seconds(101));
+    // An established account has only the ordinary limits (here: 10 codes per hour).
+    for i in 0..7 {
+        rig.send_ok(&account, "sms", &format!("+1212555010{i}"))
+            .await;
+    }
+    let body = assert_problem(
+        rig.send(&account, "sms", "+12125550109").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(body["limit"], "account");
+}
+
+#[tokio::test]
+async fn fresh_accounts_cannot_spend_what_established_accounts_need() {
+    let rig = rig_with(|s| {
+        s.verification.sms_hourly_budget = 10;
+        s.verification.sms_country_hourly_budget = 10;
+        s.verification.young_accounts_sms_hourly_budget = 4;
+    })
+    .await;
+    let established = rig.established_accounts("user-old", 1).await;
+    let mut fresh = Vec::new();
+    for i in 0..8 {
+        fresh.push(rig.account(&format!("user-fresh-{i}")).await);
+    }
+    let sends: Vec<(&str, String)> = fresh
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.as_str(), format!("+1415555010{i}")))
+        .collect();
+    let created = created_or_limited(rig.send_all(&sends).await, "young_accounts_budget").await;
+    assert_eq!(created, 4);
+    // The rest of the budget is still there for established accounts.
+    for i in 0..6 {
+        rig.send_ok(&established[0], "sms", &format!("+1212555010{i}"))
+            .await;
+    }
+    let body = assert_problem(
+        rig.send(&established[0], "sms", "+4930123456").await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert_eq!(body["limit"], "sms_budget");
 }
 
 #[tokio::test]
@@ -1105,6 +1400,9 @@ async fn two_instances_deliver_each_message_once() {
     use_providers(&mut settings, &smtp, &twilio);
     settings.delivery.batch_size = 2;
     settings.delivery.poll_interval_millis = 10;
+    // 24 messages from three fresh accounts to one prefix: delivery is under test, not limits.
+    settings.verification.young_account_sms_hourly_limit = 10;
+    settings.verification.sms_prefix_hourly_limit = 100;
     let first = spawn_with_settings(settings.clone(), true).await;
     let mut second = spawn_with_settings(settings, false).await;
     second.backend_key = first.backend_key.clone();

@@ -11,6 +11,7 @@ mod m20261201_100000_revocation_expiry_index;
 mod m20261201_110000_principals;
 mod m20261201_110001_audit_mac;
 mod m20261201_110002_account_email_sealed;
+mod m20261201_120000_sms_fraud_limits;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_110000_principals::Migration),
             Box::new(m20261201_110001_audit_mac::Migration),
             Box::new(m20261201_110002_account_email_sealed::Migration),
+            Box::new(m20261201_120000_sms_fraud_limits::Migration),
         ]
     }
 }
