@@ -34,14 +34,23 @@ pub fn configure(cfg: &mut ServiceConfig) {
 #[serde(deny_unknown_fields)]
 pub struct CreateAccountRequest {
     /// The platform's own user id (1–255 characters, not blank, no control characters), unique.
-    #[schema(example = "user-8812", min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*\S[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "user-8812",
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub external_id: String,
     /// Stored sealed (encrypted under a key derived from the master key); never returned, never
     /// put in tokens or logs; erased with the account.
     #[schema(example = "ann@example.org", format = Email, max_length = 254)]
     pub email: Option<String>,
     /// At most 200 characters, no control characters; blank means none.
-    #[schema(example = "Ann", max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "Ann",
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub display_name: Option<String>,
 }
 
@@ -86,13 +95,12 @@ impl From<account::Model> for AccountResponse {
 #[into_params(parameter_in = Query)]
 pub struct AccountListQuery {
     /// Only the account with this platform user id.
-    #[param(max_length = 255)]
     pub external_id: Option<String>,
     /// Page size, 1–200 (default 50).
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
-    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{4}){0,42}([A-Za-z0-9_-]{2,3})?$")]
     pub cursor: Option<String>,
 }
 

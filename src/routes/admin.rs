@@ -180,7 +180,7 @@ pub struct AuditQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
-    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{4}){0,42}([A-Za-z0-9_-]{2,3})?$")]
     pub cursor: Option<String>,
 }
 

@@ -45,11 +45,15 @@ pub struct SubmitExceptionRequest {
         example = "I coordinate legal aid for detained journalists and ...",
         min_length = 1,
         max_length = 10000,
-        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
     )]
     pub statement: String,
     /// Up to 200 characters; sealed like the statement.
-    #[schema(example = "Press Freedom Legal Aid", max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        example = "Press Freedom Legal Aid",
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub organization: Option<String>,
     /// A way for reviewers to check the claim (a registry number, a referee), up to 200
     /// characters; sealed like the statement.
@@ -69,7 +73,11 @@ pub enum DecisionKind {
 pub struct DecisionRequest {
     pub decision: DecisionKind,
     /// Required, 1–2,000 characters. Sealed like the statement.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
     /// Approvals only: when the exception should end (in the future, at most
     /// `exceptions.max_validity_days` away). Default: `exceptions.default_validity_days` from
@@ -81,7 +89,11 @@ pub struct DecisionRequest {
 #[serde(deny_unknown_fields)]
 pub struct RevokeExceptionRequest {
     /// Required, 1–2,000 characters. Sealed like the statement.
-    #[schema(min_length = 1, max_length = 2000, pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*\S[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
     pub reason: String,
 }
 
@@ -324,7 +336,7 @@ pub struct ExceptionListQuery {
     #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u64>,
     /// `next_cursor` from the previous page.
-    #[param(pattern = r"^[A-Za-z0-9_-]{0,171}$")]
+    #[param(pattern = r"^([A-Za-z0-9_-]{4}){0,42}([A-Za-z0-9_-]{2,3})?$")]
     pub cursor: Option<String>,
 }
 

@@ -231,7 +231,11 @@ pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpRes
         let mut res = ApiError::new(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
-            format!("{} is not allowed here; allowed: {allow}", req.method()),
+            // A made-up method is not echoed (it may be kilobytes of anything).
+            format!(
+                "{} is not allowed here; allowed: {allow}",
+                crate::telemetry::method_label(req.method())
+            ),
         )
         .error_response();
         if let Ok(v) = header::HeaderValue::from_str(&allow) {

@@ -37,7 +37,11 @@ pub struct CreateVerificationRequest {
     pub to: String,
     /// The language of the message as a BCP 47 tag (`pt-BR`); the best match Vouch has, else
     /// English.
-    #[schema(example = "de", max_length = 35, pattern = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
+    #[schema(
+        example = "de",
+        max_length = 35,
+        pattern = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
+    )]
     pub locale: Option<String>,
 }
 

@@ -23,6 +23,11 @@ async fn router_errors_are_problems() {
     assert_problem(res, 405, "method_not_allowed").await;
     let res = app.request(Method::POST, "/healthz", None, None).await;
     assert_problem(res, 405, "method_not_allowed").await;
+    // A made-up method is named `OTHER`, not echoed.
+    let junk = Method::from_bytes(b"JUNKJUNKJUNK").unwrap();
+    let res = app.request(junk, "/v1/accounts", None, None).await;
+    let body = assert_problem(res, 405, "method_not_allowed").await;
+    assert!(!body.to_string().contains("JUNK"), "{body}");
 }
 
 #[tokio::test]
