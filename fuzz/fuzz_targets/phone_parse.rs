@@ -9,7 +9,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = std::str::from_utf8(data) else {
         return;
     };
-    for (region, allowed) in [(None, vec![]), (Some("US"), vec![]), (Some("DE"), vec!["DE".to_owned()])] {
+    for (region, allowed) in [
+        (None, vec![]),
+        (Some("US"), vec![]),
+        (Some("DE"), vec!["DE".to_owned()]),
+    ] {
         if let Ok(phone) = PhoneNumber::parse(input, region, &allowed) {
             let e164 = phone.e164();
             assert!(e164.starts_with('+') && e164[1..].bytes().all(|b| b.is_ascii_digit()));

@@ -18,9 +18,15 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(t) = verify(Some(&header), body, &SECRETS, NOW, 300) {
         // Only a header carrying a real signature of this body passes.
         assert!((t - NOW).abs() <= 300);
-        assert!(SECRETS.iter().any(|s| header.contains(&signature(s, t, body)[..])));
+        assert!(SECRETS
+            .iter()
+            .any(|s| header.contains(&signature(s, t, body)[..])));
     }
     // What Stripe sends for this body verifies, among junk items and under either secret.
-    let signed = format!("{header_junk},t={NOW},v1={},v0=00", signature(SECRETS[1], NOW, body), header_junk = header.replace(['t', '='], ""));
+    let signed = format!(
+        "{header_junk},t={NOW},v1={},v0=00",
+        signature(SECRETS[1], NOW, body),
+        header_junk = header.replace(['t', '='], "")
+    );
     assert_eq!(verify(Some(&signed), body, &SECRETS, NOW, 300), Ok(NOW));
 });

@@ -67,7 +67,8 @@ fuzz_target!(|data: &[u8]| {
         // header JSON 0xFF claims JSON, signed with our key; `KID` in the header stands for our
         // key's id, which is new on every run.
         let mut parts = rest.splitn(2, |&b| b == 0xFF);
-        let header = String::from_utf8_lossy(parts.next().unwrap_or_default()).replace("KID", &f.kid);
+        let header =
+            String::from_utf8_lossy(parts.next().unwrap_or_default()).replace("KID", &f.kid);
         let claims = parts.next().unwrap_or_default();
         let signing_input = format!("{}.{}", B64.encode(header), B64.encode(claims));
         let signature = f.signer.sign(signing_input.as_bytes()).expect("signs");
