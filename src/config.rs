@@ -159,6 +159,9 @@ pub struct TokenSettings {
     pub jwks_max_age_seconds: u64,
     pub rotation_period_days: u64,
     pub account_cache_millis: u64,
+    /// Whether tokens carry the `evidence` claim (an approved exception as `exception`, never
+    /// its category); `false` leaves only `ent`.
+    pub disclose_evidence: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -80,7 +80,7 @@ fn raw(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
                 random_bytes::<16>(),
             ),
             ent: vec!["e2ee".into()],
-            evidence: vec![EvidenceKind::Phone],
+            evidence: vec![vouch::tokens::TokenEvidence::Phone],
             cnf: None,
         };
         let name = alg.as_str().to_lowercase();
@@ -195,7 +195,7 @@ async fn mint(
                 random_bytes::<16>(),
             ),
             ent: vec!["e2ee".into()],
-            evidence: vec![EvidenceKind::Phone],
+            evidence: vec![vouch::tokens::TokenEvidence::Phone],
             cnf: None,
         };
         writeln!(out, "{}", signer.sign(&serde_json::to_vec(&claims)?)?)?;

@@ -18,7 +18,7 @@ use crate::{
     tokens::{
         keyring::KeyState,
         keys::Jwk,
-        valid_jkt,
+        token_evidence, valid_jkt,
         verify::{verify_for_revocation, Reason},
         Claims, Confirmation, TOKEN_TYPE,
     },
@@ -141,7 +141,11 @@ pub async fn post_token(
         exp: iat + ttl as i64,
         jti: B64.encode(random_bytes::<16>()),
         ent: Policy::granted(&decisions).map(str::to_owned).collect(),
-        evidence: decision.satisfied_by.clone(),
+        evidence: if settings.disclose_evidence {
+            token_evidence(&decision.satisfied_by)
+        } else {
+            Vec::new()
+        },
         cnf: body.device_jkt.clone().map(|jkt| Confirmation { jkt }),
     };
     let payload = serde_json::to_vec(&claims).map_err(ApiError::internal)?;

@@ -31,10 +31,49 @@ pub struct Claims {
     pub jti: String,
     /// Entitlements granted, e.g. `["e2ee"]`.
     pub ent: Vec<String>,
-    /// The evidence kinds that satisfied the policy.
-    pub evidence: Vec<EvidenceKind>,
+    /// What kinds of evidence satisfied the policy; an approved exception is `exception`,
+    /// never its category. Absent with `tokens.disclose_evidence = false`.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub evidence: Vec<TokenEvidence>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cnf: Option<Confirmation>,
+}
+
+/// Evidence as a token names it. Whether an exception was granted to a nonprofit or to a person
+/// at risk stays with Vouch: every meeting server that checks a token (and anyone it forwards
+/// it to) would otherwise learn who is registered as a dissident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenEvidence {
+    Email,
+    Phone,
+    Payment,
+    /// Tokens issued before this rule named the category; they still verify until they expire.
+    #[serde(alias = "nonprofit", alias = "dissident")]
+    Exception,
+}
+
+impl From<EvidenceKind> for TokenEvidence {
+    fn from(kind: EvidenceKind) -> Self {
+        match kind {
+            EvidenceKind::Email => TokenEvidence::Email,
+            EvidenceKind::Phone => TokenEvidence::Phone,
+            EvidenceKind::Payment => TokenEvidence::Payment,
+            EvidenceKind::Nonprofit | EvidenceKind::Dissident => TokenEvidence::Exception,
+        }
+    }
+}
+
+/// The `evidence` claim for the kinds that satisfied the policy: each named once, in order.
+pub fn token_evidence(satisfied_by: &[EvidenceKind]) -> Vec<TokenEvidence> {
+    let mut out: Vec<TokenEvidence> = Vec::with_capacity(satisfied_by.len());
+    for kind in satisfied_by {
+        let named = TokenEvidence::from(*kind);
+        if !out.contains(&named) {
+            out.push(named);
+        }
+    }
+    out
 }
 
 /// A device key thumbprint: base64url of a SHA-256 digest, 43 characters.
@@ -42,4 +81,26 @@ pub fn valid_jkt(s: &str) -> bool {
     s.len() == 43
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    #[test]
+    fn exceptions_are_named_once_and_never_by_category() {
+        let named = token_evidence(&[
+            EvidenceKind::Phone,
+            EvidenceKind::Dissident,
+            EvidenceKind::Nonprofit,
+        ]);
+        assert_eq!(named, [TokenEvidence::Phone, TokenEvidence::Exception]);
+        assert_eq!(
+            serde_json::to_string(&named).unwrap(),
+            r#"["phone","exception"]"#
+        );
+        // Tokens issued before the rule still read.
+        let old: Vec<TokenEvidence> = serde_json::from_str(r#"["dissident","nonprofit"]"#).unwrap();
+        assert_eq!(old, [TokenEvidence::Exception, TokenEvidence::Exception]);
+    }
 }

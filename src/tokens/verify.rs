@@ -202,8 +202,7 @@ mod tests {
     use crate::{
         config::{Algorithm, Settings},
         crypto::{random_bytes, MasterKey},
-        domain::evidence::EvidenceKind,
-        tokens::{keyring::Keys, keys},
+        tokens::{keyring::Keys, keys, TokenEvidence},
     };
 
     fn ring_with_key(now: DateTime<Utc>) -> (Keys, MasterKey, entities::signing_key::Model) {
@@ -239,7 +238,7 @@ mod tests {
             exp: now.timestamp() + 60,
             jti: "j".into(),
             ent: vec!["e2ee".into()],
-            evidence: vec![EvidenceKind::Phone],
+            evidence: vec![TokenEvidence::Phone],
             cnf: None,
         };
         let token = ring

@@ -330,11 +330,11 @@ async fn one_reviewer_approves_a_nonprofit_and_the_entitlement_explains_it() {
     assert_eq!(evidence["id"], approved["evidence_id"]);
     assert_eq!(time(&evidence["expires_at"]), expires);
 
-    // A token says what satisfied the policy.
+    // A token says an exception satisfied the policy, never which category.
     let token = app.issue_token(&acc).await;
     assert_eq!(
         crate::helpers::token_part(&token, 1)["evidence"],
-        json!(["nonprofit"])
+        json!(["exception"])
     );
     assert_eq!(app.authorize(&token, None).await["allow"], true);
 
@@ -398,6 +398,31 @@ async fn a_dissident_needs_two_distinct_reviewers() {
     let e2ee = entitlement(&app, &acc).await;
     assert_eq!(e2ee["granted"], true);
     assert_eq!(e2ee["satisfied_by"], json!(["dissident"]));
+
+    // Tokens say `exception`, never the category: every meeting server sees them.
+    let token = app.issue_token(&acc).await;
+    let claims = crate::helpers::token_part(&token, 1);
+    assert_eq!(claims["evidence"], json!(["exception"]));
+    assert!(!claims.to_string().contains("dissident"), "{claims}");
+    let decision = app.authorize(&token, None).await;
+    assert_eq!(decision["allow"], true);
+    assert!(!decision.to_string().contains("dissident"), "{decision}");
+}
+
+#[tokio::test]
+async fn tokens_may_leave_the_evidence_out() {
+    let app = spawn_app_with(|s| s.tokens.disclose_evidence = false).await;
+    let acc = account(&app, "quiet").await;
+    let eid = submit(&app, &acc, "nonprofit").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decided(&app, &app.reviewer_key, &eid, approve("registry checked")).await;
+    let token = app.issue_token(&acc).await;
+    let claims = crate::helpers::token_part(&token, 1);
+    assert!(claims.get("evidence").is_none(), "{claims}");
+    assert_eq!(claims["ent"], json!(["e2ee"]));
+    assert_eq!(app.authorize(&token, None).await["allow"], true);
 }
 
 #[tokio::test]
