@@ -74,6 +74,9 @@ pub async fn test_settings() -> Settings {
     settings.master_key = Some(SecretString::from(base64_key()));
     settings.http.workers = 1;
     settings.database.max_connections = 5;
+    // Writers give up after the lock timeout (5 s by default): on a loaded 2-core machine a
+    // burst of concurrent writes in a test can queue that long. Tests of the timeout set it.
+    settings.database.lock_timeout_seconds = 30;
     settings.log.access = std::env::var("TEST_LOG").is_ok();
     settings.delivery.poll_interval_millis = 100;
     settings
