@@ -880,7 +880,7 @@ mod tests {
         assert_eq!(s.verification.sms_prefix_hourly_limit, 20);
         assert_eq!(s.verification.sms_account_lifetime_limit, 20);
         assert_eq!(s.verification.young_account_seconds, 86_400);
-        assert_eq!(s.verification.young_account_sms_hourly_limit, 3);
+        assert_eq!(s.verification.young_account_sms_hourly_limit, 5);
         assert_eq!(s.verification.young_accounts_sms_hourly_budget, 300);
         assert!(s.sms.allowed_countries.is_empty());
         assert!(!s.delivery.dev_log_codes);

@@ -903,7 +903,7 @@ async fn the_lifetime_count_of_existing_accounts_starts_from_their_verifications
 
 #[tokio::test]
 async fn young_accounts_get_a_smaller_hourly_limit() {
-    let rig = rig().await;
+    let rig = rig_with(|s| s.verification.young_account_sms_hourly_limit = 3).await;
     let account = rig.account("user-young").await;
     let sends: Vec<(&str, String)> = (0..5)
         .map(|i| (account.as_str(), format!("+1415555010{i}")))
