@@ -58,7 +58,8 @@ impl Email {
 }
 
 pub fn mask_email(email: &str) -> String {
-    match email.split_once('@') {
+    // The last `@`: a quoted local part may hold one (`"a@b"@example.org`), a domain never.
+    match email.rsplit_once('@') {
         Some((local, domain)) => {
             let first: String = local.chars().take(1).collect();
             format!("{first}***@{domain}")
@@ -111,6 +112,14 @@ impl AccountStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn masking_shows_only_the_first_character_even_with_a_quoted_at() {
+        // Found by the email_parse fuzz target: the local part was cut at its own `@`.
+        let email = Email::parse(r#""a b/@Example"@Ep.ORG"#).unwrap();
+        assert_eq!(email.masked(), "\"***@ep.org");
+        assert_eq!(mask_email("ann@example.org"), "a***@example.org");
+    }
 
     #[test]
     fn external_ids() {
