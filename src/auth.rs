@@ -1,21 +1,17 @@
-//! Bearer API keys: the `Caller` extractor authenticates, handlers then `require` roles.
+//! Bearer API keys: the `Caller` extractor authenticates through the [`Authenticator`] (its
+//! own app data: the database and a cache of recently seen keys), handlers then `require` roles.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    pin::Pin,
-    sync::RwLock,
-    time::{Duration, Instant},
-};
+use std::{future::Future, pin::Pin, time::Duration};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use moka::sync::Cache;
 
 use crate::{
     crypto::sha256,
+    db::Db,
     domain::role::Role,
     error::ApiError,
     services::{clients, clients::KEY_PREFIX},
-    state::AppState,
 };
 
 /// The authenticated API client behind a request.
@@ -49,48 +45,58 @@ impl Caller {
     }
 }
 
-/// Recently authenticated keys, by SHA-256, so hot paths skip the database. Entries live
-/// `auth.cache_seconds`; a revocation on this instance clears the cache at once.
-pub struct AuthCache {
-    ttl: Duration,
-    entries: RwLock<HashMap<[u8; 32], (Caller, Instant)>>,
+/// Authenticates API keys, remembering recently authenticated ones by SHA-256 so hot paths
+/// skip the database. Entries live `auth.cache_seconds`; a revocation on this instance forgets
+/// them all at once (`forget_all`). Bounded; when full, TinyLFU keeps the busiest keys.
+pub struct Authenticator {
+    db: Db,
+    cache: Option<Cache<[u8; 32], Caller>>,
 }
 
-const MAX_CACHED: usize = 10_000;
+const MAX_CACHED: u64 = 10_000;
 
-impl AuthCache {
-    pub fn new(ttl: Duration) -> Self {
-        AuthCache {
-            ttl,
-            entries: RwLock::new(HashMap::new()),
+impl Authenticator {
+    pub fn new(db: Db, ttl: Duration) -> Self {
+        let cache = (!ttl.is_zero()).then(|| {
+            Cache::builder()
+                .max_capacity(MAX_CACHED)
+                .time_to_live(ttl)
+                .build()
+        });
+        Authenticator { db, cache }
+    }
+
+    /// Forget every cached key (one was revoked).
+    pub fn forget_all(&self) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate_all();
         }
     }
 
-    fn get(&self, digest: &[u8; 32]) -> Option<Caller> {
-        let map = self.entries.read().ok()?;
-        let (caller, at) = map.get(digest)?;
-        (at.elapsed() < self.ttl).then(|| caller.clone())
-    }
-
-    fn put(&self, digest: [u8; 32], caller: Caller) {
-        if self.ttl.is_zero() {
-            return;
+    async fn authenticate(&self, key: String) -> Result<Caller, ApiError> {
+        if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+            return Err(invalid());
         }
-        if let Ok(mut map) = self.entries.write() {
-            if map.len() >= MAX_CACHED {
-                map.retain(|_, (_, at)| at.elapsed() < self.ttl);
-                if map.len() >= MAX_CACHED {
-                    map.clear();
-                }
-            }
-            map.insert(digest, (caller, Instant::now()));
+        let digest = sha256(key.as_bytes());
+        if let Some(caller) = self.cache.as_ref().and_then(|c| c.get(&digest)) {
+            return Ok(caller);
         }
-    }
-
-    pub fn clear(&self) {
-        if let Ok(mut map) = self.entries.write() {
-            map.clear();
+        let client = clients::authenticate(self.db.conn(), &key)
+            .await?
+            .ok_or_else(invalid)?;
+        let role = Role::parse(&client.role)
+            .ok_or_else(|| ApiError::internal("stored client has an unknown role"))?;
+        let caller = Caller {
+            client_id: client.id,
+            name: client.name,
+            role,
+            principal: client.principal,
+            created_by: client.created_by,
+        };
+        if let Some(cache) = &self.cache {
+            cache.insert(digest, caller.clone());
         }
+        Ok(caller)
     }
 }
 
@@ -121,41 +127,17 @@ fn invalid() -> ApiError {
     )
 }
 
-async fn authenticate(state: web::Data<AppState>, key: String) -> Result<Caller, ApiError> {
-    if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
-        return Err(invalid());
-    }
-    let digest = sha256(key.as_bytes());
-    if let Some(caller) = state.auth_cache.get(&digest) {
-        return Ok(caller);
-    }
-    let client = clients::authenticate(state.db.conn(), &key)
-        .await?
-        .ok_or_else(invalid)?;
-    let role = Role::parse(&client.role)
-        .ok_or_else(|| ApiError::internal("stored client has an unknown role"))?;
-    let caller = Caller {
-        client_id: client.id,
-        name: client.name,
-        role,
-        principal: client.principal,
-        created_by: client.created_by,
-    };
-    state.auth_cache.put(digest, caller.clone());
-    Ok(caller)
-}
-
 impl FromRequest for Caller {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Caller, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let key = bearer(req);
-        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let auth = req.app_data::<web::Data<Authenticator>>().cloned();
         Box::pin(async move {
             let key = key?;
-            let state = state.ok_or_else(|| ApiError::internal("application state missing"))?;
-            authenticate(state, key).await
+            let auth = auth.ok_or_else(|| ApiError::internal("authenticator missing"))?;
+            auth.authenticate(key).await
         })
     }
 }

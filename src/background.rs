@@ -51,7 +51,7 @@ pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
 
 pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
     let now = state.now();
-    if let Err(e) = state.reload_keys().await {
+    if let Err(e) = keys::reload(state.db.conn(), &state.keys, &state.master_key).await {
         tracing::warn!(error = %e, "reloading signing keys failed");
     }
     let txn = state.db.begin_write().await?;
@@ -66,7 +66,7 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
         tracing::info!(kid = %key.kid, activates_at = %key.activates_at, "scheduled key rotation");
     }
     if changed {
-        if let Err(e) = state.reload_keys().await {
+        if let Err(e) = keys::reload(state.db.conn(), &state.keys, &state.master_key).await {
             tracing::warn!(error = %e, "reloading signing keys failed");
         }
     }

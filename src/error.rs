@@ -1,7 +1,13 @@
-//! One error type for the API, written as RFC 9457 problem details with a stable `code`.
+//! One error type for the API, written as RFC 9457 problem details with a stable `code`, and
+//! the rendering of every other error response (actix's own) as problem details too.
 
 use actix_web::{
-    http::{header, StatusCode},
+    body::BoxBody,
+    dev::ServiceResponse,
+    http::{
+        header::{self, HeaderName, HeaderValue},
+        StatusCode,
+    },
     HttpResponse, ResponseError,
 };
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
@@ -205,4 +211,31 @@ pub fn problem_for_status(status: StatusCode) -> ApiError {
         _ => ("client_error", "the request was not accepted"),
     };
     ApiError::new(status, code, detail)
+}
+
+/// Any error response not already problem+json (actix's own 404/405/413, ...) becomes one.
+pub fn problemize(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON));
+    if is_problem {
+        return res;
+    }
+    let keep: Vec<(HeaderName, HeaderValue)> =
+        [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE]
+            .into_iter()
+            .filter_map(|name| res.headers().get(&name).map(|v| (name, v.clone())))
+            .collect();
+    let (req, _old) = res.into_parts();
+    let mut new: HttpResponse = problem_for_status(status).error_response();
+    for (name, value) in keep {
+        new.headers_mut().insert(name, value);
+    }
+    ServiceResponse::new(req, new)
 }

@@ -8,7 +8,7 @@ use secrecy::ExposeSecret;
 use utoipa_actix_web::AppExt;
 
 use crate::{
-    auth::AuthCache,
+    auth::Authenticator,
     background,
     clock::{Clock, SystemClock},
     config::{decode_master_key, ConfigError, Settings},
@@ -20,7 +20,7 @@ use crate::{
     routes::{self, RouteTable},
     services::{accounts, audit, clients, keys},
     state::AppState,
-    telemetry::{self, Metrics},
+    telemetry::{self, AccessLog, Metrics},
     tokens::{
         keyring::Keys,
         live::{AccountCache, RevocationSet},
@@ -79,7 +79,6 @@ impl Application {
                 key: "policy",
                 message: e.to_string(),
             })?,
-            auth_cache: AuthCache::new(Duration::from_secs(settings.auth.cache_seconds)),
             accounts: AccountCache::new(Duration::from_millis(
                 settings.tokens.account_cache_millis,
             )),
@@ -87,14 +86,13 @@ impl Application {
             keys: Keys::default(),
             verified_tokens: VerifiedTokens::new(20_000),
             master_key,
-            metrics: Metrics::default(),
+            metrics: web::Data::new(Metrics::default()),
             settings: Arc::new(settings),
             db,
             clock,
         });
 
-        state
-            .reload_keys()
+        keys::reload(state.db.conn(), &state.keys, &state.master_key)
             .await
             .map_err(|e| StartupError::Keys(e.to_string()))?;
         background::poll_revocations(&state)
@@ -139,12 +137,21 @@ fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<S
     let spec = openapi::spec();
     let routes = web::Data::new(RouteTable::from_spec(&spec));
     let settings = state.settings.clone();
+    let auth = web::Data::new(Authenticator::new(
+        state.db.clone(),
+        Duration::from_secs(settings.auth.cache_seconds),
+    ));
+    let metrics = state.metrics.clone();
+    let access_log = web::Data::new(AccessLog(settings.log.access));
     let max_body = settings.http.max_body_bytes;
     let docs_enabled = settings.docs.enabled;
     let mut server = HttpServer::new(move || {
         let (app, _) = App::new()
             .into_utoipa_app()
             .app_data(state.clone())
+            .app_data(auth.clone())
+            .app_data(metrics.clone())
+            .app_data(access_log.clone())
             .app_data(routes.clone())
             .app_data(routes::json_config(max_body))
             .app_data(routes::query_config())

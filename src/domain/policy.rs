@@ -44,6 +44,13 @@ pub struct Fact {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// An account as the policy sees it: whether it is active, and its evidence.
+#[derive(Debug, Clone)]
+pub struct AccountSnapshot {
+    pub active: bool,
+    pub facts: Vec<Fact>,
+}
+
 impl Fact {
     /// Evidence past its `expires_at` counts as lapsed, whatever its stored status.
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {

@@ -17,6 +17,7 @@ use crate::{
     error::{ApiError, ApiResult, Problem},
     services::{
         accounts::{self, AccountPatch, NewAccount},
+        erasure,
         page::{Page, PageQuery},
     },
     state::AppState,
@@ -268,7 +269,7 @@ pub async fn delete_account(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let txn = state.db.begin_write().await?;
-    accounts::delete(&*txn, &caller.name, &id, state.now()).await?;
+    erasure::erase_account(&*txn, &caller.name, &id, state.now()).await?;
     txn.commit().await?;
     state.account_changed(&id);
     Ok(HttpResponse::NoContent().finish())

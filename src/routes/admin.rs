@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
-    auth::Caller,
+    auth::{Authenticator, Caller},
     domain::role::Role,
     error::{ApiError, ApiResult, Problem},
     services::{
@@ -151,6 +151,7 @@ pub async fn get_clients(
 #[delete("/v1/admin/clients/{id}")]
 pub async fn delete_client(
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
@@ -158,7 +159,7 @@ pub async fn delete_client(
     let txn = state.db.begin_write().await?;
     clients::revoke(&*txn, &caller.name, &id, state.now()).await?;
     txn.commit().await?;
-    state.auth_cache.clear();
+    auth.forget_all();
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -4,7 +4,11 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::{error::ApiResult, state::AppState};
+use crate::{
+    error::ApiResult,
+    state::AppState,
+    telemetry::{Metrics, METRICS_CONTENT_TYPE},
+};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_healthz)
@@ -36,8 +40,8 @@ pub async fn get_readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 #[get("/metrics")]
-pub async fn get_metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn get_metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render())
+        .content_type(METRICS_CONTENT_TYPE)
+        .body(metrics.render())
 }

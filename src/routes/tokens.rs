@@ -110,7 +110,8 @@ pub async fn post_token(
         }
     }
     let snapshot = state
-        .account_snapshot(&id)
+        .accounts
+        .snapshot(state.db.conn(), &id)
         .await?
         .ok_or_else(|| ApiError::not_found("account_not_found", "no account with this id"))?;
     let now = state.now();
@@ -237,7 +238,11 @@ async fn authorize(state: &AppState, req: &AuthorizeRequest) -> ApiResult<Author
             return Ok(deny(Reason::DeviceMismatch, account));
         }
     }
-    let Some(snapshot) = state.account_snapshot(&claims.sub).await? else {
+    let Some(snapshot) = state
+        .accounts
+        .snapshot(state.db.conn(), &claims.sub)
+        .await?
+    else {
         return Ok(deny(Reason::NotEntitled, account));
     };
     if !snapshot.active {
@@ -404,6 +409,8 @@ pub async fn post_rotate_key(
     )
     .await?;
     txn.commit().await?;
-    state.reload_keys().await.map_err(ApiError::internal)?;
+    keys::reload(state.db.conn(), &state.keys, &state.master_key)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(HttpResponse::Created().json(key_response(&key, now)))
 }

@@ -1,11 +1,11 @@
-//! Accounts: creation, lookup, status and profile changes, and erasure.
+//! Accounts: creation, lookup, and status and profile changes (erasure is `services::erasure`).
 //!
 //! The email is personal data nothing reads yet: it is stored only sealed (AES-256-GCM under a
 //! key derived from the master key, bound to the account id), so a copy of the database does
 //! not yield it, and it goes with the row on erasure.
 
 use chrono::{DateTime, Utc};
-use entities::{account, evidence};
+use entities::account;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
     IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
@@ -256,39 +256,4 @@ pub async fn update(
         .await?;
     }
     Ok(updated)
-}
-
-/// Erase an account: its personal data, evidence and exception requests (with their sealed
-/// statements) go; the audit trail keeps only the id.
-pub async fn delete(
-    conn: &impl ConnectionTrait,
-    actor: &str,
-    id: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let account = require(conn, id).await?;
-    let exceptions = super::exceptions::erase_account(conn, &account.id).await?;
-    let evidence = evidence::Entity::delete_many()
-        .filter(evidence::Column::AccountId.eq(account.id.as_str()))
-        .exec(conn)
-        .await?;
-    account::Entity::delete_by_id(account.id.clone())
-        .exec(conn)
-        .await?;
-    audit::append(
-        conn,
-        now,
-        Entry {
-            actor,
-            action: "account.deleted",
-            target_type: "account",
-            target_id: &account.id,
-            details: json!({
-                "evidence_erased": evidence.rows_affected,
-                "exceptions_erased": exceptions,
-            }),
-        },
-    )
-    .await?;
-    Ok(())
 }

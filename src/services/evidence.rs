@@ -19,10 +19,9 @@ use crate::{
         account::AccountStatus,
         evidence::{EvidenceKind, EvidenceStatus},
         ids::new_id,
-        policy::Fact,
+        policy::{AccountSnapshot, Fact},
     },
     error::ApiError,
-    tokens::live::AccountSnapshot,
 };
 
 /// A new state of one piece of evidence, identified by (account, kind, source).

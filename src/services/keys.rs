@@ -1,4 +1,5 @@
-//! Signing keys in the database: the first key, rotation, and erasure of removed keys.
+//! Signing keys in the database: the first key, rotation, erasure of removed keys, and
+//! reloading the in-memory keyring from them.
 //! Rotation publishes the new key at once and lets it sign only one JWKS max-age later; the
 //! old key stops signing at that moment and stays published until its last token expires.
 
@@ -15,8 +16,27 @@ use crate::{
     config::{Algorithm, TokenSettings},
     crypto::MasterKey,
     error::ApiError,
-    tokens::keys,
+    tokens::{keyring::Keys, keys},
 };
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+}
+
+/// Reload the signing keys into `ring` from the database (other instances may have rotated).
+pub async fn reload(
+    conn: &impl ConnectionTrait,
+    ring: &Keys,
+    master: &MasterKey,
+) -> Result<(), ReloadError> {
+    let rows = all(conn).await?;
+    ring.load(&rows, master)?;
+    Ok(())
+}
 
 const KEYS_LOCK: i64 = 0x766f_7563_685f_6b65; // "vouch_ke"
 

@@ -11,65 +11,85 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::domain::policy::Fact;
+use moka::{sync::Cache, Expiry};
+use sea_orm::{ConnectionTrait, DbErr};
 
-/// An account as the policy sees it.
-#[derive(Debug, Clone)]
-pub struct AccountSnapshot {
-    pub active: bool,
-    pub facts: Vec<Fact>,
-}
+pub use crate::domain::policy::AccountSnapshot;
+use crate::services::evidence;
 
-const MAX_ENTRIES: usize = 100_000;
+const MAX_ENTRIES: u64 = 100_000;
 
+/// A cached snapshot (`None`: the account does not exist) and when its read began.
 type Entry = (Option<Arc<AccountSnapshot>>, Instant);
 
+/// Accounts as the policy last saw them, for at most `ttl` after the read that produced them
+/// began. Bounded; when full, TinyLFU keeps the accounts asked about most.
 pub struct AccountCache {
     ttl: Duration,
-    map: RwLock<HashMap<String, Entry>>,
+    cache: Cache<String, Entry>,
+}
+
+/// An entry's life is counted from the start of its read, not its insertion, so it never
+/// outlives its freshness.
+struct FromReadStart(Duration);
+
+impl Expiry<String, Entry> for FromReadStart {
+    fn expire_after_create(
+        &self,
+        _: &String,
+        entry: &Entry,
+        created_at: Instant,
+    ) -> Option<Duration> {
+        Some(
+            self.0
+                .saturating_sub(created_at.saturating_duration_since(entry.1)),
+        )
+    }
 }
 
 impl AccountCache {
     pub fn new(ttl: Duration) -> Self {
         AccountCache {
             ttl,
-            map: RwLock::new(HashMap::new()),
+            cache: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .expire_after(FromReadStart(ttl))
+                .build(),
         }
+    }
+
+    /// The account as the policy sees it, at most `tokens.account_cache_millis` old; `None`
+    /// if it does not exist.
+    pub async fn snapshot(
+        &self,
+        conn: &impl ConnectionTrait,
+        account_id: &str,
+    ) -> Result<Option<Arc<AccountSnapshot>>, DbErr> {
+        if let Some(cached) = self.get(account_id) {
+            return Ok(cached);
+        }
+        let started = Instant::now();
+        let snapshot = evidence::snapshot(conn, account_id).await?.map(Arc::new);
+        self.put(account_id, snapshot.clone(), started);
+        Ok(snapshot)
     }
 
     /// `Some(None)`: known not to exist; `None`: not cached (or too old).
-    pub fn get(&self, account_id: &str) -> Option<Option<Arc<AccountSnapshot>>> {
-        let map = self.map.read().ok()?;
-        let (snapshot, at) = map.get(account_id)?;
-        (at.elapsed() < self.ttl).then(|| snapshot.clone())
+    fn get(&self, account_id: &str) -> Option<Option<Arc<AccountSnapshot>>> {
+        self.cache.get(account_id).map(|(snapshot, _)| snapshot)
     }
 
-    /// Cache what was read at `read_started` (so the entry never outlives its freshness).
-    pub fn put(
-        &self,
-        account_id: &str,
-        snapshot: Option<Arc<AccountSnapshot>>,
-        read_started: Instant,
-    ) {
+    /// Cache what was read at `read_started`.
+    fn put(&self, account_id: &str, snapshot: Option<Arc<AccountSnapshot>>, read_started: Instant) {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut map) = self.map.write() {
-            if map.len() >= MAX_ENTRIES {
-                let ttl = self.ttl;
-                map.retain(|_, (_, at)| at.elapsed() < ttl);
-                if map.len() >= MAX_ENTRIES {
-                    map.clear();
-                }
-            }
-            map.insert(account_id.to_owned(), (snapshot, read_started));
-        }
+        self.cache
+            .insert(account_id.to_owned(), (snapshot, read_started));
     }
 
     pub fn forget(&self, account_id: &str) {
-        if let Ok(mut map) = self.map.write() {
-            map.remove(account_id);
-        }
+        self.cache.invalidate(account_id);
     }
 }
 
@@ -110,13 +130,5 @@ impl RevocationSet {
         if let Ok(mut m) = self.jtis.write() {
             m.retain(|_, exp| *exp >= now_unix);
         }
-    }
-
-    pub fn len(&self) -> usize {
-        self.jtis.read().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }

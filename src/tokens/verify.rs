@@ -1,13 +1,11 @@
 //! Token verification for authorize: our keys only, one algorithm per key, explicit `typ`,
 //! issuer, audience, time with leeway. The account's current state is checked by the caller.
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, RwLock},
-};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use jsonwebtoken::{decode, decode_header, errors::ErrorKind, Validation};
+use moka::sync::Cache;
 use serde::Serialize;
 
 use super::{keyring::KeyRing, Claims, TOKEN_TYPE};
@@ -144,18 +142,16 @@ pub type Verified = (String, Claims);
 /// Tokens this instance has verified, by SHA-256 of the token text: a meeting server that asks
 /// again about the same token (another meeting, a reconnect, a periodic re-check) skips the
 /// signature check. Only what cannot change is remembered; time, the key's presence in the
-/// JWKS, revocation and the account are checked on every call. Bounded: when full it starts
-/// over.
+/// JWKS, revocation and the account are checked on every call. Bounded; when full, TinyLFU
+/// keeps the tokens asked about most.
 pub struct VerifiedTokens {
-    capacity: usize,
-    map: RwLock<HashMap<[u8; 32], Arc<Verified>>>,
+    cache: Cache<[u8; 32], Arc<Verified>>,
 }
 
 impl VerifiedTokens {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: u64) -> Self {
         VerifiedTokens {
-            capacity,
-            map: RwLock::new(HashMap::new()),
+            cache: Cache::new(capacity),
         }
     }
 
@@ -171,26 +167,24 @@ impl VerifiedTokens {
             return Err(Reason::InvalidToken);
         }
         let digest = sha256(token.as_bytes());
-        let hit = self.map.read().ok().and_then(|m| m.get(&digest).cloned());
-        let entry = match hit {
+        let entry = match self.cache.get(&digest) {
             // The key may have left the JWKS since (removed after rotation).
             Some(entry) if ring.verifier(&entry.0, now).is_some() => entry,
             Some(_) => return Err(Reason::InvalidToken),
             None => {
                 let entry = Arc::new(check_signed(ring, token, settings, now)?);
-                if self.capacity > 0 {
-                    if let Ok(mut m) = self.map.write() {
-                        if m.len() >= self.capacity {
-                            m.clear();
-                        }
-                        m.insert(digest, entry.clone());
-                    }
-                }
+                self.cache.insert(digest, entry.clone());
                 entry
             }
         };
         check_times(&entry.1, settings, now)?;
         Ok(entry)
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
     }
 }
 
@@ -252,7 +246,7 @@ mod tests {
             let verified = cache.verify(&ring, &token, &settings, now).unwrap();
             assert_eq!(verified.1, claims);
         }
-        assert_eq!(cache.map.read().unwrap().len(), 1);
+        assert_eq!(cache.len(), 1);
         // Time is checked on every call, remembered or not.
         let later = now + Duration::seconds(60 + 31);
         assert_eq!(
@@ -279,7 +273,7 @@ mod tests {
                 .unwrap_err(),
             Reason::InvalidToken
         );
-        // Bounded: a full cache starts over.
+        // Bounded.
         let (keys, _, _) = ring_with_key(now);
         let ring = keys.current();
         let small = VerifiedTokens::new(1);
@@ -294,7 +288,7 @@ mod tests {
                 .sign(&serde_json::to_vec(&claims).unwrap())
                 .unwrap();
             small.verify(&ring, &token, &settings, now).unwrap();
-            assert_eq!(small.map.read().unwrap().len(), 1);
+            assert_eq!(small.len(), 1);
         }
     }
 }
