@@ -1,24 +1,49 @@
-//! The database handle: connection pool, migrations, and write transactions.
+//! The database handle: connection pool, migrations, and write transactions, and the lock
+//! policy they follow.
 //!
-//! SQLite allows one writer at a time and answers a second one with "database is locked" when
-//! both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that into an
-//! orderly queue. On PostgreSQL, write transactions start by taking the audit chain's advisory
-//! lock, so every writer locks in the same order.
+//! # Lock policy
 //!
-//! No writer waits for ever: the SQLite write queue is left after `database.lock_timeout_seconds`,
-//! and PostgreSQL sessions carry `lock_timeout` (and `idle_in_transaction_session_timeout`, which
-//! ends a session that holds locks while doing nothing), so a stuck lock holder costs one
-//! request a 503 and a log line, never a service whose writers all hang.
+//! Every write goes through [`Db::begin_write`], and write transactions run one at a time, from
+//! their first statement to their commit, so whatever a writer reads or numbers comes after
+//! every transaction committed before it:
+//!
+//! - **SQLite** allows one writer at a time and answers a second one with "database is locked"
+//!   when both started as readers; a process-wide write lock and `BEGIN IMMEDIATE` turn that
+//!   into an orderly queue. No advisory locks (the helper does nothing there).
+//! - **PostgreSQL**: a writer takes, in this order and never otherwise,
+//!   1. a write slot (`database.max_writers`, in process), before a pool connection;
+//!   2. the audit chain's advisory lock ([`lock::Scope::AuditChain`]), as the transaction's
+//!      first statement, held until commit. It serialises the audit chain (each entry hashes
+//!      the one before) and, being first in every writer, all writers: nobody holds a row lock
+//!      while waiting for it, so two writers can never deadlock;
+//!   3. then, inside the transaction, any scope locks ([`lock::advisory_lock`]), each service
+//!      in a fixed order: signing keys; billing customers (sorted), then subscriptions
+//!      (sorted); verification `sms-budget`, then `account`, then `destination`;
+//!   4. and last, row locks (conditional updates, e.g. the exception request being decided).
+//!
+//! Because of 2, the scope locks in 3 and the chain lock `audit::append` takes again (a no-op:
+//! advisory locks are re-entrant within a session) are redundant for writers that begin with
+//! `begin_write`, which all of Vouch's do. They are kept, cheap and uncontended, so that each
+//! service stays correct on its own if a write path ever starts a transaction another way; if
+//! they are ever dropped, drop them all and keep the chain lock.
+//!
+//! No writer waits for ever: the SQLite write queue and the write slots are left after
+//! `database.lock_timeout_seconds`, and PostgreSQL sessions carry `lock_timeout` (and
+//! `idle_in_transaction_session_timeout`, which ends a session that holds locks while doing
+//! nothing), so a stuck lock holder costs one request a 503 and a log line, never a service
+//! whose writers all hang.
 //!
 //! With the audit key set (`with_audit_key`), each write transaction MACs the audit entries it
 //! appended as it commits (see `services::audit`); a handle without it writes no audit entries
 //! anyone could verify, so every process that writes sets it.
 
+pub mod lock;
+
 use std::{sync::Arc, time::Duration};
 
 use migration::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnAcquireErr, ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    ConnAcquireErr, ConnectOptions, Database, DatabaseBackend, DatabaseConnection,
     DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use secrecy::ExposeSecret;
@@ -32,7 +57,7 @@ pub struct Db {
     write_lock: Option<Arc<Mutex<()>>>,
     lock_timeout: Duration,
     /// PostgreSQL: write slots (`database.max_writers`), fewer than the pool's connections,
-    /// taken before a connection. Writers serialize on the chain lock anyway, so more of them
+    /// taken before a connection. Writers serialise on the chain lock anyway, so more of them
     /// holding connections adds no throughput; it only left readers (authorize) queueing
     /// behind them for a connection until they timed out with 503.
     writers: Option<Arc<Semaphore>>,
@@ -173,10 +198,10 @@ impl Db {
     }
 
     /// Begin a write transaction. Write transactions run one at a time, from their first
-    /// statement to their commit (SQLite: the process lock and `BEGIN IMMEDIATE`; PostgreSQL:
-    /// the chain's advisory lock, which is released only after the commit is visible to
-    /// others). So whatever a writer reads or numbers (say a `seq` from a sequence) comes
-    /// after every transaction committed before it, and readers see commits in that order.
+    /// statement to their commit (the lock policy in the module doc; on PostgreSQL the chain's
+    /// advisory lock is released only after the commit is visible to others). So whatever a
+    /// writer reads or numbers (say a `seq` from a sequence) comes after every transaction
+    /// committed before it, and readers see commits in that order.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
         let slot = self.write_slot().await?;
         let guard = self.lock().await?;
@@ -191,14 +216,8 @@ impl Db {
                 .await?
         } else {
             let txn = self.conn.begin().await?;
-            // Almost every write ends with an audit entry, which takes the chain lock until
-            // commit. Taking it first, before any row lock, gives every writer the same lock
-            // order (chain, then rows), so two writers can never deadlock on PostgreSQL.
-            txn.execute_unprepared(&format!(
-                "SELECT pg_advisory_xact_lock({})",
-                crate::services::audit::CHAIN_LOCK
-            ))
-            .await?;
+            // First, before any other lock: the lock policy above.
+            lock::advisory_lock(&txn, lock::Scope::AuditChain, "").await?;
             txn
         };
         // Read under the chain lock (taken above on both backends), so no other writer's

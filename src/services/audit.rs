@@ -15,12 +15,15 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use entities::audit_log;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 
-use crate::crypto::{ct_eq, hex, sha256_hex, MasterKey};
+use crate::{
+    crypto::{ct_eq, hex, sha256_hex, MasterKey},
+    db::lock::{advisory_lock, Scope},
+};
 
 const KEY_PURPOSE: &str = "vouch audit chain v1";
 /// The entry that keys a chain begun before entries carried a MAC.
@@ -38,8 +41,8 @@ pub fn entry_mac(key: &MasterKey, row: &audit_log::Model) -> String {
 
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Serialises appends on PostgreSQL (SQLite has one writer already).
-pub const CHAIN_LOCK: i64 = 0x766f_7563_685f_6175; // "vouch_au"
+/// The chain's advisory lock id (`db::lock`, where the lock policy is).
+pub use crate::db::lock::CHAIN_LOCK;
 
 /// What happened, to what, by whom. `details` must never hold personal data or secrets.
 pub struct Entry<'a> {
@@ -80,10 +83,7 @@ pub async fn append(
     now: DateTime<Utc>,
     entry: Entry<'_>,
 ) -> Result<audit_log::Model, DbErr> {
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
-            .await?;
-    }
+    advisory_lock(conn, Scope::AuditChain, "").await?; // the lock policy: `db`
     let last = audit_log::Entity::find()
         .order_by_desc(audit_log::Column::Seq)
         .one(conn)

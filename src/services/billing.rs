@@ -11,8 +11,8 @@
 use chrono::{DateTime, Duration, Utc};
 use entities::{billing_customer, evidence as evidence_row, stripe_event};
 use sea_orm::{
-    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+    sea_query::Expr, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde_json::json;
 
@@ -24,7 +24,6 @@ use super::{
     evidence::{self, EvidenceChange},
 };
 use crate::{
-    crypto::sha256,
     domain::{
         billing::{self, Change, Step},
         evidence::{EvidenceKind, EvidenceStatus},
@@ -71,18 +70,9 @@ pub fn source(subscription_id: &str) -> String {
     format!("stripe:{subscription_id}")
 }
 
-/// A transaction-scoped lock on PostgreSQL (SQLite has one writer already).
-async fn lock(conn: &impl ConnectionTrait, scope: &str, id: &str) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    let digest = sha256(format!("vouch:billing:{scope}:{id}").as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    let key = i64::from_be_bytes(first);
-    conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
-        .await?;
-    Ok(())
+/// A transaction-scoped lock on PostgreSQL (the lock policy: `db`).
+async fn lock(conn: &impl ConnectionTrait, scope: &'static str, id: &str) -> Result<(), DbErr> {
+    crate::db::lock::advisory_lock(conn, crate::db::lock::Scope::Billing(scope), id).await
 }
 
 /// Store a verified event and apply it. Call inside one write transaction; on `Duplicate` the

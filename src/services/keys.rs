@@ -6,8 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 use entities::signing_key;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr,
-    EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder,
 };
 use serde_json::json;
 
@@ -15,6 +15,7 @@ use super::audit::{self, Entry};
 use crate::{
     config::{Algorithm, TokenSettings},
     crypto::MasterKey,
+    db::lock::{advisory_lock, Scope},
     error::ApiError,
     tokens::{keyring::Keys, keys},
 };
@@ -38,8 +39,6 @@ pub async fn reload(
     Ok(())
 }
 
-const KEYS_LOCK: i64 = 0x766f_7563_685f_6b65; // "vouch_ke"
-
 pub async fn all(conn: &impl ConnectionTrait) -> Result<Vec<signing_key::Model>, DbErr> {
     signing_key::Entity::find()
         .order_by_asc(signing_key::Column::ActivatesAt)
@@ -47,13 +46,9 @@ pub async fn all(conn: &impl ConnectionTrait) -> Result<Vec<signing_key::Model>,
         .await
 }
 
-/// Serialise key changes between instances sharing PostgreSQL.
+/// Serialise key changes between instances sharing PostgreSQL (the lock policy: `db`).
 async fn lock(conn: &impl ConnectionTrait) -> Result<(), DbErr> {
-    if conn.get_database_backend() == DatabaseBackend::Postgres {
-        conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({KEYS_LOCK})"))
-            .await?;
-    }
-    Ok(())
+    advisory_lock(conn, Scope::SigningKeys, "").await
 }
 
 fn is_active(k: &signing_key::Model, now: DateTime<Utc>) -> bool {

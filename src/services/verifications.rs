@@ -19,8 +19,8 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DatabaseBackend, DbErr, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde_json::json;
 
@@ -32,7 +32,7 @@ use super::{
 };
 use crate::{
     config::VerificationSettings,
-    crypto::{ct_eq, hex, sha256, MasterKey},
+    crypto::{ct_eq, hex, MasterKey},
     db::Db,
     domain::{
         account::{AccountStatus, Email},
@@ -152,18 +152,9 @@ pub fn attempts_remaining(row: &verification::Model) -> u32 {
     u32::try_from(row.max_attempts.saturating_sub(row.attempts)).unwrap_or(0)
 }
 
-/// A transaction-scoped PostgreSQL advisory lock (SQLite's single writer needs none).
-async fn lock(conn: &impl ConnectionTrait, scope: &str, value: &str) -> Result<(), DbErr> {
-    if conn.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    let digest = sha256(format!("vouch:verification:{scope}:{value}").as_bytes());
-    let mut key = [0u8; 8];
-    key.copy_from_slice(&digest[..8]);
-    let key = i64::from_be_bytes(key);
-    conn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({key})"))
-        .await?;
-    Ok(())
+/// A transaction-scoped PostgreSQL advisory lock (the lock policy: `db`).
+async fn lock(conn: &impl ConnectionTrait, scope: &'static str, value: &str) -> Result<(), DbErr> {
+    crate::db::lock::advisory_lock(conn, crate::db::lock::Scope::Verification(scope), value).await
 }
 
 /// 429 `rate_limited` when `sends` (already narrowed to one destination, account or channel)
@@ -273,8 +264,7 @@ pub async fn start(
         )),
         Destination::Email(_) => None,
     };
-    // Always in this order (budget, account, destination) so that two sends cannot deadlock.
-    // The budget lock also covers the country, prefix and young-account counts: every SMS
+    // In the order of the lock policy (`db`). The budget lock also covers the country, prefix and young-account counts: every SMS
     // send holds it.
     if channel == Channel::Sms {
         lock(conn, "sms-budget", "global").await?;
