@@ -33,17 +33,27 @@ pub struct AccountCache {
 /// outlives its freshness.
 struct FromReadStart(Duration);
 
+impl FromReadStart {
+    fn left(&self, entry: &Entry, at: Instant) -> Option<Duration> {
+        Some(self.0.saturating_sub(at.saturating_duration_since(entry.1)))
+    }
+}
+
 impl Expiry<String, Entry> for FromReadStart {
-    fn expire_after_create(
+    fn expire_after_create(&self, _: &String, entry: &Entry, at: Instant) -> Option<Duration> {
+        self.left(entry, at)
+    }
+
+    /// A new read replaces the entry (even one that aged out but was not evicted yet): its
+    /// life starts over from that read, not from the old one's.
+    fn expire_after_update(
         &self,
         _: &String,
         entry: &Entry,
-        created_at: Instant,
+        at: Instant,
+        _: Option<Duration>,
     ) -> Option<Duration> {
-        Some(
-            self.0
-                .saturating_sub(created_at.saturating_duration_since(entry.1)),
-        )
+        self.left(entry, at)
     }
 }
 
@@ -130,5 +140,41 @@ impl RevocationSet {
         if let Ok(mut m) = self.jtis.write() {
             m.retain(|_, exp| *exp >= now_unix);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> Option<Arc<AccountSnapshot>> {
+        Some(Arc::new(AccountSnapshot {
+            active: true,
+            facts: Vec::new(),
+        }))
+    }
+
+    #[test]
+    fn entries_live_from_their_read_and_start_over_when_read_again() {
+        let cache = AccountCache::new(Duration::from_millis(200));
+        cache.put("acc_1", snapshot(), Instant::now());
+        assert!(cache.get("acc_1").is_some());
+        // Read long ago: already too old when it would be cached.
+        cache.put("acc_2", snapshot(), Instant::now() - Duration::from_secs(1));
+        assert!(cache.get("acc_2").is_none());
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.get("acc_1").is_none());
+        // Read again after it aged out: cached again for a full life.
+        cache.put("acc_1", snapshot(), Instant::now());
+        assert!(cache.get("acc_1").is_some());
+        cache.forget("acc_1");
+        assert!(cache.get("acc_1").is_none());
+        // Known not to exist is an answer too.
+        cache.put("acc_3", None, Instant::now());
+        assert!(matches!(cache.get("acc_3"), Some(None)));
+        // A zero life caches nothing.
+        let off = AccountCache::new(Duration::ZERO);
+        off.put("acc_1", snapshot(), Instant::now());
+        assert!(off.get("acc_1").is_none());
     }
 }
