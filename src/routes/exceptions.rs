@@ -16,7 +16,8 @@ use crate::{
     auth::Caller,
     config::ExceptionSettings,
     domain::{
-        exception::{parse_line, parse_reason, parse_statement, Category, ExceptionStatus},
+        account::AccountId,
+        exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
         role::Role,
     },
     error::{ApiError, ApiResult, Problem},
@@ -95,6 +96,55 @@ pub struct RevokeExceptionRequest {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
     )]
     pub reason: String,
+}
+
+impl TryFrom<SubmitExceptionRequest> for Submission {
+    type Error = ApiError;
+
+    fn try_from(body: SubmitExceptionRequest) -> Result<Self, Self::Error> {
+        let line = |field: &'static str, code: &'static str, value: Option<String>| {
+            value
+                .as_deref()
+                .map(|s| parse_line(field, s))
+                .transpose()
+                .map_err(|m| ApiError::bad_request(code, m))
+                .map(Option::flatten)
+        };
+        Ok(Submission {
+            category: body.category,
+            statement: Statement::parse(&body.statement)
+                .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
+            organization: line("organization", "invalid_organization", body.organization)?,
+            reference: line("reference", "invalid_reference", body.reference)?,
+        })
+    }
+}
+
+fn invalid_reason(parsed: Result<Reason, &'static str>) -> ApiResult<Reason> {
+    parsed.map_err(|m| ApiError::bad_request("invalid_reason", m))
+}
+
+impl TryFrom<DecisionRequest> for Decision {
+    type Error = ApiError;
+
+    fn try_from(body: DecisionRequest) -> Result<Self, Self::Error> {
+        let reason = invalid_reason(Reason::parse(&body.reason))?;
+        let verdict = match body.decision {
+            DecisionKind::Approve => Verdict::Approve,
+            DecisionKind::Deny => Verdict::Deny,
+        };
+        if verdict == Verdict::Deny && body.expires_at.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_expires_at",
+                "only an approval may set expires_at",
+            ));
+        }
+        Ok(Decision {
+            verdict,
+            reason,
+            expires_at: body.expires_at,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -283,30 +333,12 @@ pub async fn post_exception(
     body: Json<SubmitExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let body = body.into_inner();
-    let submission = Submission {
-        category: body.category,
-        statement: parse_statement(&body.statement)
-            .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
-        organization: body
-            .organization
-            .as_deref()
-            .map(|s| parse_line("organization", s))
-            .transpose()
-            .map_err(|m| ApiError::bad_request("invalid_organization", m))?
-            .flatten(),
-        reference: body
-            .reference
-            .as_deref()
-            .map(|s| parse_line("reference", s))
-            .transpose()
-            .map_err(|m| ApiError::bad_request("invalid_reference", m))?
-            .flatten(),
-    };
+    let submission = Submission::try_from(body.into_inner())?;
+    let account_id = AccountId::parse(&id)?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let txn = state.db.begin_write().await?;
-    let row = exceptions::submit(&*txn, &key, actor(&caller), &id, submission, now).await?;
+    let row = exceptions::submit(&*txn, &key, actor(&caller), &account_id, submission, now).await?;
     txn.commit().await?;
     let location = format!("/v1/exceptions/{}", row.id);
     let response = respond(
@@ -489,24 +521,7 @@ pub async fn post_exception_decision(
     body: Json<DecisionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
-    let body = body.into_inner();
-    let reason =
-        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
-    let verdict = match body.decision {
-        DecisionKind::Approve => Verdict::Approve,
-        DecisionKind::Deny => Verdict::Deny,
-    };
-    if verdict == Verdict::Deny && body.expires_at.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_expires_at",
-            "only an approval may set expires_at",
-        ));
-    }
-    let decision = Decision {
-        verdict,
-        reason,
-        expires_at: body.expires_at,
-    };
+    let decision = Decision::try_from(body.into_inner())?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let settings = &state.settings.exceptions;
@@ -549,8 +564,7 @@ pub async fn post_exception_revoke(
     body: Json<RevokeExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
-    let reason =
-        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
+    let reason = invalid_reason(Reason::parse(&body.reason))?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let txn = state.db.begin_write().await?;
