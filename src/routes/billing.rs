@@ -12,12 +12,16 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     domain::{
+        account::AccountId,
         billing::{Change, SubscriptionStatus},
         role::Role,
         stripe::{self, SignatureError},
     },
     error::{ApiError, ApiResult, Problem},
-    services::billing::{self, Outcome},
+    services::{
+        accounts,
+        billing::{self, Outcome},
+    },
     state::AppState,
 };
 
@@ -259,11 +263,12 @@ pub async fn put_billing(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let customer_id = parse_customer_id(body.customer_id.trim())?;
+    let account_id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
     let linked = billing::link_customer(
         &*txn,
         &caller.name,
-        &id,
+        &account_id,
         customer_id,
         state.settings.stripe.past_due_grace(),
         state.now(),
@@ -311,7 +316,8 @@ pub async fn get_billing(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend, Role::Reviewer])?;
-    let account = crate::services::accounts::require(state.db.conn(), &id).await?;
+    let account_id = AccountId::parse(&id)?;
+    let account = accounts::require(state.db.conn(), account_id.as_str()).await?;
     let link = billing::link_of(state.db.conn(), &account.id).await?;
     Ok(HttpResponse::Ok().json(BillingResponse {
         account_id: account.id,
