@@ -242,6 +242,13 @@ fn respond(
 ) -> ApiResult<ExceptionResponse> {
     let category = exceptions::category(&row)?;
     let status = exceptions::status(&row, now)?;
+    let row_parts = ReviewerParts {
+        submitted_by: row.submitted_by,
+        submitted_by_principal: row.submitted_by_principal,
+        decided_by: row.decided_by,
+        revoked_by: row.revoked_by,
+        purged_at: row.purged_at,
+    };
     let mut response = ExceptionResponse {
         id: row.id,
         account_id: row.account_id,
@@ -266,11 +273,21 @@ fn respond(
         decision_reason: None,
         revoke_reason: None,
     };
-    let opened = match view {
-        View::Backend => return Ok(response),
-        View::Reviewer => None,
-        View::Sealed(opened) => Some(opened),
-    };
+    match view {
+        View::Backend => {}
+        View::Reviewer => reviewer_fields(&mut response, row_parts, approvals, None),
+        View::Sealed(opened) => reviewer_fields(&mut response, row_parts, approvals, Some(opened)),
+    }
+    Ok(response)
+}
+
+/// Who acted, the approvals, and (opened) the sealed text: for reviewers and admins.
+fn reviewer_fields(
+    response: &mut ExceptionResponse,
+    row: ReviewerParts,
+    approvals: Vec<exception_approval::Model>,
+    opened: Option<Opened>,
+) {
     let mut reasons: HashMap<String, Option<String>> = HashMap::new();
     if let Some(opened) = opened {
         response.statement = opened.statement;
@@ -297,7 +314,15 @@ fn respond(
             })
             .collect(),
     );
-    Ok(response)
+}
+
+/// The parts of a request only reviewers and admins see.
+struct ReviewerParts {
+    submitted_by: String,
+    submitted_by_principal: String,
+    decided_by: Option<String>,
+    revoked_by: Option<String>,
+    purged_at: Option<DateTime<Utc>>,
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {

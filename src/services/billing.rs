@@ -100,16 +100,37 @@ pub async fn receive(
         }
         lock(conn, "subscription", &subject.subscription_id).await?;
     }
-    let duplicate = Receipt {
-        outcome: Outcome::Duplicate,
-        changed_accounts: Vec::new(),
+    let receipt = |outcome, changed_accounts| Receipt {
+        outcome,
+        changed_accounts,
     };
+    if !store_event(conn, event, now).await? {
+        return Ok(receipt(Outcome::Duplicate, Vec::new()));
+    }
+    let Some(subject) = &event.subject else {
+        return Ok(receipt(Outcome::Ignored, Vec::new()));
+    };
+    let applied = apply_subscription(conn, &subject.subscription_id, past_due_grace, now).await?;
+    let outcome = if applied.account_id.is_some() {
+        Outcome::Applied
+    } else {
+        Outcome::Pending
+    };
+    Ok(receipt(outcome, applied.changed_accounts))
+}
+
+/// Store the event once; `false` if it was stored before (or by a concurrent delivery).
+async fn store_event(
+    conn: &impl ConnectionTrait,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
     if stripe_event::Entity::find_by_id(event.id.clone())
         .one(conn)
         .await?
         .is_some()
     {
-        return Ok(duplicate);
+        return Ok(false);
     }
     let subject = event.subject.as_ref();
     let (status, period_end) = match subject.map(|s| &s.change) {
@@ -144,26 +165,11 @@ pub async fn receive(
         .exec_without_returning(conn)
         .await
     {
-        Ok(_) => {}
+        Ok(_) => Ok(true),
         // Delivered twice at once (another instance): the first insert decides.
-        Err(e) if is_unique_violation(&e) => return Ok(duplicate),
-        Err(e) => return Err(e.into()),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let Some(subject) = subject else {
-        return Ok(Receipt {
-            outcome: Outcome::Ignored,
-            changed_accounts: Vec::new(),
-        });
-    };
-    let applied = apply_subscription(conn, &subject.subscription_id, past_due_grace, now).await?;
-    Ok(Receipt {
-        outcome: if applied.account_id.is_some() {
-            Outcome::Applied
-        } else {
-            Outcome::Pending
-        },
-        changed_accounts: applied.changed_accounts,
-    })
 }
 
 struct Applied {

@@ -278,14 +278,7 @@ pub async fn start(
     let account_id = account_id.as_str();
     let channel = destination.channel();
     let destination_hash = destination.hash(master);
-    // What the SMS limits count by: the number's country and prefix.
-    let sms = match destination {
-        Destination::Phone(phone) => Some((
-            sms_region(phone),
-            prefix_hash(master, phone, settings.sms_prefix_digits),
-        )),
-        Destination::Email(_) => None,
-    };
+    let sms = sms_counts(master, settings, destination);
     // Always in this order (budget, account, destination) so that two sends cannot deadlock.
     // The budget lock also covers the country, prefix and young-account counts: every SMS
     // send holds it.
@@ -332,6 +325,21 @@ pub async fn start(
     )
     .await?;
     Ok(row)
+}
+
+/// What the SMS limits count a send by: the number's country and the keyed hash of its prefix.
+fn sms_counts(
+    master: &MasterKey,
+    settings: &VerificationSettings,
+    destination: &Destination,
+) -> Option<(String, String)> {
+    match destination {
+        Destination::Phone(phone) => Some((
+            sms_region(phone),
+            prefix_hash(master, phone, settings.sms_prefix_digits),
+        )),
+        Destination::Email(_) => None,
+    }
 }
 
 /// The account, if codes may be sent for it (it exists and is active).
@@ -422,6 +430,29 @@ async fn enforce_sms_limits(
         .await
         .map_err(young_only)?;
     }
+    enforce_sms_budgets(conn, settings, send, region, prefix, now).await?;
+    // Checked again, under the same lock, at approval; this spares an SMS that could never
+    // lead anywhere.
+    let others = other_accounts_with_phone(conn, &send.destination_hash, send.account_id).await?;
+    if others >= u64::from(settings.phone_max_accounts) {
+        return Err(phone_in_use(settings.phone_max_accounts));
+    }
+    Ok(())
+}
+
+/// The shared SMS budgets: per number prefix, per country, for young accounts, and overall.
+async fn enforce_sms_budgets(
+    conn: &impl ConnectionTrait,
+    settings: &VerificationSettings,
+    send: &Send<'_>,
+    region: &str,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let sms_sends = || {
+        verification_send::Entity::find()
+            .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str()))
+    };
     enforce(
         conn,
         sms_sends().filter(verification_send::Column::PrefixHash.eq(prefix)),
@@ -453,7 +484,7 @@ async fn enforce_sms_limits(
             "the hourly SMS budget for new accounts is spent; retry later",
         )
         .await
-        .map_err(young_only)?;
+        .map_err(|e| no_later_than(e, send.young_until, now))?;
     }
     enforce(
         conn,
@@ -464,14 +495,7 @@ async fn enforce_sms_limits(
         "sms_budget",
         "the service's hourly SMS budget is spent; retry later",
     )
-    .await?;
-    // Checked again, under the same lock, at approval; this spares an SMS that could never
-    // lead anywhere.
-    let others = other_accounts_with_phone(conn, &send.destination_hash, send.account_id).await?;
-    if others >= u64::from(settings.phone_max_accounts) {
-        return Err(phone_in_use(settings.phone_max_accounts));
-    }
-    Ok(())
+    .await
 }
 
 /// A new code replaces the account's pending one for the same destination. Returns the ids of
@@ -827,36 +851,8 @@ async fn approve(
     let channel = Channel::parse(&row.channel).ok_or_else(|| {
         ApiError::internal(format!("verification {} has an unknown channel", row.id))
     })?;
-    if channel == Channel::Sms {
-        // The same lock as sends to this number: approvals for one number run one at a time.
-        lock(conn, "destination", &row.destination_hash).await?;
-        let others =
-            other_accounts_with_phone(conn, &row.destination_hash, &row.account_id).await?;
-        if others >= u64::from(settings.phone_max_accounts) {
-            if set_status(
-                conn,
-                &row.id,
-                &OPEN_TO_APPROVAL,
-                VerificationStatus::Canceled,
-                now,
-            )
-            .await?
-            {
-                audit::append(
-                    conn,
-                    now,
-                    Entry {
-                        actor,
-                        action: "verification.canceled",
-                        target_type: "account",
-                        target_id: &row.account_id,
-                        details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
-                    },
-                )
-                .await?;
-            }
-            return Ok(Approval::PhoneInUse);
-        }
+    if channel == Channel::Sms && refuse_shared_phone(conn, actor, settings, &row, now).await? {
+        return Ok(Approval::PhoneInUse);
     }
     let won = verification::Entity::update_many()
         .col_expr(
@@ -877,20 +873,14 @@ async fn approve(
         Channel::Email => (EvidenceKind::Email, "email"),
         Channel::Sms => (EvidenceKind::Phone, "sms"),
     };
-    evidence::record(
-        conn,
-        actor,
-        &row.account_id,
-        EvidenceChange {
-            kind,
-            source: source.to_owned(),
-            status: EvidenceStatus::Active,
-            verified_at: now,
-            expires_at: None,
-        },
-        now,
-    )
-    .await?;
+    let change = EvidenceChange {
+        kind,
+        source: source.to_owned(),
+        status: EvidenceStatus::Active,
+        verified_at: now,
+        expires_at: None,
+    };
+    evidence::record(conn, actor, &row.account_id, change, now).await?;
     if channel == Channel::Sms {
         remember_phone(conn, &row, now).await?;
     }
@@ -907,6 +897,46 @@ async fn approve(
     )
     .await?;
     Ok(Approval::Approved(require(conn, &row.id).await?))
+}
+
+/// Whether the number already backs the maximum number of accounts; if so the verification
+/// is canceled (audited once).
+async fn refuse_shared_phone(
+    conn: &impl ConnectionTrait,
+    actor: &str,
+    settings: &VerificationSettings,
+    row: &verification::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    // The same lock as sends to this number: approvals for one number run one at a time.
+    lock(conn, "destination", &row.destination_hash).await?;
+    let others = other_accounts_with_phone(conn, &row.destination_hash, &row.account_id).await?;
+    if others < u64::from(settings.phone_max_accounts) {
+        return Ok(false);
+    }
+    if set_status(
+        conn,
+        &row.id,
+        &OPEN_TO_APPROVAL,
+        VerificationStatus::Canceled,
+        now,
+    )
+    .await?
+    {
+        audit::append(
+            conn,
+            now,
+            Entry {
+                actor,
+                action: "verification.canceled",
+                target_type: "account",
+                target_id: &row.account_id,
+                details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
+            },
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 /// The account's verified number is now this one (a later verification replaces it).
