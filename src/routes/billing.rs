@@ -14,7 +14,7 @@ use crate::{
     config::StripeSettings,
     domain::{
         account::AccountId,
-        billing::{Change, SubscriptionStatus},
+        billing::{Change, CustomerId, SubscriptionStatus},
         role::Role,
         stripe::{self, Event, SignatureError},
     },
@@ -234,21 +234,6 @@ pub struct BillingLinkResponse {
     pub subscriptions_applied: Vec<String>,
 }
 
-fn parse_customer_id(s: &str) -> ApiResult<&str> {
-    let valid = s.len() > 4
-        && s.len() <= 255
-        && s.starts_with("cus_")
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid {
-        Ok(s)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_customer_id",
-            "customer_id must be a Stripe customer id (`cus_` followed by letters and digits)",
-        ))
-    }
-}
-
 /// Link the account to its Stripe customer.
 ///
 /// Replaces an earlier customer (whose subscriptions then no longer count for the account).
@@ -274,14 +259,15 @@ pub async fn put_billing(
     body: Json<BillingLinkRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let customer_id = parse_customer_id(body.customer_id.trim())?;
+    let customer_id = CustomerId::parse(body.customer_id.trim())
+        .map_err(|m| ApiError::bad_request("invalid_customer_id", m))?;
     let account_id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
     let linked = billing::link_customer(
         &*txn,
         &caller.name,
         &account_id,
-        customer_id,
+        &customer_id,
         state.settings.stripe.past_due_grace(),
         state.now(),
     )

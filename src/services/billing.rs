@@ -27,7 +27,7 @@ use crate::{
     crypto::sha256,
     domain::{
         account::AccountId,
-        billing::{self, Change, PaymentEvidence, Step, SubscriptionState},
+        billing::{self, Change, CustomerId, PaymentEvidence, Step, SubscriptionState},
         evidence::{EvidenceKind, EvidenceStatus},
         stripe::Event,
     },
@@ -401,10 +401,11 @@ pub async fn link_customer(
     conn: &impl ConnectionTrait,
     actor: &str,
     account_id: &AccountId,
-    customer_id: &str,
+    customer_id: &CustomerId,
     past_due_grace: Duration,
     now: DateTime<Utc>,
 ) -> Result<Linked, ApiError> {
+    let customer_id = customer_id.as_str();
     let account = accounts::require(conn, account_id.as_str()).await?;
     let before = link_of(conn, &account.id).await?;
     if let Some(link) = before.as_ref().filter(|l| l.customer_id == customer_id) {

@@ -186,10 +186,11 @@ pub async fn decide(
     if decision.verdict == Verdict::Deny {
         return deny(conn, key, actor, row, approvals, &decision.reason, now).await;
     }
+    let approvals = record_approval(conn, key, actor, &row, approvals, &decision, now).await?;
     let required = required_approvals(settings, category);
-    let approvals =
-        record_approval(conn, key, actor, &row, approvals, &decision, required, now).await?;
-    if (reviewers(&approvals) as u64) < u64::from(required) {
+    let count = reviewers(&approvals);
+    audit_approval(conn, actor, &row, count, required, decision.expires_at, now).await?;
+    if (count as u64) < u64::from(required) {
         return Ok(Outcome {
             exception: row,
             approvals,
@@ -291,7 +292,6 @@ async fn deny(
 
 /// Record this reviewer's approval of a taken request (once per principal). Returns every
 /// approval, this one last.
-#[allow(clippy::too_many_arguments)]
 async fn record_approval(
     conn: &impl ConnectionTrait,
     key: &MasterKey,
@@ -299,7 +299,6 @@ async fn record_approval(
     row: &request::Model,
     mut approvals: Vec<approval::Model>,
     decision: &Decision,
-    required: u32,
     now: DateTime<Utc>,
 ) -> Result<Vec<approval::Model>, ApiError> {
     if approvals
@@ -328,6 +327,19 @@ async fn record_approval(
         Err(e) => return Err(e.into()),
     }
     approvals.push(approval);
+    Ok(approvals)
+}
+
+/// Audit a recorded approval: how many people approved so far, of how many needed.
+async fn audit_approval(
+    conn: &impl ConnectionTrait,
+    actor: Actor<'_>,
+    row: &request::Model,
+    approvals: usize,
+    required: u32,
+    expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     audit::append(
         conn,
         now,
@@ -339,16 +351,16 @@ async fn record_approval(
             details: json!({
                 "account_id": row.account_id,
                 "category": row.category,
-                "approvals": reviewers(&approvals),
+                "approvals": approvals,
                 "required": required,
-                "expires_at": decision.expires_at,
+                "expires_at": expires_at,
                 "principal": actor.principal,
                 "key_created_by": actor.key_created_by,
             }),
         },
     )
     .await?;
-    Ok(approvals)
+    Ok(())
 }
 
 /// Enough people approved: the request is approved until the earliest end any of them agreed
