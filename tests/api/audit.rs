@@ -70,10 +70,7 @@ async fn verify_report(app: &TestApp) -> Value {
 #[tokio::test]
 async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
     let app = spawn_app().await;
-    let id = app.create_account("audited").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("audited").await;
     app.patch(
         &format!("/v1/accounts/{id}"),
         &app.admin_key,

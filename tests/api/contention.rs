@@ -82,10 +82,7 @@ async fn a_burst_of_writes_does_not_starve_authorize() {
     let token = app.issue_token(&id).await;
     let mut vids = Vec::new();
     for i in 0..10 {
-        let account = app.create_account(&format!("checker-{i}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let account = app.account(&format!("checker-{i}")).await;
         let res = app
             .post(
                 &format!("/v1/accounts/{account}/verifications"),

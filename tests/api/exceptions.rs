@@ -12,13 +12,6 @@ const STATEMENT: &str = "I report on the Ministry of Interior; my sources are at
 const ORGANIZATION: &str = "Free Press Collective Wqv-0042";
 const REFERENCE: &str = "registry no. KJX-99812";
 
-async fn account(app: &TestApp, external_id: &str) -> String {
-    app.create_account(external_id).await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn submit_as(app: &TestApp, key: &str, account_id: &str, body: Value) -> Response {
     app.post(&format!("/v1/accounts/{account_id}/exceptions"), key, &body)
         .await
@@ -153,7 +146,7 @@ fn time(v: &Value) -> DateTime<Utc> {
 #[tokio::test]
 async fn a_submission_is_pending_and_a_second_open_request_conflicts() {
     let app = spawn_app().await;
-    let acc = account(&app, "np").await;
+    let acc = app.account("np").await;
     let created = submit(&app, &acc, "nonprofit").await;
     let eid = created["id"].as_str().unwrap();
     assert!(eid.starts_with("exc_"), "{eid}");
@@ -201,7 +194,7 @@ async fn a_submission_is_pending_and_a_second_open_request_conflicts() {
 #[tokio::test]
 async fn submissions_are_validated_and_nothing_is_stored_when_invalid() {
     let app = spawn_app().await;
-    let acc = account(&app, "v").await;
+    let acc = app.account("v").await;
     let cases = [
         (
             json!({"category": "nonprofit", "statement": ""}),
@@ -286,7 +279,7 @@ async fn submissions_are_validated_and_nothing_is_stored_when_invalid() {
 #[tokio::test]
 async fn one_reviewer_approves_a_nonprofit_and_the_entitlement_explains_it() {
     let app = spawn_app().await;
-    let acc = account(&app, "np").await;
+    let acc = app.account("np").await;
     let before = entitlement(&app, &acc).await;
     assert_eq!(before["granted"], false);
     let eid = submit(&app, &acc, "nonprofit").await["id"]
@@ -351,7 +344,7 @@ async fn one_reviewer_approves_a_nonprofit_and_the_entitlement_explains_it() {
 #[tokio::test]
 async fn a_dissident_needs_two_distinct_reviewers() {
     let app = spawn_app().await;
-    let acc = account(&app, "d").await;
+    let acc = app.account("d").await;
     let eid = submit(&app, &acc, "dissident").await["id"]
         .as_str()
         .unwrap()
@@ -412,7 +405,7 @@ async fn a_dissident_needs_two_distinct_reviewers() {
 #[tokio::test]
 async fn tokens_may_leave_the_evidence_out() {
     let app = spawn_app_with(|s| s.tokens.disclose_evidence = false).await;
-    let acc = account(&app, "quiet").await;
+    let acc = app.account("quiet").await;
     let eid = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
@@ -428,7 +421,7 @@ async fn tokens_may_leave_the_evidence_out() {
 #[tokio::test]
 async fn the_number_of_reviewers_is_configurable_and_concurrent_approvals_both_count() {
     let app = spawn_app_with(|s| s.exceptions.approvals.nonprofit = 2).await;
-    let acc = account(&app, "c").await;
+    let acc = app.account("c").await;
     let eid = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
@@ -456,7 +449,7 @@ async fn the_number_of_reviewers_is_configurable_and_concurrent_approvals_both_c
     assert_eq!(entitlement(&app, &acc).await["granted"], true);
 
     // Concurrent submissions: one opens, the others find it open.
-    let other = account(&app, "c2").await;
+    let other = app.account("c2").await;
     let body = json!({"category": "dissident", "statement": "s"});
     let results = futures_util::future::join_all(
         (0..6).map(|_| submit_as(&app, &app.backend_key, &other, body.clone())),
@@ -470,7 +463,7 @@ async fn the_number_of_reviewers_is_configurable_and_concurrent_approvals_both_c
 #[tokio::test]
 async fn the_submitter_can_never_decide_its_own_request() {
     let app = spawn_app().await;
-    let acc = account(&app, "self").await;
+    let acc = app.account("self").await;
     // An admin may submit (admins pass every role check) ...
     let res = submit_as(
         &app,
@@ -521,7 +514,7 @@ async fn the_submitter_can_never_decide_its_own_request() {
 #[tokio::test]
 async fn a_denial_is_final() {
     let app = spawn_app().await;
-    let acc = account(&app, "deny").await;
+    let acc = app.account("deny").await;
     let eid = submit(&app, &acc, "dissident").await["id"]
         .as_str()
         .unwrap()
@@ -602,7 +595,7 @@ async fn a_denial_is_final() {
 #[tokio::test]
 async fn revocation_withdraws_the_entitlement_at_once() {
     let app = spawn_app().await;
-    let acc = account(&app, "rev").await;
+    let acc = app.account("rev").await;
     let eid = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
@@ -681,7 +674,7 @@ async fn revocation_withdraws_the_entitlement_at_once() {
 #[tokio::test]
 async fn exceptions_lapse_on_their_own_and_reviewers_see_them_coming() {
     let app = spawn_app().await;
-    let acc = account(&app, "exp").await;
+    let acc = app.account("exp").await;
     let eid = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
@@ -781,7 +774,7 @@ async fn the_queue_lists_oldest_first_with_filters_and_pages() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for (i, category) in ["nonprofit", "dissident", "nonprofit"].iter().enumerate() {
-        let acc = account(&app, &format!("q{i}")).await;
+        let acc = app.account(&format!("q{i}")).await;
         ids.push(
             submit(&app, &acc, category).await["id"]
                 .as_str()
@@ -880,7 +873,7 @@ async fn the_queue_lists_oldest_first_with_filters_and_pages() {
 #[tokio::test]
 async fn sealed_text_is_only_ciphertext_at_rest_and_every_read_is_audited() {
     let app = spawn_app().await;
-    let acc = account(&app, "sealed").await;
+    let acc = app.account("sealed").await;
     let eid = submit(&app, &acc, "dissident").await["id"]
         .as_str()
         .unwrap()
@@ -1015,7 +1008,7 @@ async fn sealed_text_is_only_ciphertext_at_rest_and_every_read_is_audited() {
 #[tokio::test]
 async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
     let app = spawn_app_with(|s| s.exceptions.purge_statements_after_days = 30).await;
-    let acc = account(&app, "purge").await;
+    let acc = app.account("purge").await;
     let approved = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
@@ -1084,14 +1077,14 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
 #[tokio::test]
 async fn deleting_the_account_erases_its_exceptions() {
     let app = spawn_app().await;
-    let acc = account(&app, "gone").await;
+    let acc = app.account("gone").await;
     let approved = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
         .to_owned();
     decided(&app, &app.reviewer_key, &approved, approve("ok")).await;
     submit(&app, &acc, "dissident").await;
-    let keep = account(&app, "stays").await;
+    let keep = app.account("stays").await;
     let kept = submit(&app, &keep, "dissident").await["id"]
         .as_str()
         .unwrap()
@@ -1140,7 +1133,7 @@ async fn deleting_the_account_erases_its_exceptions() {
 async fn every_action_is_audited_and_tampering_with_one_is_found() {
     let app = spawn_app().await;
     let second = client(&app, "second-reviewer", "reviewer").await;
-    let acc = account(&app, "audited").await;
+    let acc = app.account("audited").await;
     let eid = submit(&app, &acc, "dissident").await["id"]
         .as_str()
         .unwrap()
@@ -1297,7 +1290,7 @@ async fn every_action_is_audited_and_tampering_with_one_is_found() {
 #[tokio::test]
 async fn reviewers_can_read_a_request_without_opening_its_sealed_text() {
     let app = spawn_app().await;
-    let acc = account(&app, "closed-read").await;
+    let acc = app.account("closed-read").await;
     let eid = submit(&app, &acc, "dissident").await["id"]
         .as_str()
         .unwrap()

@@ -207,6 +207,14 @@ impl TestApp {
         self.request(Method::DELETE, path, Some(key), None).await
     }
 
+    /// Create an account as the backend and return its id: the one account builder.
+    pub async fn account(&self, external_id: &str) -> String {
+        self.create_account(external_id).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
     /// Create an account as the backend and return its JSON.
     pub async fn create_account(&self, external_id: &str) -> Value {
         let res = self
@@ -277,10 +285,7 @@ impl TestApp {
 
     /// An account with active phone evidence; returns its id.
     pub async fn entitled_account(&self, external_id: &str) -> String {
-        let id = self.create_account(external_id).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = self.account(external_id).await;
         self.add_evidence(&id, EvidenceKind::Phone, EvidenceStatus::Active, None)
             .await;
         id

@@ -92,10 +92,7 @@ async fn a_copy_of_the_database_does_not_yield_an_account_email() {
 #[tokio::test]
 async fn plaintext_emails_from_older_versions_are_sealed_at_start_up() {
     let app = spawn_app().await;
-    let id = app.create_account("legacy").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("legacy").await;
     // As an older version stored it.
     let db = app.state.db.conn();
     db.execute_raw(Statement::from_sql_and_values(

@@ -11,10 +11,7 @@ const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 #[tokio::test]
 async fn evidence_is_listed_with_its_effective_status() {
     let app = spawn_app().await;
-    let id = app.create_account("ev").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("ev").await;
     let soon = app.state.now() + Duration::seconds(60);
     app.add_evidence(&id, Email, Active, None).await;
     app.add_evidence(&id, Nonprofit, Active, Some(soon)).await;
@@ -107,10 +104,7 @@ async fn evidence_is_listed_with_its_effective_status() {
 #[tokio::test]
 async fn entitlements_explain_the_decision() {
     let app = spawn_app().await;
-    let id = app.create_account("ent").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("ent").await;
     let path = format!("/v1/accounts/{id}/entitlements");
 
     app.add_evidence(&id, Email, Active, None).await;
@@ -305,10 +299,7 @@ async fn issuance_options_are_validated() {
 #[tokio::test]
 async fn accounts_without_a_basis_get_no_token() {
     let app = spawn_app().await;
-    let id = app.create_account("nobody").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("nobody").await;
     let path = format!("/v1/accounts/{id}/tokens");
     let problem = assert_problem(
         app.post(&path, &app.backend_key, &json!({})).await,

@@ -52,13 +52,6 @@ async fn rig_with(configure: impl FnOnce(&mut Settings)) -> Rig {
 }
 
 impl Rig {
-    async fn account(&self, external_id: &str) -> String {
-        self.app.create_account(external_id).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    }
-
     async fn send(&self, account: &str, channel: &str, to: &str) -> Response {
         self.app
             .post(
@@ -193,7 +186,7 @@ fn retry_after(res: &Response) -> u64 {
 #[tokio::test]
 async fn an_email_code_arrives_over_smtp_and_approves_email_evidence() {
     let rig = rig().await;
-    let account = rig.account("user-email").await;
+    let account = rig.app.account("user-email").await;
 
     let res = rig.send(&account, "email", "Ann.Smith@Example.ORG").await;
     assert_eq!(res.status(), StatusCode::CREATED);
@@ -288,7 +281,7 @@ async fn an_email_code_arrives_over_smtp_and_approves_email_evidence() {
 #[tokio::test]
 async fn a_verified_phone_arrives_in_twilio_wire_format_and_grants_e2ee() {
     let rig = rig().await;
-    let account = rig.account("user-phone").await;
+    let account = rig.app.account("user-phone").await;
     let before = rig.entitlement(&account).await;
     assert_eq!(before["granted"], false, "{before}");
     assert!(
@@ -404,7 +397,7 @@ async fn a_verified_phone_arrives_in_twilio_wire_format_and_grants_e2ee() {
 #[tokio::test]
 async fn wrong_codes_count_and_the_fifth_closes_the_verification() {
     let rig = rig().await;
-    let account = rig.account("user-wrong").await;
+    let account = rig.app.account("user-wrong").await;
     let (vid, code) = rig.email_code(&account, "bob@example.org").await;
     let bad = wrong(&code);
     for remaining in [4, 3, 2, 1] {
@@ -443,7 +436,7 @@ async fn wrong_codes_count_and_the_fifth_closes_the_verification() {
 #[tokio::test]
 async fn codes_expire_on_time() {
     let rig = rig().await;
-    let account = rig.account("user-expiry").await;
+    let account = rig.app.account("user-expiry").await;
 
     let (sms_vid, sms_code) = rig.sms_code(&account, PHONE).await;
     let (email_vid, email_code) = rig.email_code(&account, "carol@example.org").await;
@@ -474,7 +467,7 @@ async fn codes_expire_on_time() {
 
     // The email lifetime is configurable.
     let rig = rig_with(|s| s.verification.email_code_ttl_seconds = 120).await;
-    let account = rig.account("user-expiry-2").await;
+    let account = rig.app.account("user-expiry-2").await;
     let (vid, code) = rig.email_code(&account, "dan@example.org").await;
     assert!(rig.smtp.nth(1).await.data.contains("2 minutes"));
     rig.app.clock.advance(chrono::Duration::seconds(121));
@@ -484,7 +477,7 @@ async fn codes_expire_on_time() {
 #[tokio::test]
 async fn concurrent_correct_checks_approve_once() {
     let rig = rig().await;
-    let account = rig.account("user-race").await;
+    let account = rig.app.account("user-race").await;
     let (vid, code) = rig.sms_code(&account, PHONE).await;
     let results = join_all((0..10).map(|_| rig.check(&vid, &code))).await;
     let mut approved = 0;
@@ -512,7 +505,7 @@ async fn concurrent_correct_checks_approve_once() {
     assert!(row.attempts >= 1 && row.attempts <= 5, "{}", row.attempts);
 
     // As many concurrent checks as there are attempts: every one of them is told `approved`.
-    let other = rig.account("user-race-2").await;
+    let other = rig.app.account("user-race-2").await;
     let (vid, code) = rig.sms_code(&other, "+14155550142").await;
     let results = join_all((0..5).map(|_| rig.check(&vid, &code))).await;
     for res in results {
@@ -526,7 +519,7 @@ async fn concurrent_correct_checks_approve_once() {
 #[tokio::test]
 async fn concurrent_wrong_checks_never_exceed_the_attempt_limit() {
     let rig = rig().await;
-    let account = rig.account("user-brute").await;
+    let account = rig.app.account("user-brute").await;
     let (vid, code) = rig.email_code(&account, "eve@example.org").await;
     let bad = wrong(&code);
     let results = join_all((0..20).map(|_| rig.check(&vid, &bad))).await;
@@ -563,7 +556,7 @@ async fn concurrent_wrong_checks_never_exceed_the_attempt_limit() {
 #[tokio::test]
 async fn a_new_code_cancels_the_previous_one_for_the_same_destination() {
     let rig = rig().await;
-    let account = rig.account("user-resend").await;
+    let account = rig.app.account("user-resend").await;
     let (first, first_code) = rig.email_code(&account, "fay@example.org").await;
     let (other, _) = rig.email_code(&account, "fay.other@example.org").await;
     let (second, second_code) = rig.email_code(&account, "FAY@example.org").await;
@@ -586,7 +579,7 @@ async fn a_new_code_cancels_the_previous_one_for_the_same_destination() {
 #[tokio::test]
 async fn per_destination_limit_holds_under_concurrency_per_account() {
     let rig = rig().await;
-    let account = rig.account("user-dest").await;
+    let account = rig.app.account("user-dest").await;
     let results = join_all((0..12).map(|_| rig.send(&account, "email", "gus@example.org"))).await;
     let mut created = 0;
     for res in results {
@@ -615,7 +608,7 @@ async fn per_destination_limit_holds_under_concurrency_per_account() {
         .await;
     // ...and the limit is this account's own: another account's sends to the destination do
     // not count against it, nor its sends against the other's.
-    let other = rig.account("user-dest-2").await;
+    let other = rig.app.account("user-dest-2").await;
     rig.send_ok(&other, "email", "Gus@Example.org").await;
     rig.app.clock.advance(chrono::Duration::seconds(601));
     rig.send_ok(&account, "email", "gus@example.org").await;
@@ -624,7 +617,7 @@ async fn per_destination_limit_holds_under_concurrency_per_account() {
 #[tokio::test]
 async fn a_strangers_sends_to_a_number_do_not_lock_its_owner_out() {
     let rig = rig_with(|s| s.verification.young_account_sms_hourly_limit = 10).await;
-    let stranger = rig.account("user-stranger").await;
+    let stranger = rig.app.account("user-stranger").await;
     for _ in 0..5 {
         rig.send_ok(&stranger, "sms", PHONE).await;
     }
@@ -633,7 +626,7 @@ async fn a_strangers_sends_to_a_number_do_not_lock_its_owner_out() {
     let body = assert_problem(res, 429, "rate_limited").await;
     assert_eq!(body["limit"], "destination");
     // The owner of the number is not blocked by the stranger's sends.
-    let owner = rig.account("user-owner").await;
+    let owner = rig.app.account("user-owner").await;
     let (vid, code) = rig.sms_code(&owner, PHONE).await;
     assert_eq!(rig.check_ok(&vid, &code).await["status"], "approved");
     assert_eq!(rig.entitlement(&owner).await["granted"], true);
@@ -642,7 +635,7 @@ async fn a_strangers_sends_to_a_number_do_not_lock_its_owner_out() {
 #[tokio::test]
 async fn per_account_limit_holds_under_concurrency() {
     let rig = rig().await;
-    let account = rig.account("user-acct").await;
+    let account = rig.app.account("user-acct").await;
     let results = join_all((0..15).map(|i| {
         let to = format!("hal{i}@example.org");
         let rig = &rig;
@@ -664,7 +657,7 @@ async fn per_account_limit_holds_under_concurrency() {
         }
     }
     assert_eq!(created, 10);
-    let other = rig.account("user-acct-2").await;
+    let other = rig.app.account("user-acct-2").await;
     rig.send_ok(&other, "email", "hal0@example.org").await;
     rig.app.clock.advance(chrono::Duration::seconds(3601));
     rig.send_ok(&account, "email", "hal99@example.org").await;
@@ -711,7 +704,7 @@ impl Rig {
     async fn established_accounts(&self, prefix: &str, n: usize) -> Vec<String> {
         let mut accounts = Vec::new();
         for i in 0..n {
-            accounts.push(self.account(&format!("{prefix}-{i}")).await);
+            accounts.push(self.app.account(&format!("{prefix}-{i}")).await);
         }
         self.app.clock.advance(chrono::Duration::seconds(86_401));
         accounts
@@ -904,7 +897,7 @@ async fn the_lifetime_count_of_existing_accounts_starts_from_their_verifications
 #[tokio::test]
 async fn young_accounts_get_a_smaller_hourly_limit() {
     let rig = rig_with(|s| s.verification.young_account_sms_hourly_limit = 3).await;
-    let account = rig.account("user-young").await;
+    let account = rig.app.account("user-young").await;
     let sends: Vec<(&str, String)> = (0..5)
         .map(|i| (account.as_str(), format!("+1415555010{i}")))
         .collect();
@@ -950,7 +943,7 @@ async fn fresh_accounts_cannot_spend_what_established_accounts_need() {
     let established = rig.established_accounts("user-old", 1).await;
     let mut fresh = Vec::new();
     for i in 0..8 {
-        fresh.push(rig.account(&format!("user-fresh-{i}")).await);
+        fresh.push(rig.app.account(&format!("user-fresh-{i}")).await);
     }
     let sends: Vec<(&str, String)> = fresh
         .iter()
@@ -978,7 +971,7 @@ async fn one_number_backs_at_most_three_accounts_even_under_concurrency() {
     let rig = rig_with(|s| s.verification.per_destination_limit = 50).await;
     let mut verified = Vec::new();
     for i in 0..2 {
-        let account = rig.account(&format!("user-share-{i}")).await;
+        let account = rig.app.account(&format!("user-share-{i}")).await;
         let (vid, code) = rig.sms_code(&account, PHONE).await;
         assert_eq!(rig.check_ok(&vid, &code).await["status"], "approved");
         verified.push(account);
@@ -986,7 +979,7 @@ async fn one_number_backs_at_most_three_accounts_even_under_concurrency() {
     // Three more accounts get codes while two slots are taken; only one may still approve.
     let mut pending = Vec::new();
     for i in 2..5 {
-        let account = rig.account(&format!("user-share-{i}")).await;
+        let account = rig.app.account(&format!("user-share-{i}")).await;
         let (vid, code) = rig.sms_code(&account, PHONE).await;
         pending.push((account, vid, code));
     }
@@ -1020,7 +1013,7 @@ async fn one_number_backs_at_most_three_accounts_even_under_concurrency() {
 
     // A fourth account is refused before any SMS is spent.
     let sent = rig.twilio.requests().len();
-    let late = rig.account("user-share-late").await;
+    let late = rig.app.account("user-share-late").await;
     assert_problem(rig.send(&late, "sms", PHONE).await, 409, "phone_in_use").await;
     // The same number in another notation is the same number.
     assert_problem(
@@ -1051,17 +1044,17 @@ async fn one_number_backs_at_most_three_accounts_even_under_concurrency() {
 #[tokio::test]
 async fn the_reuse_limit_is_configurable() {
     let rig = rig_with(|s| s.verification.phone_max_accounts = 1).await;
-    let first = rig.account("user-solo-1").await;
+    let first = rig.app.account("user-solo-1").await;
     let (vid, code) = rig.sms_code(&first, PHONE).await;
     assert_eq!(rig.check_ok(&vid, &code).await["status"], "approved");
-    let second = rig.account("user-solo-2").await;
+    let second = rig.app.account("user-solo-2").await;
     assert_problem(rig.send(&second, "sms", PHONE).await, 409, "phone_in_use").await;
 }
 
 #[tokio::test]
 async fn invalid_inputs_are_rejected_with_their_codes() {
     let rig = rig_with(|s| s.sms.allowed_countries = vec!["US".into(), "DE".into()]).await;
-    let account = rig.account("user-invalid").await;
+    let account = rig.app.account("user-invalid").await;
     for bad in [
         "4155552671",
         "+1 415 555",
@@ -1155,7 +1148,7 @@ async fn invalid_inputs_are_rejected_with_their_codes() {
 #[tokio::test]
 async fn national_numbers_are_normalised_with_a_default_region() {
     let rig = rig_with(|s| s.sms.default_region = Some("US".into())).await;
-    let account = rig.account("user-national").await;
+    let account = rig.app.account("user-national").await;
     let created = rig.send_ok(&account, "sms", "(415) 555-2671").await;
     assert_eq!(created["to_masked"], "+1******2671");
     assert_eq!(rig.twilio.nth(1).await.field("To"), Some(PHONE));
@@ -1167,7 +1160,7 @@ async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
     rig.twilio.respond_with(503);
     let mut pending = Vec::new();
     for i in 0..3 {
-        let account = rig.account(&format!("user-outage-{i}")).await;
+        let account = rig.app.account(&format!("user-outage-{i}")).await;
         let to = format!("+1415555020{i}");
         let vid = rig.send_ok(&account, "sms", &to).await["id"]
             .as_str()
@@ -1237,7 +1230,7 @@ async fn an_sms_provider_outage_delays_delivery_and_loses_nothing() {
 async fn an_smtp_outage_delays_delivery_and_loses_nothing() {
     let rig = rig_with(slow_retries).await;
     rig.smtp.set_down(true);
-    let account = rig.account("user-smtp-down").await;
+    let account = rig.app.account("user-smtp-down").await;
     let vid = rig.send_ok(&account, "email", "jo@example.org").await["id"]
         .as_str()
         .unwrap()
@@ -1268,7 +1261,7 @@ async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload(
     .await;
     // A 4xx from the SMS provider is permanent: one attempt.
     rig.twilio.respond_with(400);
-    let account = rig.account("user-giveup").await;
+    let account = rig.app.account("user-giveup").await;
     let vid = rig.send_ok(&account, "sms", PHONE).await["id"]
         .as_str()
         .unwrap()
@@ -1294,7 +1287,7 @@ async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload(
 
     // Retryable failures stop after `delivery.max_attempts`.
     rig.twilio.respond_with(500);
-    let other = rig.account("user-giveup-2").await;
+    let other = rig.app.account("user-giveup-2").await;
     let vid = rig.send_ok(&other, "sms", "+14155550123").await["id"]
         .as_str()
         .unwrap()
@@ -1319,7 +1312,7 @@ async fn permanent_failures_and_exhausted_retries_give_up_and_erase_the_payload(
 async fn messages_for_expired_or_replaced_codes_are_dropped_unsent() {
     let rig = rig_with(slow_retries).await;
     rig.twilio.respond_with(503);
-    let account = rig.account("user-stale").await;
+    let account = rig.app.account("user-stale").await;
     let first = rig.send_ok(&account, "sms", PHONE).await["id"]
         .as_str()
         .unwrap()
@@ -1363,10 +1356,7 @@ async fn messages_for_expired_or_replaced_codes_are_dropped_unsent() {
 #[tokio::test]
 async fn without_providers_the_log_transports_deliver_nothing_but_record_delivery() {
     let app = spawn_app_with(|_| {}).await;
-    let account = app.create_account("user-log").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account = app.account("user-log").await;
     let res = app
         .post(
             &format!("/v1/accounts/{account}/verifications"),
@@ -1409,10 +1399,7 @@ async fn two_instances_deliver_each_message_once() {
 
     let mut numbers = Vec::new();
     for a in 0..3 {
-        let account = first.create_account(&format!("user-multi-{a}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let account = first.account(&format!("user-multi-{a}")).await;
         let sends = (0..8).map(|i| {
             let to = format!("+141555503{a}{i}");
             numbers.push(to.clone());
