@@ -268,7 +268,7 @@ async fn delete_erases_personal_data_and_keeps_a_pseudonymous_trail() {
 
     // No row still holds the email or the external id.
     use sea_orm::EntityTrait;
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     assert!(entities::account::Entity::find()
         .all(db)
         .await

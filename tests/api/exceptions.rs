@@ -287,7 +287,7 @@ async fn one_reviewer_approves_a_nonprofit_and_the_entitlement_explains_it() {
         .unwrap()
         .to_owned();
 
-    let now = app.state.now();
+    let now = app.now();
     let approved = decided(
         &app,
         &app.reviewer_key,
@@ -351,7 +351,7 @@ async fn a_dissident_needs_two_distinct_reviewers() {
         .to_owned();
     let second = client(&app, "second-reviewer", "reviewer").await;
 
-    let soon = app.state.now() + Duration::days(30);
+    let soon = app.now() + Duration::days(30);
     let first = decided(
         &app,
         &app.reviewer_key,
@@ -536,7 +536,7 @@ async fn a_denial_is_final() {
             "invalid_expires_at",
         ),
         (
-            json!({"decision": "approve", "reason": "x", "expires_at": app.state.now() + Duration::days(1096)}),
+            json!({"decision": "approve", "reason": "x", "expires_at": app.now() + Duration::days(1096)}),
             "invalid_expires_at",
         ),
         (
@@ -679,7 +679,7 @@ async fn exceptions_lapse_on_their_own_and_reviewers_see_them_coming() {
         .as_str()
         .unwrap()
         .to_owned();
-    let end = app.state.now() + Duration::days(10);
+    let end = app.now() + Duration::days(10);
     decided(
         &app,
         &app.reviewer_key,
@@ -743,8 +743,8 @@ async fn exceptions_lapse_on_their_own_and_reviewers_see_them_coming() {
     assert!(listed("expiring_within_days=30").await.is_empty());
 
     // Maintenance records it once (and the evidence as lapsed).
-    vouch::background::maintain(&app.state).await.unwrap();
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
+    app.maintain().await;
     let expired: Vec<_> = audit_actions(&app, &eid)
         .await
         .into_iter()
@@ -888,7 +888,7 @@ async fn sealed_text_is_only_ciphertext_at_rest_and_every_read_is_audited() {
 
     // A copy of the database reveals none of it: not the request, not the approval's reason,
     // not the audit trail.
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     let secrets = ["Zqx-7731", "Wqv-0042", "KJX-99812", "Hvb-5518", "Ministry"];
     let mut dump = String::new();
     for row in entities::exception_request::Entity::find()
@@ -998,7 +998,7 @@ async fn sealed_text_is_only_ciphertext_at_rest_and_every_read_is_audited() {
         .open(&format!("{eid}/statement"), &sealed)
         .is_err());
     assert_eq!(
-        vouch::services::exceptions::sealing_key(&app.state.master_key)
+        vouch::services::exceptions::sealing_key(&app.master_key())
             .open(&format!("{eid}/statement"), &sealed)
             .unwrap(),
         STATEMENT.as_bytes()
@@ -1020,7 +1020,7 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
         .to_owned();
 
     app.clock.advance(Duration::days(29));
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
     let full = json_of(
         app.get(&format!("/v1/exceptions/{approved}"), &app.reviewer_key)
             .await,
@@ -1029,7 +1029,7 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
     assert_eq!(full["statement"], STATEMENT);
 
     app.clock.advance(Duration::days(2));
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
     let full = json_of(
         app.get(&format!("/v1/exceptions/{approved}"), &app.reviewer_key)
             .await,
@@ -1049,7 +1049,7 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
     .await;
     assert_eq!(open["statement"], STATEMENT);
 
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     let row = entities::exception_request::Entity::find_by_id(approved.clone())
         .one(db)
         .await
@@ -1102,7 +1102,7 @@ async fn deleting_the_account_erases_its_exceptions() {
         "exception_not_found",
     )
     .await;
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     let requests = entities::exception_request::Entity::find()
         .all(db)
         .await
@@ -1238,7 +1238,7 @@ async fn every_action_is_audited_and_tampering_with_one_is_found() {
     }
     // Time filters.
     let future =
-        (app.state.now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (app.now() + Duration::hours(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let none = json_of(
         app.get(
             &format!("/v1/admin/audit?target_type=exception&since={future}"),
@@ -1275,7 +1275,7 @@ async fn every_action_is_audited_and_tampering_with_one_is_found() {
     )
     .await;
     let seq = approved["items"][0]["seq"].as_i64().unwrap();
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
         format!("UPDATE audit_log SET actor = 'test-reviewer' WHERE seq = {seq}"),

@@ -212,7 +212,9 @@ async fn existing_clients_migrate_to_their_own_principal() {
     db.close().await.unwrap();
 
     let app = spawn_with_settings(settings, false).await;
-    let old = vouch::services::clients::get(app.state.db.conn(), "cli_old")
+    use sea_orm::EntityTrait;
+    let old = entities::api_client::Entity::find_by_id("cli_old")
+        .one(&app.db().await)
         .await
         .unwrap()
         .unwrap();

@@ -12,7 +12,7 @@ const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 async fn evidence_is_listed_with_its_effective_status() {
     let app = spawn_app().await;
     let id = app.account("ev").await;
-    let soon = app.state.now() + Duration::seconds(60);
+    let soon = app.now() + Duration::seconds(60);
     app.add_evidence(&id, Email, Active, None).await;
     app.add_evidence(&id, Nonprofit, Active, Some(soon)).await;
     app.add_evidence(&id, Payment, Revoked, None).await;
@@ -212,7 +212,7 @@ async fn a_custom_policy_from_configuration_is_applied() {
 async fn issued_tokens_carry_exactly_the_contract_claims() {
     let app = spawn_app().await;
     let id = app.entitled_account("claims").await;
-    let before = app.state.now().timestamp();
+    let before = app.now().timestamp();
     let issued = app.issue(&id, json!({})).await;
     assert_eq!(issued["token_type"], "e2ee-ent+jwt");
     let token = issued["token"].as_str().unwrap();

@@ -44,8 +44,8 @@ async fn concurrent_duplicates_are_applied_once_across_instances() {
     let app = billing_app().await;
     // A second instance on the same database (SQLite is single-instance: there, both
     // deliveries race on one instance).
-    let other = if app.state.db.backend() == sea_orm::DatabaseBackend::Postgres {
-        Some(spawn_with_settings((*app.state.settings).clone(), false).await)
+    let other = if app.is_postgres() {
+        Some(spawn_with_settings(app.settings.clone(), false).await)
     } else {
         None
     };
@@ -228,8 +228,8 @@ async fn a_database_failure_is_a_5xx_and_nothing_is_half_applied() {
     );
 
     // Writing the evidence fails after the event row was inserted: all of it rolls back.
-    let conn = app.state.db.conn();
-    let postgres = app.state.db.backend() == sea_orm::DatabaseBackend::Postgres;
+    let conn = &app.db().await;
+    let postgres = app.is_postgres();
     if postgres {
         conn.execute_unprepared(
             "CREATE FUNCTION vouch_test_fail() RETURNS trigger AS $$ BEGIN \
@@ -265,12 +265,12 @@ async fn a_database_failure_is_a_5xx_and_nothing_is_half_applied() {
         t - 10,
         sub.object("canceled", t + 86_400 * 30),
     );
-    conn.close_by_ref().await.unwrap();
+    app.lose_database().await;
     let res = send(&app, Some(&stripe_signature(SECRET, t, &deleted)), &deleted).await;
     assert_problem(res, 503, "database_unavailable").await;
 
     // Another instance on the same database takes the retry.
-    let other = spawn_with_settings((*app.state.settings).clone(), false).await;
+    let other = spawn_with_settings(app.settings.clone(), false).await;
     let res = send(
         &other,
         Some(&stripe_signature(SECRET, now(&other), &deleted)),

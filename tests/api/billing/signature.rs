@@ -22,21 +22,45 @@ async fn without_a_secret_the_webhook_is_not_configured() {
     assert_problem(res, 503, "not_configured").await;
 }
 
-#[tokio::test]
-async fn signatures_are_verified_as_stripe_defines_them() {
-    // Two secrets: the new one and the one being rotated out.
-    let app = spawn_app_with(|s| {
+/// An instance taking two secrets, the new one and the one being rotated out.
+async fn rotating_app() -> TestApp {
+    spawn_app_with(|s| {
         s.stripe.webhook_secrets = vec![SecretString::from(SECRET), SecretString::from(OLD_SECRET)]
     })
-    .await;
+    .await
+}
+
+/// An account, its subscription, and that subscription's creation event as Stripe sends it.
+struct Signed {
+    acc: String,
+    sub: Sub,
+    payload: String,
+    t: i64,
+}
+
+async fn signed_subscription(app: &TestApp) -> Signed {
     let acc = app.account("signed").await;
-    let t = now(&app);
+    let t = now(app);
     let sub = Sub::new(Some(&acc), t - 100);
     let payload = event(
         "customer.subscription.created",
         t - 50,
         sub.object("active", t + 86_400 * 30),
     );
+    Signed {
+        acc,
+        sub,
+        payload,
+        t,
+    }
+}
+
+#[tokio::test]
+async fn forged_stale_and_malformed_signatures_are_refused_and_change_nothing() {
+    let app = rotating_app().await;
+    let Signed {
+        acc, payload, t, ..
+    } = signed_subscription(&app).await;
 
     let refused: Vec<(Option<String>, String, &str)> = vec![
         (None, payload.clone(), "invalid_signature"),
@@ -103,9 +127,29 @@ async fn signatures_are_verified_as_stripe_defines_them() {
         let res = send(&app, header.as_deref(), &body).await;
         assert_problem(res, 400, code).await;
     }
-    // Nothing was stored or changed by any of them.
     assert!(payment_evidence(&app, &acc).await.is_empty());
     assert!(audit(&app, "actor=stripe").await.is_empty());
+
+    // After all of them, the genuine delivery is the first to be applied.
+    let res = send(&app, Some(&stripe_signature(SECRET, t, &payload)), &payload).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["outcome"], "applied",
+        "the refused deliveries stored nothing"
+    );
+    assert_eq!(payment_evidence(&app, &acc).await.len(), 1);
+}
+
+#[tokio::test]
+async fn while_rotating_any_v1_entry_and_either_secret_may_match() {
+    let app = rotating_app().await;
+    let Signed {
+        acc,
+        sub,
+        payload,
+        t,
+    } = signed_subscription(&app).await;
 
     // Several v1 entries (Stripe sends one per active secret while rotating): any may match.
     let header = format!(
@@ -116,10 +160,7 @@ async fn signatures_are_verified_as_stripe_defines_them() {
     let res = send(&app, Some(&header), &payload).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body: Value = res.json().await.unwrap();
-    assert_eq!(
-        body["outcome"], "applied",
-        "the refused deliveries stored nothing"
-    );
+    assert_eq!(body["outcome"], "applied");
     assert_eq!(payment_evidence(&app, &acc).await.len(), 1);
 
     // The old secret still verifies during rotation; timestamps just inside the tolerance pass.
@@ -132,10 +173,12 @@ async fn signatures_are_verified_as_stripe_defines_them() {
         let res = send(&app, Some(&stripe_signature(secret, t, &payload)), &payload).await;
         assert_eq!(res.status(), StatusCode::OK);
     }
+}
 
-    // An instance configured with the new secret only refuses the old one.
-    let rotated =
-        spawn_app_with(|s| s.stripe.webhook_secrets = vec![SecretString::from(SECRET)]).await;
+#[tokio::test]
+async fn once_rotated_out_the_old_secret_is_refused() {
+    let rotated = billing_app().await;
+    let Signed { payload, t, .. } = signed_subscription(&rotated).await;
     let res = send(
         &rotated,
         Some(&stripe_signature(OLD_SECRET, t, &payload)),
@@ -205,7 +248,7 @@ async fn oversized_bodies_are_refused() {
     object["items"]["data"] = json!(items);
     object["items"]["total_count"] = json!(20);
     let payload = event("customer.subscription.created", t, object);
-    assert!(payload.len() > app.state.settings.http.max_body_bytes);
+    assert!(payload.len() > app.settings.http.max_body_bytes);
     assert_eq!(deliver(&app, &payload).await, "pending");
 }
 
