@@ -174,9 +174,11 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
-    /// The instance's time (its test clock).
+    /// The instance's time: its test clock, to the microsecond as the instance (and
+    /// PostgreSQL) keeps it.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
+        let now = self.clock.now();
+        chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
     }
 
     /// A connection of its own to the instance's database, as an operator (or someone who
