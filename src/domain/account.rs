@@ -1,5 +1,7 @@
 //! Validated account fields.
 
+use super::ids::looks_like;
+
 /// The platform's own user id: 1–255 characters, no control characters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExternalId(String);
@@ -69,18 +71,70 @@ pub fn mask_email(email: &str) -> String {
 }
 
 /// A display name: at most 200 characters, no control characters; blank means none.
-pub fn parse_display_name(s: &str) -> Result<Option<String>, &'static str> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Ok(None);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DisplayName(String);
+
+impl DisplayName {
+    pub fn parse(s: &str) -> Result<Option<Self>, &'static str> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.chars().count() > 200 {
+            return Err("display_name must be at most 200 characters");
+        }
+        if s.chars().any(char::is_control) {
+            return Err("display_name must not contain control characters");
+        }
+        Ok(Some(DisplayName(s.to_owned())))
     }
-    if s.chars().count() > 200 {
-        return Err("display_name must be at most 200 characters");
+
+    pub fn into_inner(self) -> String {
+        self.0
     }
-    if s.chars().any(char::is_control) {
-        return Err("display_name must not contain control characters");
+}
+
+/// An account id as Vouch issues it (`acc_` and 32 hex digits). Anything else names no account,
+/// so it is turned away before a query.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub const PREFIX: &'static str = "acc";
+
+    /// Anything that is not an id Vouch could have issued names no account.
+    pub fn parse(s: &str) -> Result<Self, UnknownAccount> {
+        if looks_like(Self::PREFIX, s) {
+            Ok(AccountId(s.to_owned()))
+        } else {
+            Err(UnknownAccount)
+        }
     }
-    Ok(Some(s.to_owned()))
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+/// No account has this id (it is not even shaped like one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no account with this id")]
+pub struct UnknownAccount;
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for AccountId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
 }
 
 #[derive(
@@ -156,8 +210,22 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(parse_display_name("  Ann ").unwrap(), Some("Ann".into()));
-        assert_eq!(parse_display_name("").unwrap(), None);
-        assert!(parse_display_name(&"x".repeat(201)).is_err());
+        assert_eq!(
+            DisplayName::parse("  Ann ")
+                .unwrap()
+                .map(DisplayName::into_inner),
+            Some("Ann".into())
+        );
+        assert_eq!(DisplayName::parse("").unwrap(), None);
+        assert!(DisplayName::parse(&"x".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn account_ids() {
+        let id = super::super::ids::new_id(AccountId::PREFIX);
+        assert_eq!(AccountId::parse(&id).map(AccountId::into_inner), Ok(id));
+        assert_eq!(AccountId::parse("acc_nothex"), Err(UnknownAccount));
+        assert!(AccountId::parse("exc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b").is_err());
+        assert!(AccountId::parse("acc_0192f5c8a3b47d2e9c1f0a6b5d4e3c2b").is_ok());
     }
 }

@@ -9,6 +9,29 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::evidence::EvidenceStatus;
 
+/// A Stripe customer id as an account is linked to it: `cus_` and letters, digits or `_`, at
+/// most 255 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let valid = s.len() > 4
+            && s.len() <= 255
+            && s.starts_with("cus_")
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if valid {
+            Ok(CustomerId(s.to_owned()))
+        } else {
+            Err("customer_id must be a Stripe customer id (`cus_` followed by letters and digits)")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Stripe's subscription statuses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionStatus {
@@ -298,6 +321,19 @@ pub fn fold(mut steps: Vec<Step>) -> Option<SubscriptionState> {
 mod tests {
     use super::*;
     use SubscriptionStatus::*;
+
+    #[test]
+    fn customer_ids() {
+        assert_eq!(
+            CustomerId::parse("cus_NffrFeUfNV2Hib").unwrap().as_str(),
+            "cus_NffrFeUfNV2Hib"
+        );
+        for bad in ["cus_", "cus", "sub_123", "cus_a-b", "cus_ä"] {
+            assert!(CustomerId::parse(bad).is_err(), "{bad}");
+        }
+        assert!(CustomerId::parse(&format!("cus_{}", "a".repeat(251))).is_ok());
+        assert!(CustomerId::parse(&format!("cus_{}", "a".repeat(252))).is_err());
+    }
 
     fn at(s: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()

@@ -99,19 +99,32 @@ impl ExceptionStatus {
 
 /// The applicant's statement: not blank, at most 10,000 characters, no control characters
 /// other than line breaks and tabs. Kept exactly as written.
-pub fn parse_statement(s: &str) -> Result<String, &'static str> {
-    if s.trim().is_empty() {
-        return Err("statement must not be empty");
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement(String);
+
+impl Statement {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s.trim().is_empty() {
+            return Err("statement must not be empty");
+        }
+        if s.chars().count() > MAX_STATEMENT_CHARS {
+            return Err("statement must be at most 10000 characters");
+        }
+        if has_control_besides_breaks(s) {
+            return Err("statement must not contain control characters");
+        }
+        Ok(Statement(s.to_owned()))
     }
-    if s.chars().count() > MAX_STATEMENT_CHARS {
-        return Err("statement must be at most 10000 characters");
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    if s.chars()
+}
+
+/// Control characters other than line breaks and tabs (which free text may hold).
+fn has_control_besides_breaks(s: &str) -> bool {
+    s.chars()
         .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err("statement must not contain control characters");
-    }
-    Ok(s.to_owned())
 }
 
 /// An optional one-line field (`organization`, `reference`): trimmed, blank means none, at
@@ -132,21 +145,28 @@ pub fn parse_line(field: &'static str, s: &str) -> Result<Option<String>, String
     Ok(Some(s.to_owned()))
 }
 
-/// A reviewer's reason: required, not blank, at most 2,000 characters.
-pub fn parse_reason(s: &str) -> Result<String, &'static str> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("reason must not be empty");
+/// A reviewer's reason: required, not blank, at most 2,000 characters; trimmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reason(String);
+
+impl Reason {
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("reason must not be empty");
+        }
+        if s.chars().count() > MAX_REASON_CHARS {
+            return Err("reason must be at most 2000 characters");
+        }
+        if has_control_besides_breaks(s) {
+            return Err("reason must not contain control characters");
+        }
+        Ok(Reason(s.to_owned()))
     }
-    if s.chars().count() > MAX_REASON_CHARS {
-        return Err("reason must be at most 2000 characters");
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
-    if s.chars()
-        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-    {
-        return Err("reason must not contain control characters");
-    }
-    Ok(s.to_owned())
 }
 
 /// A validity end asked for in a decision must lie in the future, within `max` of now.
@@ -209,12 +229,12 @@ mod tests {
 
     #[test]
     fn statements_and_fields_are_bounded() {
-        assert!(parse_statement("").is_err());
-        assert!(parse_statement(" \n ").is_err());
-        assert!(parse_statement(&"é".repeat(10_000)).is_ok());
-        assert!(parse_statement(&"é".repeat(10_001)).is_err());
-        assert_eq!(parse_statement(" a\nb\t").unwrap(), " a\nb\t");
-        assert!(parse_statement("a\u{0}b").is_err());
+        assert!(Statement::parse("").is_err());
+        assert!(Statement::parse(" \n ").is_err());
+        assert!(Statement::parse(&"é".repeat(10_000)).is_ok());
+        assert!(Statement::parse(&"é".repeat(10_001)).is_err());
+        assert_eq!(Statement::parse(" a\nb\t").unwrap().as_str(), " a\nb\t");
+        assert!(Statement::parse("a\u{0}b").is_err());
 
         assert_eq!(parse_line("organization", "  ").unwrap(), None);
         assert_eq!(
@@ -224,9 +244,10 @@ mod tests {
         assert!(parse_line("reference", &"x".repeat(201)).is_err());
         assert!(parse_line("reference", "a\nb").is_err());
 
-        assert!(parse_reason("   ").is_err());
-        assert_eq!(parse_reason(" checked ").unwrap(), "checked");
-        assert!(parse_reason(&"x".repeat(2001)).is_err());
+        assert!(Reason::parse("   ").is_err());
+        assert_eq!(Reason::parse(" checked ").unwrap().as_str(), "checked");
+        assert!(Reason::parse(&"x".repeat(2001)).is_err());
+        assert!(Reason::parse("a\u{7}b").is_err());
     }
 
     #[test]

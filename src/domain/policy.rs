@@ -202,38 +202,46 @@ fn decide(
                 kinds_text(alt)
             ),
         },
-        None => {
-            let needed = rule
-                .alternatives
-                .iter()
-                .map(kinds_text)
-                .collect::<Vec<_>>()
-                .join(", or ");
-            let mut reason = format!("{} needs active {needed} evidence", rule.entitlement);
-            let relevant: BTreeSet<EvidenceKind> =
-                rule.alternatives.iter().flatten().copied().collect();
-            let lapsed: BTreeSet<&str> = facts
-                .iter()
-                .filter(|f| relevant.contains(&f.kind) && !f.is_active(now))
-                .map(|f| f.kind.as_str())
-                .collect();
-            if !lapsed.is_empty() {
-                reason.push_str(&format!(
-                    "; {} evidence is no longer active",
-                    lapsed.into_iter().collect::<Vec<_>>().join(", ")
-                ));
-            }
-            if active.contains(&EvidenceKind::Email) && !relevant.contains(&EvidenceKind::Email) {
-                reason.push_str("; a verified email alone is not enough");
-            }
-            Decision {
-                granted: false,
-                satisfied_by: vec![],
-                missing,
-                reason,
-            }
-        }
+        None => Decision {
+            granted: false,
+            satisfied_by: vec![],
+            missing,
+            reason: refusal(rule, active, facts, now),
+        },
     }
+}
+
+/// Why an active account is not granted the entitlement: what it needs, what lapsed, and that
+/// an email alone does not count where it does not.
+fn refusal(
+    rule: &Rule,
+    active: &BTreeSet<EvidenceKind>,
+    facts: &[Fact],
+    now: DateTime<Utc>,
+) -> String {
+    let needed = rule
+        .alternatives
+        .iter()
+        .map(kinds_text)
+        .collect::<Vec<_>>()
+        .join(", or ");
+    let mut reason = format!("{} needs active {needed} evidence", rule.entitlement);
+    let relevant: BTreeSet<EvidenceKind> = rule.alternatives.iter().flatten().copied().collect();
+    let lapsed: BTreeSet<&str> = facts
+        .iter()
+        .filter(|f| relevant.contains(&f.kind) && !f.is_active(now))
+        .map(|f| f.kind.as_str())
+        .collect();
+    if !lapsed.is_empty() {
+        reason.push_str(&format!(
+            "; {} evidence is no longer active",
+            lapsed.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    if active.contains(&EvidenceKind::Email) && !relevant.contains(&EvidenceKind::Email) {
+        reason.push_str("; a verified email alone is not enough");
+    }
+    reason
 }
 
 #[cfg(test)]

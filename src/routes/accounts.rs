@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     domain::{
-        account::{parse_display_name, AccountStatus, Email, ExternalId},
+        account::{AccountId, AccountStatus, DisplayName, Email, ExternalId, UnknownAccount},
         role::Role,
     },
     error::{ApiError, ApiResult, Problem},
@@ -109,6 +109,59 @@ fn invalid(code: &'static str) -> impl Fn(&'static str) -> ApiError {
     move |detail| ApiError::bad_request(code, detail)
 }
 
+/// A malformed account id names no account: the same 404 as an unknown one.
+impl From<UnknownAccount> for ApiError {
+    fn from(e: UnknownAccount) -> Self {
+        ApiError::not_found("account_not_found", e.to_string())
+    }
+}
+
+impl TryFrom<CreateAccountRequest> for NewAccount {
+    type Error = ApiError;
+
+    fn try_from(body: CreateAccountRequest) -> Result<Self, Self::Error> {
+        Ok(NewAccount {
+            external_id: ExternalId::parse(&body.external_id)
+                .map_err(invalid("invalid_external_id"))?,
+            email: body
+                .email
+                .as_deref()
+                .map(Email::parse)
+                .transpose()
+                .map_err(invalid("invalid_email"))?,
+            display_name: body
+                .display_name
+                .as_deref()
+                .map(display_name)
+                .transpose()?
+                .flatten(),
+        })
+    }
+}
+
+impl TryFrom<PatchAccountRequest> for AccountPatch {
+    type Error = ApiError;
+
+    fn try_from(body: PatchAccountRequest) -> Result<Self, Self::Error> {
+        Ok(AccountPatch {
+            status: body.status,
+            // `null` and "" both clear it.
+            display_name: body
+                .display_name
+                .map(|name| name.as_deref().map(display_name).transpose())
+                .transpose()?
+                .map(Option::flatten),
+        })
+    }
+}
+
+/// A display name as the account stores it (`None`: blank, so none).
+fn display_name(s: &str) -> Result<Option<String>, ApiError> {
+    DisplayName::parse(s)
+        .map(|name| name.map(DisplayName::into_inner))
+        .map_err(invalid("invalid_display_name"))
+}
+
 /// Create an account.
 #[utoipa::path(
     tag = "accounts",
@@ -127,24 +180,7 @@ pub async fn post_account(
     body: Json<CreateAccountRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let body = body.into_inner();
-    let new = NewAccount {
-        external_id: ExternalId::parse(&body.external_id)
-            .map_err(invalid("invalid_external_id"))?,
-        email: body
-            .email
-            .as_deref()
-            .map(Email::parse)
-            .transpose()
-            .map_err(invalid("invalid_email"))?,
-        display_name: body
-            .display_name
-            .as_deref()
-            .map(parse_display_name)
-            .transpose()
-            .map_err(invalid("invalid_display_name"))?
-            .flatten(),
-    };
+    let new = NewAccount::try_from(body.into_inner())?;
     let txn = state.db.begin_write().await?;
     let account =
         accounts::create(&*txn, &state.master_key, &caller.name, new, state.now()).await?;
@@ -202,7 +238,8 @@ pub async fn get_account(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend, Role::Reviewer])?;
-    let account = accounts::require(state.db.conn(), &id).await?;
+    let id = AccountId::parse(&id)?;
+    let account = accounts::require(state.db.conn(), id.as_str()).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
 }
 
@@ -232,19 +269,10 @@ pub async fn patch_account(
             "only admins may change an account's status",
         ));
     }
-    let patch = AccountPatch {
-        status: body.status,
-        display_name: body
-            .display_name
-            .map(|name| match name {
-                Some(name) => parse_display_name(&name),
-                None => Ok(None),
-            })
-            .transpose()
-            .map_err(invalid("invalid_display_name"))?,
-    };
+    let patch = AccountPatch::try_from(body)?;
+    let id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
-    let account = accounts::update(&*txn, &caller.name, &id, patch, state.now()).await?;
+    let account = accounts::update(&*txn, &caller.name, id.as_str(), patch, state.now()).await?;
     txn.commit().await?;
     state.account_changed(&account.id);
     Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
@@ -268,9 +296,10 @@ pub async fn delete_account(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
+    let id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
-    erasure::erase_account(&*txn, &caller.name, &id, state.now()).await?;
+    erasure::erase_account(&*txn, &caller.name, id.as_str(), state.now()).await?;
     txn.commit().await?;
-    state.account_changed(&id);
+    state.account_changed(id.as_str());
     Ok(HttpResponse::NoContent().finish())
 }

@@ -11,13 +11,18 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
+    config::StripeSettings,
     domain::{
-        billing::{Change, SubscriptionStatus},
+        account::AccountId,
+        billing::{Change, CustomerId, SubscriptionStatus},
         role::Role,
-        stripe::{self, SignatureError},
+        stripe::{self, Event, SignatureError},
     },
     error::{ApiError, ApiResult, Problem},
-    services::billing::{self, Outcome},
+    services::{
+        accounts,
+        billing::{self, Outcome},
+    },
     state::AppState,
 };
 
@@ -93,6 +98,71 @@ async fn read_body(
     Ok(body)
 }
 
+/// The event in a webhook delivery: signed by one of `secrets` within the tolerance, readable,
+/// and of the mode this endpoint takes.
+fn verified_event(
+    settings: &StripeSettings,
+    secrets: &[&[u8]],
+    header: Option<&str>,
+    body: &[u8],
+    now: i64,
+) -> ApiResult<Event> {
+    stripe::verify(header, body, secrets, now, settings.tolerance_seconds).map_err(
+        |e| match e {
+            SignatureError::OutOfTolerance => ApiError::bad_request(
+                "timestamp_out_of_tolerance",
+                format!(
+                    "the signature's timestamp is more than {} seconds from now",
+                    settings.tolerance_seconds
+                ),
+            ),
+            other => ApiError::bad_request("invalid_signature", other.to_string()),
+        },
+    )?;
+    let event = stripe::parse_event(body)
+        .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
+    if event.livemode != settings.livemode {
+        let mode = |live: bool| if live { "live" } else { "test" };
+        return Err(ApiError::bad_request(
+            "livemode_mismatch",
+            format!(
+                "this endpoint takes {}-mode events (stripe.livemode); this is a {}-mode event",
+                mode(settings.livemode),
+                mode(event.livemode)
+            ),
+        ));
+    }
+    if let Some(subject) = &event.subject {
+        if let Change::Snapshot {
+            status: SubscriptionStatus::Unknown,
+            ..
+        } = subject.change
+        {
+            tracing::warn!(
+                event_id = %event.id,
+                subscription = %subject.subscription_id,
+                "unknown subscription status: treated as not paid"
+            );
+        }
+    }
+    Ok(event)
+}
+
+fn log_receipt(event: &Event, outcome: Outcome) {
+    match outcome {
+        Outcome::Ignored => {
+            tracing::debug!(event_id = %event.id, event_type = %event.event_type, "stripe event ignored")
+        }
+        outcome => tracing::info!(
+            event_id = %event.id,
+            event_type = %event.event_type,
+            subscription = event.subject.as_ref().map(|s| s.subscription_id.as_str()),
+            outcome = outcome.as_str(),
+            "stripe event received"
+        ),
+    }
+}
+
 /// Receive a Stripe event (public: authenticated by its signature alone).
 ///
 /// `Stripe-Signature` must carry a `v1` HMAC-SHA256 of `"{t}.{raw body}"` under a configured
@@ -129,50 +199,7 @@ pub async fn post_stripe_webhook(
         .get(stripe::SIGNATURE_HEADER)
         .map(|v| v.to_str().unwrap_or(""));
     let now = state.now();
-    stripe::verify(
-        header,
-        &body,
-        &secrets,
-        now.timestamp(),
-        settings.tolerance_seconds,
-    )
-    .map_err(|e| match e {
-        SignatureError::OutOfTolerance => ApiError::bad_request(
-            "timestamp_out_of_tolerance",
-            format!(
-                "the signature's timestamp is more than {} seconds from now",
-                settings.tolerance_seconds
-            ),
-        ),
-        other => ApiError::bad_request("invalid_signature", other.to_string()),
-    })?;
-    let event = stripe::parse_event(&body)
-        .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
-    if event.livemode != settings.livemode {
-        let mode = |live: bool| if live { "live" } else { "test" };
-        return Err(ApiError::bad_request(
-            "livemode_mismatch",
-            format!(
-                "this endpoint takes {}-mode events (stripe.livemode); this is a {}-mode event",
-                mode(settings.livemode),
-                mode(event.livemode)
-            ),
-        ));
-    }
-    if let Some(subject) = &event.subject {
-        if let Change::Snapshot {
-            status: SubscriptionStatus::Unknown,
-            ..
-        } = subject.change
-        {
-            tracing::warn!(
-                event_id = %event.id,
-                subscription = %subject.subscription_id,
-                "unknown subscription status: treated as not paid"
-            );
-        }
-    }
-
+    let event = verified_event(settings, &secrets, header, &body, now.timestamp())?;
     let txn = state.db.begin_write().await?;
     let receipt = billing::receive(&*txn, &event, settings.past_due_grace(), now).await?;
     if receipt.outcome != Outcome::Duplicate {
@@ -181,18 +208,7 @@ pub async fn post_stripe_webhook(
     for account_id in &receipt.changed_accounts {
         state.account_changed(account_id);
     }
-    match receipt.outcome {
-        Outcome::Ignored => {
-            tracing::debug!(event_id = %event.id, event_type = %event.event_type, "stripe event ignored")
-        }
-        outcome => tracing::info!(
-            event_id = %event.id,
-            event_type = %event.event_type,
-            subscription = event.subject.as_ref().map(|s| s.subscription_id.as_str()),
-            outcome = outcome.as_str(),
-            "stripe event received"
-        ),
-    }
+    log_receipt(&event, receipt.outcome);
     Ok(HttpResponse::Ok().json(WebhookResponse {
         received: true,
         event_id: event.id,
@@ -216,21 +232,6 @@ pub struct BillingLinkResponse {
     pub linked_at: DateTime<Utc>,
     /// Subscriptions whose stored events were (re-)applied because of this link.
     pub subscriptions_applied: Vec<String>,
-}
-
-fn parse_customer_id(s: &str) -> ApiResult<&str> {
-    let valid = s.len() > 4
-        && s.len() <= 255
-        && s.starts_with("cus_")
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-    if valid {
-        Ok(s)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_customer_id",
-            "customer_id must be a Stripe customer id (`cus_` followed by letters and digits)",
-        ))
-    }
 }
 
 /// Link the account to its Stripe customer.
@@ -258,13 +259,15 @@ pub async fn put_billing(
     body: Json<BillingLinkRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let customer_id = parse_customer_id(body.customer_id.trim())?;
+    let customer_id = CustomerId::parse(body.customer_id.trim())
+        .map_err(|m| ApiError::bad_request("invalid_customer_id", m))?;
+    let account_id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
     let linked = billing::link_customer(
         &*txn,
         &caller.name,
-        &id,
-        customer_id,
+        &account_id,
+        &customer_id,
         state.settings.stripe.past_due_grace(),
         state.now(),
     )
@@ -311,7 +314,8 @@ pub async fn get_billing(
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend, Role::Reviewer])?;
-    let account = crate::services::accounts::require(state.db.conn(), &id).await?;
+    let account_id = AccountId::parse(&id)?;
+    let account = accounts::require(state.db.conn(), account_id.as_str()).await?;
     let link = billing::link_of(state.db.conn(), &account.id).await?;
     Ok(HttpResponse::Ok().json(BillingResponse {
         account_id: account.id,

@@ -16,7 +16,8 @@ use crate::{
     auth::Caller,
     config::ExceptionSettings,
     domain::{
-        exception::{parse_line, parse_reason, parse_statement, Category, ExceptionStatus},
+        account::AccountId,
+        exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
         role::Role,
     },
     error::{ApiError, ApiResult, Problem},
@@ -95,6 +96,55 @@ pub struct RevokeExceptionRequest {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
     )]
     pub reason: String,
+}
+
+impl TryFrom<SubmitExceptionRequest> for Submission {
+    type Error = ApiError;
+
+    fn try_from(body: SubmitExceptionRequest) -> Result<Self, Self::Error> {
+        let line = |field: &'static str, code: &'static str, value: Option<String>| {
+            value
+                .as_deref()
+                .map(|s| parse_line(field, s))
+                .transpose()
+                .map_err(|m| ApiError::bad_request(code, m))
+                .map(Option::flatten)
+        };
+        Ok(Submission {
+            category: body.category,
+            statement: Statement::parse(&body.statement)
+                .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
+            organization: line("organization", "invalid_organization", body.organization)?,
+            reference: line("reference", "invalid_reference", body.reference)?,
+        })
+    }
+}
+
+fn invalid_reason(parsed: Result<Reason, &'static str>) -> ApiResult<Reason> {
+    parsed.map_err(|m| ApiError::bad_request("invalid_reason", m))
+}
+
+impl TryFrom<DecisionRequest> for Decision {
+    type Error = ApiError;
+
+    fn try_from(body: DecisionRequest) -> Result<Self, Self::Error> {
+        let reason = invalid_reason(Reason::parse(&body.reason))?;
+        let verdict = match body.decision {
+            DecisionKind::Approve => Verdict::Approve,
+            DecisionKind::Deny => Verdict::Deny,
+        };
+        if verdict == Verdict::Deny && body.expires_at.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_expires_at",
+                "only an approval may set expires_at",
+            ));
+        }
+        Ok(Decision {
+            verdict,
+            reason,
+            expires_at: body.expires_at,
+        })
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -192,6 +242,13 @@ fn respond(
 ) -> ApiResult<ExceptionResponse> {
     let category = exceptions::category(&row)?;
     let status = exceptions::status(&row, now)?;
+    let row_parts = ReviewerParts {
+        submitted_by: row.submitted_by,
+        submitted_by_principal: row.submitted_by_principal,
+        decided_by: row.decided_by,
+        revoked_by: row.revoked_by,
+        purged_at: row.purged_at,
+    };
     let mut response = ExceptionResponse {
         id: row.id,
         account_id: row.account_id,
@@ -216,11 +273,21 @@ fn respond(
         decision_reason: None,
         revoke_reason: None,
     };
-    let opened = match view {
-        View::Backend => return Ok(response),
-        View::Reviewer => None,
-        View::Sealed(opened) => Some(opened),
-    };
+    match view {
+        View::Backend => {}
+        View::Reviewer => reviewer_fields(&mut response, row_parts, approvals, None),
+        View::Sealed(opened) => reviewer_fields(&mut response, row_parts, approvals, Some(opened)),
+    }
+    Ok(response)
+}
+
+/// Who acted, the approvals, and (opened) the sealed text: for reviewers and admins.
+fn reviewer_fields(
+    response: &mut ExceptionResponse,
+    row: ReviewerParts,
+    approvals: Vec<exception_approval::Model>,
+    opened: Option<Opened>,
+) {
     let mut reasons: HashMap<String, Option<String>> = HashMap::new();
     if let Some(opened) = opened {
         response.statement = opened.statement;
@@ -247,7 +314,15 @@ fn respond(
             })
             .collect(),
     );
-    Ok(response)
+}
+
+/// The parts of a request only reviewers and admins see.
+struct ReviewerParts {
+    submitted_by: String,
+    submitted_by_principal: String,
+    decided_by: Option<String>,
+    revoked_by: Option<String>,
+    purged_at: Option<DateTime<Utc>>,
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {
@@ -283,30 +358,12 @@ pub async fn post_exception(
     body: Json<SubmitExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let body = body.into_inner();
-    let submission = Submission {
-        category: body.category,
-        statement: parse_statement(&body.statement)
-            .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
-        organization: body
-            .organization
-            .as_deref()
-            .map(|s| parse_line("organization", s))
-            .transpose()
-            .map_err(|m| ApiError::bad_request("invalid_organization", m))?
-            .flatten(),
-        reference: body
-            .reference
-            .as_deref()
-            .map(|s| parse_line("reference", s))
-            .transpose()
-            .map_err(|m| ApiError::bad_request("invalid_reference", m))?
-            .flatten(),
-    };
+    let submission = Submission::try_from(body.into_inner())?;
+    let account_id = AccountId::parse(&id)?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let txn = state.db.begin_write().await?;
-    let row = exceptions::submit(&*txn, &key, actor(&caller), &id, submission, now).await?;
+    let row = exceptions::submit(&*txn, &key, actor(&caller), &account_id, submission, now).await?;
     txn.commit().await?;
     let location = format!("/v1/exceptions/{}", row.id);
     let response = respond(
@@ -489,24 +546,7 @@ pub async fn post_exception_decision(
     body: Json<DecisionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
-    let body = body.into_inner();
-    let reason =
-        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
-    let verdict = match body.decision {
-        DecisionKind::Approve => Verdict::Approve,
-        DecisionKind::Deny => Verdict::Deny,
-    };
-    if verdict == Verdict::Deny && body.expires_at.is_some() {
-        return Err(ApiError::bad_request(
-            "invalid_expires_at",
-            "only an approval may set expires_at",
-        ));
-    }
-    let decision = Decision {
-        verdict,
-        reason,
-        expires_at: body.expires_at,
-    };
+    let decision = Decision::try_from(body.into_inner())?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let settings = &state.settings.exceptions;
@@ -549,8 +589,7 @@ pub async fn post_exception_revoke(
     body: Json<RevokeExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Reviewer])?;
-    let reason =
-        parse_reason(&body.reason).map_err(|m| ApiError::bad_request("invalid_reason", m))?;
+    let reason = invalid_reason(Reason::parse(&body.reason))?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
     let txn = state.db.begin_write().await?;

@@ -2,7 +2,6 @@
 
 use super::json::Json;
 use actix_web::{get, post, web, HttpResponse};
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,17 +9,20 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
-    crypto::{ct_eq, random_bytes},
-    domain::{policy::Policy, role::Role},
+    domain::{
+        account::{AccountId, UnknownAccount},
+        role::Role,
+    },
     error::{ApiError, ApiResult, Problem},
     services::{keys, revocations},
     state::AppState,
     tokens::{
+        authorize::{check_account, check_token, Authorization, Presented},
+        issue::{issue, TokenRequest},
         keyring::KeyState,
         keys::Jwk,
-        token_evidence, valid_jkt,
         verify::{verify_for_revocation, Reason},
-        Claims, Confirmation, TOKEN_TYPE,
+        TOKEN_TYPE,
     },
 };
 
@@ -32,8 +34,6 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_keys)
         .service(post_rotate_key);
 }
-
-const ENTITLEMENT: &str = "e2ee";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,83 +81,31 @@ pub async fn post_token(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let settings = &state.settings.tokens;
-    let audience = match &body.audience {
-        None => settings.audiences[0].clone(),
-        Some(a) if settings.audiences.contains(a) => a.clone(),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_audience",
-                format!("audience must be one of: {}", settings.audiences.join(", ")),
-            ))
-        }
-    };
-    let ttl = body.ttl_seconds.unwrap_or(settings.default_ttl_seconds);
-    if ttl == 0 || ttl > settings.max_ttl_seconds {
-        return Err(ApiError::bad_request(
-            "invalid_ttl",
-            format!(
-                "ttl_seconds must be between 1 and {}",
-                settings.max_ttl_seconds
-            ),
-        ));
-    }
-    if let Some(jkt) = &body.device_jkt {
-        if !valid_jkt(jkt) {
-            return Err(ApiError::bad_request(
-                "invalid_device_jkt",
-                "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
-            ));
-        }
-    }
+    let body = body.into_inner();
+    let request = TokenRequest::parse(settings, body.audience, body.ttl_seconds, body.device_jkt)?;
+    let account_id = AccountId::parse(&id)?;
     let snapshot = state
         .accounts
-        .snapshot(state.db.conn(), &id)
+        .snapshot(state.db.conn(), account_id.as_str())
         .await?
-        .ok_or_else(|| ApiError::not_found("account_not_found", "no account with this id"))?;
+        .ok_or(UnknownAccount)?;
     let now = state.now();
-    let decisions = state.policy.evaluate(snapshot.active, &snapshot.facts, now);
-    let decision = decisions
-        .get(ENTITLEMENT)
-        .ok_or_else(|| ApiError::internal("the policy defines no e2ee entitlement"))?;
-    if !decision.granted {
-        return Err(ApiError::forbidden("not_entitled", decision.reason.clone())
-            .with("entitlement", ENTITLEMENT)
-            .with(
-                "missing",
-                serde_json::to_value(&decision.missing).unwrap_or_default(),
-            )
-            .with("policy", state.policy.name.clone()));
-    }
     let ring = state.keys.current();
-    let key = ring.signer(now).ok_or_else(|| {
-        ApiError::unavailable("no_signing_key", "no signing key is active; retry shortly")
-    })?;
-    let iat = now.timestamp();
-    let claims = Claims {
-        iss: settings.issuer.clone(),
-        sub: id.into_inner(),
-        aud: audience,
-        iat,
-        nbf: iat,
-        exp: iat + ttl as i64,
-        jti: B64.encode(random_bytes::<16>()),
-        ent: Policy::granted(&decisions).map(str::to_owned).collect(),
-        evidence: if settings.disclose_evidence {
-            token_evidence(&decision.satisfied_by)
-        } else {
-            Vec::new()
-        },
-        cnf: body.device_jkt.clone().map(|jkt| Confirmation { jkt }),
-    };
-    let payload = serde_json::to_vec(&claims).map_err(ApiError::internal)?;
-    let token = key.sign(&payload).map_err(ApiError::internal)?;
+    let issued = issue(
+        settings,
+        &state.policy,
+        &ring,
+        &account_id,
+        &snapshot,
+        request,
+        now,
+    )?;
     state.metrics.token_issued();
-    tracing::debug!(account_id = %claims.sub, jti = %claims.jti, kid = %key.kid, "token issued");
     Ok(HttpResponse::Created().json(IssueTokenResponse {
-        token,
+        token: issued.token,
         token_type: TOKEN_TYPE,
-        expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
-        kid: key.kid.clone(),
+        expires_at: issued.expires_at,
+        kid: issued.kid,
     }))
 }
 
@@ -186,13 +134,15 @@ pub struct AuthorizeResponse {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-fn deny(reason: Reason, account_id: Option<String>) -> AuthorizeResponse {
-    AuthorizeResponse {
-        allow: false,
-        reason,
-        account_id,
-        entitlements: None,
-        expires_at: None,
+impl From<Authorization> for AuthorizeResponse {
+    fn from(a: Authorization) -> Self {
+        AuthorizeResponse {
+            allow: a.allow,
+            reason: a.reason,
+            account_id: a.account_id,
+            entitlements: a.entitlements,
+            expires_at: a.expires_at,
+        }
     }
 }
 
@@ -211,58 +161,34 @@ pub async fn post_authorize(
     body: Json<AuthorizeRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Meeting])?;
-    let decision = authorize(&state, &body).await?;
-    state.metrics.authorized(decision.reason);
-    Ok(HttpResponse::Ok().json(decision))
-}
-
-async fn authorize(state: &AppState, req: &AuthorizeRequest) -> ApiResult<AuthorizeResponse> {
     let now = state.now();
     let ring = state.keys.current();
-    let verified =
-        match state
-            .verified_tokens
-            .verify(&ring, &req.token, &state.settings.tokens, now)
-        {
-            Ok(verified) => verified,
-            Err(reason) => return Ok(deny(reason, None)),
-        };
-    let claims = &verified.1;
-    let account = Some(claims.sub.clone());
-    if state.revocations.contains(&claims.jti) {
-        return Ok(deny(Reason::Revoked, account));
-    }
-    if let Some(cnf) = &claims.cnf {
-        let presented = req.device_jkt.as_deref().unwrap_or("");
-        if !ct_eq(presented.as_bytes(), cnf.jkt.as_bytes()) {
-            return Ok(deny(Reason::DeviceMismatch, account));
-        }
-    }
-    let Some(snapshot) = state
-        .accounts
-        .snapshot(state.db.conn(), &claims.sub)
-        .await?
-    else {
-        return Ok(deny(Reason::NotEntitled, account));
+    let presented = Presented {
+        token: &body.token,
+        device_jkt: body.device_jkt.as_deref(),
     };
-    if !snapshot.active {
-        return Ok(deny(Reason::AccountSuspended, account));
-    }
-    let decisions = state.policy.evaluate(true, &snapshot.facts, now);
-    let granted: Vec<String> = Policy::granted(&decisions)
-        .filter(|e| claims.ent.iter().any(|c| c == e))
-        .map(str::to_owned)
-        .collect();
-    if !granted.iter().any(|e| e == ENTITLEMENT) {
-        return Ok(deny(Reason::NotEntitled, account));
-    }
-    Ok(AuthorizeResponse {
-        allow: true,
-        reason: Reason::Ok,
-        account_id: account,
-        entitlements: Some(granted),
-        expires_at: DateTime::from_timestamp(claims.exp, 0),
-    })
+    let settings = &state.settings.tokens;
+    let revocations = &state.revocations;
+    let decision = match check_token(
+        &state.verified_tokens,
+        &ring,
+        revocations,
+        settings,
+        presented,
+        now,
+    ) {
+        Err(denied) => denied,
+        Ok(verified) => {
+            let claims = &verified.1;
+            let snapshot = state
+                .accounts
+                .snapshot(state.db.conn(), &claims.sub)
+                .await?;
+            check_account(&state.policy, claims, snapshot.as_deref(), now)
+        }
+    };
+    state.metrics.authorized(decision.reason);
+    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(decision)))
 }
 
 #[derive(Deserialize, ToSchema)]

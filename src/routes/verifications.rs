@@ -12,7 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     domain::{
-        account::Email,
+        account::{AccountId, Email},
         phone::{PhoneError, PhoneNumber},
         role::Role,
         verification::{Channel, Code, VerificationStatus},
@@ -165,6 +165,7 @@ pub async fn post_verification(
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
+    let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let row = verifications::start(
@@ -172,7 +173,7 @@ pub async fn post_verification(
         &caller.name,
         &state.master_key,
         &state.settings.verification,
-        &id,
+        &account_id,
         &destination,
         now,
     )

@@ -25,7 +25,8 @@ use super::{
 };
 use crate::{
     domain::{
-        billing::{self, Change, Step},
+        account::AccountId,
+        billing::{self, Change, CustomerId, PaymentEvidence, Step, SubscriptionState},
         evidence::{EvidenceKind, EvidenceStatus},
         stripe::Event,
     },
@@ -89,16 +90,37 @@ pub async fn receive(
         }
         lock(conn, "subscription", &subject.subscription_id).await?;
     }
-    let duplicate = Receipt {
-        outcome: Outcome::Duplicate,
-        changed_accounts: Vec::new(),
+    let receipt = |outcome, changed_accounts| Receipt {
+        outcome,
+        changed_accounts,
     };
+    if !store_event(conn, event, now).await? {
+        return Ok(receipt(Outcome::Duplicate, Vec::new()));
+    }
+    let Some(subject) = &event.subject else {
+        return Ok(receipt(Outcome::Ignored, Vec::new()));
+    };
+    let applied = apply_subscription(conn, &subject.subscription_id, past_due_grace, now).await?;
+    let outcome = if applied.account_id.is_some() {
+        Outcome::Applied
+    } else {
+        Outcome::Pending
+    };
+    Ok(receipt(outcome, applied.changed_accounts))
+}
+
+/// Store the event once; `false` if it was stored before (or by a concurrent delivery).
+async fn store_event(
+    conn: &impl ConnectionTrait,
+    event: &Event,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
     if stripe_event::Entity::find_by_id(event.id.clone())
         .one(conn)
         .await?
         .is_some()
     {
-        return Ok(duplicate);
+        return Ok(false);
     }
     let subject = event.subject.as_ref();
     let (status, period_end) = match subject.map(|s| &s.change) {
@@ -133,26 +155,11 @@ pub async fn receive(
         .exec_without_returning(conn)
         .await
     {
-        Ok(_) => {}
+        Ok(_) => Ok(true),
         // Delivered twice at once (another instance): the first insert decides.
-        Err(e) if is_unique_violation(&e) => return Ok(duplicate),
-        Err(e) => return Err(e.into()),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e.into()),
     }
-    let Some(subject) = subject else {
-        return Ok(Receipt {
-            outcome: Outcome::Ignored,
-            changed_accounts: Vec::new(),
-        });
-    };
-    let applied = apply_subscription(conn, &subject.subscription_id, past_due_grace, now).await?;
-    Ok(Receipt {
-        outcome: if applied.account_id.is_some() {
-            Outcome::Applied
-        } else {
-            Outcome::Pending
-        },
-        changed_accounts: applied.changed_accounts,
-    })
 }
 
 struct Applied {
@@ -207,6 +214,44 @@ async fn apply_subscription(
         .filter(stripe_event::Column::SubscriptionId.eq(subscription_id))
         .all(conn)
         .await?;
+    let state = fold_events(&rows);
+    let account_id = resolve_account(conn, &rows).await?;
+    let source = source(subscription_id);
+    let existing = evidence_row::Entity::find()
+        .filter(evidence_row::Column::Kind.eq(EvidenceKind::Payment.as_str()))
+        .filter(evidence_row::Column::Source.eq(source.as_str()))
+        .all(conn)
+        .await?;
+    let mut changed_accounts =
+        withdraw_elsewhere(conn, &existing, account_id.as_deref(), &source, now).await?;
+    if let (Some(account_id), Some(state)) = (&account_id, &state) {
+        let desired = state.evidence(past_due_grace);
+        let current = existing.iter().find(|r| &r.account_id == account_id);
+        if differs(current, &desired) {
+            let change = EvidenceChange {
+                kind: EvidenceKind::Payment,
+                source: source.clone(),
+                status: desired.status,
+                verified_at: desired.verified_at,
+                expires_at: desired.expires_at,
+            };
+            record_payment(conn, account_id, subscription_id, state, change, now).await?;
+            changed_accounts.push(account_id.clone());
+        }
+    }
+    if account_id.is_some() {
+        mark_applied(conn, subscription_id, now).await?;
+    }
+    changed_accounts.sort();
+    changed_accounts.dedup();
+    Ok(Applied {
+        account_id,
+        changed_accounts,
+    })
+}
+
+/// The subscription's state from its stored events, in any order of arrival.
+fn fold_events(rows: &[stripe_event::Model]) -> Option<SubscriptionState> {
     let steps = rows
         .iter()
         .filter_map(|r| {
@@ -221,103 +266,95 @@ async fn apply_subscription(
             })
         })
         .collect();
-    let state = billing::fold(steps);
-    let account_id = resolve_account(conn, &rows).await?;
-    let source = source(subscription_id);
-    let existing = evidence_row::Entity::find()
-        .filter(evidence_row::Column::Kind.eq(EvidenceKind::Payment.as_str()))
-        .filter(evidence_row::Column::Source.eq(source.as_str()))
-        .all(conn)
+    billing::fold(steps)
+}
+
+/// Lapse the subscription's active payment evidence on every account other than `owner`.
+/// Returns those accounts.
+async fn withdraw_elsewhere(
+    conn: &impl ConnectionTrait,
+    existing: &[evidence_row::Model],
+    owner: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ApiError> {
+    let mut changed = Vec::new();
+    for row in existing {
+        if Some(row.account_id.as_str()) != owner && row.status == EvidenceStatus::Active.as_str() {
+            let change = EvidenceChange {
+                kind: EvidenceKind::Payment,
+                source: source.to_owned(),
+                status: EvidenceStatus::Lapsed,
+                verified_at: row.verified_at,
+                expires_at: None,
+            };
+            evidence::record(conn, ACTOR, &row.account_id, change, now).await?;
+            changed.push(row.account_id.clone());
+        }
+    }
+    Ok(changed)
+}
+
+/// Whether the owner's evidence must change to read as `desired`.
+fn differs(current: Option<&evidence_row::Model>, desired: &PaymentEvidence) -> bool {
+    match current {
+        // A subscription that never paid leaves no trace on the account.
+        None => desired.status != EvidenceStatus::Lapsed,
+        Some(r) => {
+            r.status != desired.status.as_str()
+                || r.verified_at != desired.verified_at
+                || r.expires_at != desired.expires_at
+        }
+    }
+}
+
+/// Write the owner's payment evidence, and say which subscription state it came from.
+async fn record_payment(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+    subscription_id: &str,
+    state: &SubscriptionState,
+    change: EvidenceChange,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    evidence::record(conn, ACTOR, account_id, change, now).await?;
+    audit::append(
+        conn,
+        now,
+        Entry {
+            actor: ACTOR,
+            action: "billing.subscription_applied",
+            target_type: "account",
+            target_id: account_id,
+            details: json!({
+                "subscription": subscription_id,
+                "stripe_status": state.status.as_str(),
+                "event_id": state.event_id,
+                "past_due_since": state.past_due_since,
+            }),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Every event of the subscription not yet applied is applied now.
+async fn mark_applied(
+    conn: &impl ConnectionTrait,
+    subscription_id: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    stripe_event::Entity::update_many()
+        .col_expr(
+            stripe_event::Column::Outcome,
+            Expr::value(Outcome::Applied.as_str()),
+        )
+        .col_expr(stripe_event::Column::AppliedAt, Expr::value(now))
+        .filter(stripe_event::Column::SubscriptionId.eq(subscription_id))
+        .filter(stripe_event::Column::AppliedAt.is_null())
+        .exec(conn)
         .await?;
-    let mut changed_accounts = Vec::new();
-
-    for row in &existing {
-        if Some(&row.account_id) != account_id.as_ref()
-            && row.status == EvidenceStatus::Active.as_str()
-        {
-            evidence::record(
-                conn,
-                ACTOR,
-                &row.account_id,
-                EvidenceChange {
-                    kind: EvidenceKind::Payment,
-                    source: source.clone(),
-                    status: EvidenceStatus::Lapsed,
-                    verified_at: row.verified_at,
-                    expires_at: None,
-                },
-                now,
-            )
-            .await?;
-            changed_accounts.push(row.account_id.clone());
-        }
-    }
-
-    if let (Some(account_id), Some(state)) = (&account_id, &state) {
-        let desired = state.evidence(past_due_grace);
-        let differs = match existing.iter().find(|r| &r.account_id == account_id) {
-            // A subscription that never paid leaves no trace on the account.
-            None => desired.status != EvidenceStatus::Lapsed,
-            Some(r) => {
-                r.status != desired.status.as_str()
-                    || r.verified_at != desired.verified_at
-                    || r.expires_at != desired.expires_at
-            }
-        };
-        if differs {
-            evidence::record(
-                conn,
-                ACTOR,
-                account_id,
-                EvidenceChange {
-                    kind: EvidenceKind::Payment,
-                    source: source.clone(),
-                    status: desired.status,
-                    verified_at: desired.verified_at,
-                    expires_at: desired.expires_at,
-                },
-                now,
-            )
-            .await?;
-            audit::append(
-                conn,
-                now,
-                Entry {
-                    actor: ACTOR,
-                    action: "billing.subscription_applied",
-                    target_type: "account",
-                    target_id: account_id,
-                    details: json!({
-                        "subscription": subscription_id,
-                        "stripe_status": state.status.as_str(),
-                        "event_id": state.event_id,
-                        "past_due_since": state.past_due_since,
-                    }),
-                },
-            )
-            .await?;
-            changed_accounts.push(account_id.clone());
-        }
-    }
-
-    if account_id.is_some() {
-        stripe_event::Entity::update_many()
-            .col_expr(
-                stripe_event::Column::Outcome,
-                Expr::value(Outcome::Applied.as_str()),
-            )
-            .col_expr(stripe_event::Column::AppliedAt, Expr::value(now))
-            .filter(stripe_event::Column::SubscriptionId.eq(subscription_id))
-            .filter(stripe_event::Column::AppliedAt.is_null())
-            .exec(conn)
-            .await?;
-    }
-    changed_accounts.sort();
-    changed_accounts.dedup();
-    Ok(Applied {
-        account_id,
-        changed_accounts,
-    })
+    Ok(())
 }
 
 /// The account's link to its customer.
@@ -353,12 +390,13 @@ fn linked_elsewhere() -> ApiError {
 pub async fn link_customer(
     conn: &impl ConnectionTrait,
     actor: &str,
-    account_id: &str,
-    customer_id: &str,
+    account_id: &AccountId,
+    customer_id: &CustomerId,
     past_due_grace: Duration,
     now: DateTime<Utc>,
 ) -> Result<Linked, ApiError> {
-    let account = accounts::require(conn, account_id).await?;
+    let customer_id = customer_id.as_str();
+    let account = accounts::require(conn, account_id.as_str()).await?;
     let before = link_of(conn, &account.id).await?;
     if let Some(link) = before.as_ref().filter(|l| l.customer_id == customer_id) {
         return Ok(Linked {
@@ -368,64 +406,9 @@ pub async fn link_customer(
             changed_accounts: Vec::new(),
         });
     }
-    let mut customers = vec![customer_id.to_owned()];
-    if let Some(old) = &before {
-        customers.push(old.customer_id.clone());
-    }
-    customers.sort();
-    for customer in &customers {
-        lock(conn, "customer", customer).await?;
-    }
-    let replaced = link_of(conn, &account.id).await?;
-    if replaced.as_ref().map(|l| &l.customer_id) != before.as_ref().map(|l| &l.customer_id) {
-        return Err(ApiError::conflict(
-            "billing_link_changed",
-            "the account's billing link changed meanwhile; retry",
-        ));
-    }
-    if let Some(other) = billing_customer::Entity::find_by_id(customer_id.to_owned())
-        .one(conn)
-        .await?
-    {
-        if other.account_id != account.id {
-            return Err(linked_elsewhere());
-        }
-    }
-    let mut subscriptions: Vec<String> = stripe_event::Entity::find()
-        .select_only()
-        .column(stripe_event::Column::SubscriptionId)
-        .distinct()
-        .filter(stripe_event::Column::CustomerId.is_in(customers.clone()))
-        .filter(stripe_event::Column::SubscriptionId.is_not_null())
-        .into_tuple::<Option<String>>()
-        .all(conn)
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    subscriptions.sort();
-    subscriptions.dedup();
-    for subscription in &subscriptions {
-        lock(conn, "subscription", subscription).await?;
-    }
-    if let Some(old) = &replaced {
-        billing_customer::Entity::delete_by_id(old.customer_id.clone())
-            .exec(conn)
-            .await?;
-    }
-    let link = billing_customer::Model {
-        customer_id: customer_id.to_owned(),
-        account_id: account.id.clone(),
-        linked_at: now,
-    };
-    match billing_customer::Entity::insert(link.clone().into_active_model().reset_all())
-        .exec_without_returning(conn)
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_unique_violation(&e) => return Err(linked_elsewhere()),
-        Err(e) => return Err(e.into()),
-    }
+    let customers = lock_customers(conn, &account.id, customer_id, before.as_ref()).await?;
+    let subscriptions = lock_subscriptions(conn, &customers).await?;
+    let link = replace_link(conn, &account.id, customer_id, before.as_ref(), now).await?;
     audit::append(
         conn,
         now,
@@ -436,7 +419,7 @@ pub async fn link_customer(
             target_id: &account.id,
             details: json!({
                 "customer_id": customer_id,
-                "replaced_customer_id": replaced.map(|l| l.customer_id),
+                "replaced_customer_id": before.map(|l| l.customer_id),
                 "subscriptions": subscriptions,
             }),
         },
@@ -455,4 +438,91 @@ pub async fn link_customer(
         subscriptions,
         changed_accounts,
     })
+}
+
+/// Lock the new customer and the one it replaces (in order), then check that neither changed
+/// hands meanwhile. Returns both customers.
+async fn lock_customers(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+    customer_id: &str,
+    before: Option<&billing_customer::Model>,
+) -> Result<Vec<String>, ApiError> {
+    let mut customers = vec![customer_id.to_owned()];
+    if let Some(old) = before {
+        customers.push(old.customer_id.clone());
+    }
+    customers.sort();
+    for customer in &customers {
+        lock(conn, "customer", customer).await?;
+    }
+    let replaced = link_of(conn, account_id).await?;
+    if replaced.as_ref().map(|l| &l.customer_id) != before.map(|l| &l.customer_id) {
+        return Err(ApiError::conflict(
+            "billing_link_changed",
+            "the account's billing link changed meanwhile; retry",
+        ));
+    }
+    if let Some(other) = billing_customer::Entity::find_by_id(customer_id.to_owned())
+        .one(conn)
+        .await?
+    {
+        if other.account_id != account_id {
+            return Err(linked_elsewhere());
+        }
+    }
+    Ok(customers)
+}
+
+/// Lock (in order) and return the subscriptions with stored events of these customers.
+async fn lock_subscriptions(
+    conn: &impl ConnectionTrait,
+    customers: &[String],
+) -> Result<Vec<String>, DbErr> {
+    let mut subscriptions: Vec<String> = stripe_event::Entity::find()
+        .select_only()
+        .column(stripe_event::Column::SubscriptionId)
+        .distinct()
+        .filter(stripe_event::Column::CustomerId.is_in(customers.iter().map(String::as_str)))
+        .filter(stripe_event::Column::SubscriptionId.is_not_null())
+        .into_tuple::<Option<String>>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    subscriptions.sort();
+    subscriptions.dedup();
+    for subscription in &subscriptions {
+        lock(conn, "subscription", subscription).await?;
+    }
+    Ok(subscriptions)
+}
+
+/// Store the account's link to `customer_id`, dropping the one it replaces.
+async fn replace_link(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+    customer_id: &str,
+    replaced: Option<&billing_customer::Model>,
+    now: DateTime<Utc>,
+) -> Result<billing_customer::Model, ApiError> {
+    if let Some(old) = replaced {
+        billing_customer::Entity::delete_by_id(old.customer_id.clone())
+            .exec(conn)
+            .await?;
+    }
+    let link = billing_customer::Model {
+        customer_id: customer_id.to_owned(),
+        account_id: account_id.to_owned(),
+        linked_at: now,
+    };
+    match billing_customer::Entity::insert(link.clone().into_active_model().reset_all())
+        .exec_without_returning(conn)
+        .await
+    {
+        Ok(_) => Ok(link),
+        Err(e) if is_unique_violation(&e) => Err(linked_elsewhere()),
+        Err(e) => Err(e.into()),
+    }
 }

@@ -44,44 +44,7 @@ pub async fn record(
     now: DateTime<Utc>,
 ) -> Result<evidence::Model, ApiError> {
     let account = accounts::require(conn, account_id).await?;
-    let existing = evidence::Entity::find()
-        .filter(evidence::Column::AccountId.eq(account_id))
-        .filter(evidence::Column::Kind.eq(change.kind.as_str()))
-        .filter(evidence::Column::Source.eq(change.source.as_str()))
-        .one(conn)
-        .await?;
-    let (row, action, previous) = match existing {
-        Some(row) => {
-            let previous = row.status.clone();
-            let mut active = row.into_active_model();
-            active.status = Set(change.status.as_str().to_owned());
-            active.verified_at = Set(change.verified_at);
-            active.expires_at = Set(change.expires_at);
-            active.updated_at = Set(now);
-            (
-                active.update(conn).await?,
-                "evidence.updated",
-                Some(previous),
-            )
-        }
-        None => {
-            let row = evidence::Model {
-                id: new_id("evd"),
-                account_id: account_id.to_owned(),
-                kind: change.kind.as_str().to_owned(),
-                status: change.status.as_str().to_owned(),
-                source: change.source.clone(),
-                verified_at: change.verified_at,
-                expires_at: change.expires_at,
-                created_at: now,
-                updated_at: now,
-            };
-            evidence::Entity::insert(row.clone().into_active_model().reset_all())
-                .exec_without_returning(conn)
-                .await?;
-            (row, "evidence.added", None)
-        }
-    };
+    let (row, action, previous) = upsert(conn, account_id, &change, now).await?;
     if matches!(change.kind, EvidenceKind::Email | EvidenceKind::Phone) {
         sync_flags(conn, account, now).await?;
     }
@@ -107,6 +70,50 @@ pub async fn record(
     )
     .await?;
     Ok(row)
+}
+
+/// Write the change over the account's evidence of that kind and source, or add it. Returns
+/// the row, the audit action, and the status it had before.
+async fn upsert(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+    change: &EvidenceChange,
+    now: DateTime<Utc>,
+) -> Result<(evidence::Model, &'static str, Option<String>), DbErr> {
+    let existing = evidence::Entity::find()
+        .filter(evidence::Column::AccountId.eq(account_id))
+        .filter(evidence::Column::Kind.eq(change.kind.as_str()))
+        .filter(evidence::Column::Source.eq(change.source.as_str()))
+        .one(conn)
+        .await?;
+    if let Some(row) = existing {
+        let previous = row.status.clone();
+        let mut active = row.into_active_model();
+        active.status = Set(change.status.as_str().to_owned());
+        active.verified_at = Set(change.verified_at);
+        active.expires_at = Set(change.expires_at);
+        active.updated_at = Set(now);
+        return Ok((
+            active.update(conn).await?,
+            "evidence.updated",
+            Some(previous),
+        ));
+    }
+    let row = evidence::Model {
+        id: new_id("evd"),
+        account_id: account_id.to_owned(),
+        kind: change.kind.as_str().to_owned(),
+        status: change.status.as_str().to_owned(),
+        source: change.source.clone(),
+        verified_at: change.verified_at,
+        expires_at: change.expires_at,
+        created_at: now,
+        updated_at: now,
+    };
+    evidence::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(conn)
+        .await?;
+    Ok((row, "evidence.added", None))
 }
 
 /// Keep `email_verified` / `phone_verified` equal to "has active evidence of that kind".

@@ -35,7 +35,7 @@ use crate::{
     crypto::{ct_eq, hex, MasterKey},
     db::Db,
     domain::{
-        account::{AccountStatus, Email},
+        account::{AccountId, AccountStatus, Email},
         evidence::{EvidenceKind, EvidenceStatus},
         ids::{looks_like, new_id},
         phone::PhoneNumber,
@@ -242,6 +242,18 @@ async fn other_accounts_with_phone(
         .await
 }
 
+/// What one send is counted by, under the locks `start` takes.
+struct Send<'a> {
+    account_id: &'a str,
+    channel: Channel,
+    destination_hash: String,
+    /// SMS only: the number's country and the keyed hash of its prefix.
+    sms: Option<(String, String)>,
+    /// Whether the account is young (SMS only), and until when.
+    young: bool,
+    young_until: DateTime<Utc>,
+}
+
 /// Start a verification: enforce the limits, cancel the account's pending verification for the
 /// same destination, store the new one with its code's HMAC, log the send and queue the message.
 #[tracing::instrument(skip_all, fields(account_id = %account_id, channel = destination.channel().as_str()))]
@@ -250,20 +262,14 @@ pub async fn start(
     actor: &str,
     master: &MasterKey,
     settings: &VerificationSettings,
-    account_id: &str,
+    account_id: &AccountId,
     destination: &Destination,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
+    let account_id = account_id.as_str();
     let channel = destination.channel();
     let destination_hash = destination.hash(master);
-    // What the SMS limits count by: the number's country and prefix.
-    let sms = match destination {
-        Destination::Phone(phone) => Some((
-            sms_region(phone),
-            prefix_hash(master, phone, settings.sms_prefix_digits),
-        )),
-        Destination::Email(_) => None,
-    };
+    let sms = sms_counts(master, settings, destination);
     // In the order of the lock policy (`db`). The budget lock also covers the country, prefix and young-account counts: every SMS
     // send holds it.
     if channel == Channel::Sms {
@@ -272,196 +278,23 @@ pub async fn start(
     lock(conn, "account", account_id).await?;
     lock(conn, "destination", &destination_hash).await?;
 
-    let account = accounts::require(conn, account_id).await?;
-    if account.status != AccountStatus::Active.as_str() {
-        return Err(ApiError::conflict(
-            "account_suspended",
-            "codes are not sent for a suspended account",
-        ));
-    }
+    let account = sendable_account(conn, account_id).await?;
     let young_until = account.created_at
         + Duration::seconds(
             i64::try_from(settings.young_account_seconds).unwrap_or(i64::MAX / 1000),
         );
-    let young = channel == Channel::Sms && now < young_until;
-    // First, as it is the one no waiting lifts.
-    if channel == Channel::Sms
-        && account.sms_sent_total >= i64::from(settings.sms_account_lifetime_limit)
-    {
-        return Err(lifetime_spent());
-    }
-    // Per account and destination: another account's sends to this destination (a stranger
-    // typing someone else's number) never count against this account.
-    enforce(
-        conn,
-        verification_send::Entity::find()
-            .filter(verification_send::Column::AccountId.eq(account_id))
-            .filter(verification_send::Column::DestinationHash.eq(destination_hash.as_str())),
-        settings.per_destination_limit,
-        settings.per_destination_window_seconds,
-        now,
-        "destination",
-        "this account has asked for too many codes to this destination; retry later",
-    )
-    .await?;
-    enforce(
-        conn,
-        verification_send::Entity::find()
-            .filter(verification_send::Column::AccountId.eq(account_id)),
-        settings.per_account_limit,
-        settings.per_account_window_seconds,
-        now,
-        "account",
-        "too many codes were sent for this account; retry later",
-    )
-    .await?;
-    if let Some((region, prefix)) = &sms {
-        let sms_sends = || {
-            verification_send::Entity::find()
-                .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str()))
-        };
-        if young {
-            enforce(
-                conn,
-                sms_sends().filter(verification_send::Column::AccountId.eq(account_id)),
-                settings.young_account_sms_hourly_limit,
-                HOUR,
-                now,
-                "young_account",
-                "a new account may be sent only a few SMS codes per hour; retry later",
-            )
-            .await
-            .map_err(|e| no_later_than(e, young_until, now))?;
-        }
-        enforce(
-            conn,
-            sms_sends().filter(verification_send::Column::PrefixHash.eq(prefix.as_str())),
-            settings.sms_prefix_hourly_limit,
-            HOUR,
-            now,
-            "sms_prefix",
-            "too many SMS codes went to numbers starting like this one; retry later",
-        )
-        .await?;
-        enforce(
-            conn,
-            sms_sends().filter(verification_send::Column::Region.eq(region.as_str())),
-            settings.country_budget(region),
-            HOUR,
-            now,
-            "sms_country",
-            "the hourly SMS budget for this country is spent; retry later",
-        )
-        .await?;
-        if young {
-            enforce(
-                conn,
-                sms_sends().filter(verification_send::Column::YoungAccount.eq(true)),
-                settings.young_accounts_sms_hourly_budget,
-                HOUR,
-                now,
-                "young_accounts_budget",
-                "the hourly SMS budget for new accounts is spent; retry later",
-            )
-            .await
-            .map_err(|e| no_later_than(e, young_until, now))?;
-        }
-        enforce(
-            conn,
-            sms_sends(),
-            settings.sms_hourly_budget,
-            HOUR,
-            now,
-            "sms_budget",
-            "the service's hourly SMS budget is spent; retry later",
-        )
-        .await?;
-        // Checked again, under the same lock, at approval; this spares an SMS that could
-        // never lead anywhere.
-        let others = other_accounts_with_phone(conn, &destination_hash, account_id).await?;
-        if others >= u64::from(settings.phone_max_accounts) {
-            return Err(phone_in_use(settings.phone_max_accounts));
-        }
-    }
-
-    // A new code replaces the account's pending one for the same destination.
-    let superseded: Vec<String> = verification::Entity::find()
-        .filter(verification::Column::AccountId.eq(account_id))
-        .filter(verification::Column::DestinationHash.eq(destination_hash.as_str()))
-        .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|v| v.id)
-        .collect();
-    if !superseded.is_empty() {
-        verification::Entity::update_many()
-            .col_expr(
-                verification::Column::Status,
-                Expr::value(VerificationStatus::Canceled.as_str()),
-            )
-            .col_expr(verification::Column::UpdatedAt, Expr::value(now))
-            .filter(verification::Column::Id.is_in(superseded.iter().map(String::as_str)))
-            .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
-            .exec(conn)
-            .await?;
-        outbox::cancel_for(conn, &superseded, now).await?;
-    }
-
-    let ttl = match channel {
-        Channel::Email => settings.email_code_ttl_seconds,
-        Channel::Sms => settings.sms_code_ttl_seconds,
+    let send = Send {
+        account_id,
+        channel,
+        destination_hash,
+        sms,
+        young: channel == Channel::Sms && now < young_until,
+        young_until,
     };
-    let id = new_id(ID_PREFIX);
-    let code = Code::generate();
-    let row = verification::Model {
-        code_hash: code_hash(master, &id, &code),
-        id,
-        account_id: account_id.to_owned(),
-        channel: channel.as_str().to_owned(),
-        destination_hash: destination_hash.clone(),
-        to_masked: destination.masked(),
-        status: VerificationStatus::Pending.as_str().to_owned(),
-        attempts: 0,
-        max_attempts: i32::try_from(settings.max_attempts).unwrap_or(i32::MAX),
-        expires_at: now + Duration::seconds(i64::try_from(ttl).unwrap_or(600)),
-        created_at: now,
-        updated_at: now,
-        approved_at: None,
-    };
-    verification::Entity::insert(row.clone().into_active_model().reset_all())
-        .exec_without_returning(conn)
-        .await?;
-    if channel == Channel::Sms {
-        // Conditional, so the cap holds even without the account lock (it is held anyway).
-        let counted = account::Entity::update_many()
-            .col_expr(
-                account::Column::SmsSentTotal,
-                Expr::col(account::Column::SmsSentTotal).add(1),
-            )
-            .filter(account::Column::Id.eq(account_id))
-            .filter(
-                account::Column::SmsSentTotal.lt(i64::from(settings.sms_account_lifetime_limit)),
-            )
-            .exec(conn)
-            .await?;
-        if counted.rows_affected != 1 {
-            return Err(lifetime_spent());
-        }
-    }
-    let (region, prefix_hash) = sms.unzip();
-    verification_send::Entity::insert(verification_send::ActiveModel {
-        seq: NotSet,
-        account_id: Set(account_id.to_owned()),
-        channel: Set(channel.as_str().to_owned()),
-        destination_hash: Set(destination_hash),
-        sent_at: Set(now),
-        region: Set(region),
-        prefix_hash: Set(prefix_hash),
-        young_account: Set(young),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    enforce_limits(conn, settings, &account, &send, now).await?;
+    let superseded = supersede_pending(conn, &send, now).await?;
+    let (row, code) = store(conn, master, settings, destination, &send, now).await?;
+    log_send(conn, settings, send, now).await?;
     let message = outbox::enqueue(conn, master, &row, destination.address(), &code, now).await?;
     audit::append(
         conn,
@@ -482,6 +315,286 @@ pub async fn start(
     )
     .await?;
     Ok(row)
+}
+
+/// What the SMS limits count a send by: the number's country and the keyed hash of its prefix.
+fn sms_counts(
+    master: &MasterKey,
+    settings: &VerificationSettings,
+    destination: &Destination,
+) -> Option<(String, String)> {
+    match destination {
+        Destination::Phone(phone) => Some((
+            sms_region(phone),
+            prefix_hash(master, phone, settings.sms_prefix_digits),
+        )),
+        Destination::Email(_) => None,
+    }
+}
+
+/// The account, if codes may be sent for it (it exists and is active).
+async fn sendable_account(
+    conn: &impl ConnectionTrait,
+    account_id: &str,
+) -> Result<account::Model, ApiError> {
+    let account = accounts::require(conn, account_id).await?;
+    if account.status != AccountStatus::Active.as_str() {
+        return Err(ApiError::conflict(
+            "account_suspended",
+            "codes are not sent for a suspended account",
+        ));
+    }
+    Ok(account)
+}
+
+/// Every limit on this send, the lifetime cap first (it is the one no waiting lifts).
+async fn enforce_limits(
+    conn: &impl ConnectionTrait,
+    settings: &VerificationSettings,
+    account: &account::Model,
+    send: &Send<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if send.channel == Channel::Sms
+        && account.sms_sent_total >= i64::from(settings.sms_account_lifetime_limit)
+    {
+        return Err(lifetime_spent());
+    }
+    // Per account and destination: another account's sends to this destination (a stranger
+    // typing someone else's number) never count against this account.
+    let of_account = || {
+        verification_send::Entity::find()
+            .filter(verification_send::Column::AccountId.eq(send.account_id))
+    };
+    enforce(
+        conn,
+        of_account()
+            .filter(verification_send::Column::DestinationHash.eq(send.destination_hash.as_str())),
+        settings.per_destination_limit,
+        settings.per_destination_window_seconds,
+        now,
+        "destination",
+        "this account has asked for too many codes to this destination; retry later",
+    )
+    .await?;
+    enforce(
+        conn,
+        of_account(),
+        settings.per_account_limit,
+        settings.per_account_window_seconds,
+        now,
+        "account",
+        "too many codes were sent for this account; retry later",
+    )
+    .await?;
+    if let Some((region, prefix)) = &send.sms {
+        enforce_sms_limits(conn, settings, send, region, prefix, now).await?;
+    }
+    Ok(())
+}
+
+/// The toll-fraud limits of an SMS send, and the number's account cap.
+async fn enforce_sms_limits(
+    conn: &impl ConnectionTrait,
+    settings: &VerificationSettings,
+    send: &Send<'_>,
+    region: &str,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let sms_sends = || {
+        verification_send::Entity::find()
+            .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str()))
+    };
+    let young_only = |e| no_later_than(e, send.young_until, now);
+    if send.young {
+        enforce(
+            conn,
+            sms_sends().filter(verification_send::Column::AccountId.eq(send.account_id)),
+            settings.young_account_sms_hourly_limit,
+            HOUR,
+            now,
+            "young_account",
+            "a new account may be sent only a few SMS codes per hour; retry later",
+        )
+        .await
+        .map_err(young_only)?;
+    }
+    enforce_sms_budgets(conn, settings, send, region, prefix, now).await?;
+    // Checked again, under the same lock, at approval; this spares an SMS that could never
+    // lead anywhere.
+    let others = other_accounts_with_phone(conn, &send.destination_hash, send.account_id).await?;
+    if others >= u64::from(settings.phone_max_accounts) {
+        return Err(phone_in_use(settings.phone_max_accounts));
+    }
+    Ok(())
+}
+
+/// The shared SMS budgets: per number prefix, per country, for young accounts, and overall.
+async fn enforce_sms_budgets(
+    conn: &impl ConnectionTrait,
+    settings: &VerificationSettings,
+    send: &Send<'_>,
+    region: &str,
+    prefix: &str,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let sms_sends = || {
+        verification_send::Entity::find()
+            .filter(verification_send::Column::Channel.eq(Channel::Sms.as_str()))
+    };
+    enforce(
+        conn,
+        sms_sends().filter(verification_send::Column::PrefixHash.eq(prefix)),
+        settings.sms_prefix_hourly_limit,
+        HOUR,
+        now,
+        "sms_prefix",
+        "too many SMS codes went to numbers starting like this one; retry later",
+    )
+    .await?;
+    enforce(
+        conn,
+        sms_sends().filter(verification_send::Column::Region.eq(region)),
+        settings.country_budget(region),
+        HOUR,
+        now,
+        "sms_country",
+        "the hourly SMS budget for this country is spent; retry later",
+    )
+    .await?;
+    if send.young {
+        enforce(
+            conn,
+            sms_sends().filter(verification_send::Column::YoungAccount.eq(true)),
+            settings.young_accounts_sms_hourly_budget,
+            HOUR,
+            now,
+            "young_accounts_budget",
+            "the hourly SMS budget for new accounts is spent; retry later",
+        )
+        .await
+        .map_err(|e| no_later_than(e, send.young_until, now))?;
+    }
+    enforce(
+        conn,
+        sms_sends(),
+        settings.sms_hourly_budget,
+        HOUR,
+        now,
+        "sms_budget",
+        "the service's hourly SMS budget is spent; retry later",
+    )
+    .await
+}
+
+/// A new code replaces the account's pending one for the same destination. Returns the ids of
+/// the verifications it canceled.
+async fn supersede_pending(
+    conn: &impl ConnectionTrait,
+    send: &Send<'_>,
+    now: DateTime<Utc>,
+) -> Result<Vec<String>, ApiError> {
+    let superseded: Vec<String> = verification::Entity::find()
+        .filter(verification::Column::AccountId.eq(send.account_id))
+        .filter(verification::Column::DestinationHash.eq(send.destination_hash.as_str()))
+        .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|v| v.id)
+        .collect();
+    if !superseded.is_empty() {
+        verification::Entity::update_many()
+            .col_expr(
+                verification::Column::Status,
+                Expr::value(VerificationStatus::Canceled.as_str()),
+            )
+            .col_expr(verification::Column::UpdatedAt, Expr::value(now))
+            .filter(verification::Column::Id.is_in(superseded.iter().map(String::as_str)))
+            .filter(verification::Column::Status.eq(VerificationStatus::Pending.as_str()))
+            .exec(conn)
+            .await?;
+        outbox::cancel_for(conn, &superseded, now).await?;
+    }
+    Ok(superseded)
+}
+
+/// Store a new pending verification with a fresh code's HMAC. Returns it and the code (for the
+/// message only; it is never stored).
+async fn store(
+    conn: &impl ConnectionTrait,
+    master: &MasterKey,
+    settings: &VerificationSettings,
+    destination: &Destination,
+    send: &Send<'_>,
+    now: DateTime<Utc>,
+) -> Result<(verification::Model, Code), DbErr> {
+    let ttl = match send.channel {
+        Channel::Email => settings.email_code_ttl_seconds,
+        Channel::Sms => settings.sms_code_ttl_seconds,
+    };
+    let id = new_id(ID_PREFIX);
+    let code = Code::generate();
+    let row = verification::Model {
+        code_hash: code_hash(master, &id, &code),
+        id,
+        account_id: send.account_id.to_owned(),
+        channel: send.channel.as_str().to_owned(),
+        destination_hash: send.destination_hash.clone(),
+        to_masked: destination.masked(),
+        status: VerificationStatus::Pending.as_str().to_owned(),
+        attempts: 0,
+        max_attempts: i32::try_from(settings.max_attempts).unwrap_or(i32::MAX),
+        expires_at: now + Duration::seconds(i64::try_from(ttl).unwrap_or(600)),
+        created_at: now,
+        updated_at: now,
+        approved_at: None,
+    };
+    verification::Entity::insert(row.clone().into_active_model().reset_all())
+        .exec_without_returning(conn)
+        .await?;
+    Ok((row, code))
+}
+
+/// Count the send: in the account's lifetime SMS total, and in the log the limits count.
+async fn log_send(
+    conn: &impl ConnectionTrait,
+    settings: &VerificationSettings,
+    send: Send<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    if send.channel == Channel::Sms {
+        // Conditional, so the cap holds even without the account lock (it is held anyway).
+        let counted = account::Entity::update_many()
+            .col_expr(
+                account::Column::SmsSentTotal,
+                Expr::col(account::Column::SmsSentTotal).add(1),
+            )
+            .filter(account::Column::Id.eq(send.account_id))
+            .filter(
+                account::Column::SmsSentTotal.lt(i64::from(settings.sms_account_lifetime_limit)),
+            )
+            .exec(conn)
+            .await?;
+        if counted.rows_affected != 1 {
+            return Err(lifetime_spent());
+        }
+    }
+    let (region, prefix_hash) = send.sms.unzip();
+    verification_send::Entity::insert(verification_send::ActiveModel {
+        seq: NotSet,
+        account_id: Set(send.account_id.to_owned()),
+        channel: Set(send.channel.as_str().to_owned()),
+        destination_hash: Set(send.destination_hash),
+        sent_at: Set(now),
+        region: Set(region),
+        prefix_hash: Set(prefix_hash),
+        young_account: Set(send.young),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
 }
 
 pub async fn get(
@@ -728,36 +841,8 @@ async fn approve(
     let channel = Channel::parse(&row.channel).ok_or_else(|| {
         ApiError::internal(format!("verification {} has an unknown channel", row.id))
     })?;
-    if channel == Channel::Sms {
-        // The same lock as sends to this number: approvals for one number run one at a time.
-        lock(conn, "destination", &row.destination_hash).await?;
-        let others =
-            other_accounts_with_phone(conn, &row.destination_hash, &row.account_id).await?;
-        if others >= u64::from(settings.phone_max_accounts) {
-            if set_status(
-                conn,
-                &row.id,
-                &OPEN_TO_APPROVAL,
-                VerificationStatus::Canceled,
-                now,
-            )
-            .await?
-            {
-                audit::append(
-                    conn,
-                    now,
-                    Entry {
-                        actor,
-                        action: "verification.canceled",
-                        target_type: "account",
-                        target_id: &row.account_id,
-                        details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
-                    },
-                )
-                .await?;
-            }
-            return Ok(Approval::PhoneInUse);
-        }
+    if channel == Channel::Sms && refuse_shared_phone(conn, actor, settings, &row, now).await? {
+        return Ok(Approval::PhoneInUse);
     }
     let won = verification::Entity::update_many()
         .col_expr(
@@ -778,20 +863,14 @@ async fn approve(
         Channel::Email => (EvidenceKind::Email, "email"),
         Channel::Sms => (EvidenceKind::Phone, "sms"),
     };
-    evidence::record(
-        conn,
-        actor,
-        &row.account_id,
-        EvidenceChange {
-            kind,
-            source: source.to_owned(),
-            status: EvidenceStatus::Active,
-            verified_at: now,
-            expires_at: None,
-        },
-        now,
-    )
-    .await?;
+    let change = EvidenceChange {
+        kind,
+        source: source.to_owned(),
+        status: EvidenceStatus::Active,
+        verified_at: now,
+        expires_at: None,
+    };
+    evidence::record(conn, actor, &row.account_id, change, now).await?;
     if channel == Channel::Sms {
         remember_phone(conn, &row, now).await?;
     }
@@ -808,6 +887,46 @@ async fn approve(
     )
     .await?;
     Ok(Approval::Approved(require(conn, &row.id).await?))
+}
+
+/// Whether the number already backs the maximum number of accounts; if so the verification
+/// is canceled (audited once).
+async fn refuse_shared_phone(
+    conn: &impl ConnectionTrait,
+    actor: &str,
+    settings: &VerificationSettings,
+    row: &verification::Model,
+    now: DateTime<Utc>,
+) -> Result<bool, ApiError> {
+    // The same lock as sends to this number: approvals for one number run one at a time.
+    lock(conn, "destination", &row.destination_hash).await?;
+    let others = other_accounts_with_phone(conn, &row.destination_hash, &row.account_id).await?;
+    if others < u64::from(settings.phone_max_accounts) {
+        return Ok(false);
+    }
+    if set_status(
+        conn,
+        &row.id,
+        &OPEN_TO_APPROVAL,
+        VerificationStatus::Canceled,
+        now,
+    )
+    .await?
+    {
+        audit::append(
+            conn,
+            now,
+            Entry {
+                actor,
+                action: "verification.canceled",
+                target_type: "account",
+                target_id: &row.account_id,
+                details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
+            },
+        )
+        .await?;
+    }
+    Ok(true)
 }
 
 /// The account's verified number is now this one (a later verification replaces it).

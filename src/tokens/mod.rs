@@ -1,5 +1,7 @@
-//! E2EE entitlement tokens: keys and the JWKS, signing, and the checks behind authorize.
+//! E2EE entitlement tokens: keys and the JWKS, issuance, and the checks behind authorize.
 
+pub mod authorize;
+pub mod issue;
 pub mod keyring;
 pub mod keys;
 pub mod live;
@@ -8,6 +10,9 @@ pub mod verify;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::evidence::EvidenceKind;
+
+/// The entitlement a token carries and authorize checks.
+pub const ENTITLEMENT: &str = "e2ee";
 
 /// The JWS `typ` of our tokens; verification insists on it.
 pub const TOKEN_TYPE: &str = "e2ee-ent+jwt";

@@ -134,12 +134,7 @@ async fn listing_paginates_with_a_cursor() {
     let app = spawn_app().await;
     let mut ids = Vec::new();
     for i in 0..5 {
-        ids.push(
-            app.create_account(&format!("p{i}")).await["id"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        ids.push(app.account(&format!("p{i}")).await);
     }
     let mut seen = Vec::new();
     let mut path = "/v1/accounts?limit=2".to_owned();
@@ -174,10 +169,7 @@ async fn listing_paginates_with_a_cursor() {
 #[tokio::test]
 async fn patch_changes_the_name_and_only_admins_change_status() {
     let app = spawn_app().await;
-    let id = app.create_account("patchy").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("patchy").await;
     let path = format!("/v1/accounts/{id}");
 
     let res = app
@@ -256,10 +248,7 @@ async fn patch_changes_the_name_and_only_admins_change_status() {
 #[tokio::test]
 async fn delete_erases_personal_data_and_keeps_a_pseudonymous_trail() {
     let app = spawn_app().await;
-    let id = app.create_account("erase-me").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("erase-me").await;
     let path = format!("/v1/accounts/{id}");
 
     let res = app.delete(&path, &app.backend_key).await;
@@ -279,7 +268,7 @@ async fn delete_erases_personal_data_and_keeps_a_pseudonymous_trail() {
 
     // No row still holds the email or the external id.
     use sea_orm::EntityTrait;
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     assert!(entities::account::Entity::find()
         .all(db)
         .await

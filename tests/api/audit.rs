@@ -35,7 +35,7 @@ async fn vouch(app: &TestApp, args: &[&str]) -> (bool, String) {
 /// What someone with write access to the database but not the master key can do: change an
 /// entry, then recompute every later link with plain SHA-256 as the chain did before keying.
 async fn rewrite_from(app: &TestApp, seq: i64, actor: &str) {
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     let rows = audit_log::Entity::find()
         .order_by_asc(audit_log::Column::Seq)
         .all(db)
@@ -70,10 +70,7 @@ async fn verify_report(app: &TestApp) -> Value {
 #[tokio::test]
 async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
     let app = spawn_app().await;
-    let id = app.create_account("audited").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("audited").await;
     app.patch(
         &format!("/v1/accounts/{id}"),
         &app.admin_key,
@@ -130,7 +127,7 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
     );
 
     // Someone with database access rewrites history.
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     db.execute_raw(Statement::from_string(
         db.get_database_backend(),
         "UPDATE audit_log SET actor = 'someone-else' WHERE seq = 6".to_owned(),
@@ -212,7 +209,7 @@ async fn an_edit_with_the_tail_recomputed_by_sha256_is_found() {
     assert!(out.contains("BROKEN at entry 3"), "{out}");
 
     // Dropping the MACs as well does not help: a keyed chain never turns unkeyed again.
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     db.execute_unprepared("UPDATE audit_log SET mac = NULL WHERE seq >= 3")
         .await
         .unwrap();
@@ -239,7 +236,7 @@ async fn cutting_the_newest_entries_is_found_against_a_recorded_head() {
     assert!(ok, "{out}");
 
     // Cut the newest entries: the shorter chain is valid on its own ...
-    let db = app.state.db.conn();
+    let db = &app.db().await;
     db.execute_unprepared(&format!("DELETE FROM audit_log WHERE seq >= {}", last - 1))
         .await
         .unwrap();
@@ -257,7 +254,7 @@ async fn cutting_the_newest_entries_is_found_against_a_recorded_head() {
 async fn last_hash(app: &TestApp) -> String {
     audit_log::Entity::find()
         .order_by_desc(audit_log::Column::Seq)
-        .one(app.state.db.conn())
+        .one(&app.db().await)
         .await
         .unwrap()
         .unwrap()

@@ -17,7 +17,7 @@ fn assert_decision(body: &Value, allow: bool, reason: &str) {
 
 /// Claims as we issue them, for forging variations with our own key.
 fn claims(app: &TestApp, account_id: &str) -> Value {
-    let now = app.state.now().timestamp();
+    let now = app.now().timestamp();
     json!({
         "iss": "http://localhost:8080", "sub": account_id, "aud": "meeting",
         "iat": now, "nbf": now, "exp": now + 600, "jti": "forged-1",
@@ -25,9 +25,8 @@ fn claims(app: &TestApp, account_id: &str) -> Value {
     })
 }
 
-fn header(app: &TestApp) -> Value {
-    let ring = app.state.keys.current();
-    let kid = ring.signer(app.state.now()).unwrap().kid.clone();
+async fn header(app: &TestApp) -> Value {
+    let kid = app.signing_key().await.kid;
     json!({"alg": "EdDSA", "typ": "e2ee-ent+jwt", "kid": kid})
 }
 
@@ -44,7 +43,7 @@ async fn a_valid_token_allows_e2ee() {
 
     // The forging helper itself makes tokens that pass: the variations below fail for their
     // variation alone.
-    let forged = app.forge(&header(&app), &claims(&app, &id)).await;
+    let forged = app.forge(&header(&app).await, &claims(&app, &id)).await;
     assert_decision(&app.authorize(&forged, None).await, true, "ok");
     assert_decision(
         &app.authorize("nonsense", None).await,
@@ -170,9 +169,9 @@ async fn tokens_that_are_not_ours_are_invalid() {
 async fn headers_and_claims_are_checked_even_when_the_signature_is_ours() {
     let app = spawn_app().await;
     let id = app.entitled_account("claims").await;
-    let h = header(&app);
+    let h = header(&app).await;
     let c = claims(&app, &id);
-    let now = app.state.now().timestamp();
+    let now = app.now().timestamp();
 
     let with = |mut v: Value, key: &str, value: Value| {
         if value.is_null() {
@@ -351,7 +350,7 @@ async fn the_accounts_current_state_decides() {
         &id,
         Payment,
         Active,
-        Some(app.state.now() + Duration::seconds(30)),
+        Some(app.now() + Duration::seconds(30)),
     )
     .await;
     assert_decision(&app.authorize(&token, None).await, true, "ok");
@@ -393,7 +392,7 @@ async fn revocation_follows_rfc7009() {
     // Remembered until the token would have expired, then forgotten.
     use sea_orm::EntityTrait;
     let rows = entities::revoked_token::Entity::find()
-        .all(app.state.db.conn())
+        .all(&app.db().await)
         .await
         .unwrap();
     assert_eq!(rows.len(), 1);
@@ -408,9 +407,9 @@ async fn revocation_follows_rfc7009() {
     assert_eq!(audit["items"][0]["actor"], "test-backend");
 
     app.clock.advance(Duration::seconds(700));
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
     let rows = entities::revoked_token::Entity::find()
-        .all(app.state.db.conn())
+        .all(&app.db().await)
         .await
         .unwrap();
     assert!(rows.is_empty(), "expired revocations are purged");
@@ -423,13 +422,13 @@ async fn revocation_follows_rfc7009() {
 async fn revocation_ignores_the_clock() {
     let app = spawn_app().await;
     let id = app.entitled_account("revoke-skew").await;
-    let later = app.state.now().timestamp() + 3600;
+    let later = app.now().timestamp() + 3600;
     let mut c = claims(&app, &id);
     c["iat"] = json!(later);
     c["nbf"] = json!(later);
     c["exp"] = json!(later + 600);
     c["jti"] = json!("from-the-future");
-    let token = app.forge(&header(&app), &c).await;
+    let token = app.forge(&header(&app).await, &c).await;
     assert_decision(&app.authorize(&token, None).await, false, "invalid_token");
 
     let res = app
@@ -442,7 +441,7 @@ async fn revocation_ignores_the_clock() {
     assert_eq!(res.status(), 200);
     use sea_orm::EntityTrait;
     let rows = entities::revoked_token::Entity::find()
-        .all(app.state.db.conn())
+        .all(&app.db().await)
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "the revocation is recorded");

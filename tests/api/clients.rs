@@ -38,7 +38,7 @@ async fn admins_create_list_and_revoke_clients() {
     // Only the hash is stored.
     use sea_orm::EntityTrait;
     let rows = entities::api_client::Entity::find()
-        .all(app.state.db.conn())
+        .all(&app.db().await)
         .await
         .unwrap();
     assert!(rows.iter().all(|r| !format!("{r:?}").contains(key)));

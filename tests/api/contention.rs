@@ -17,7 +17,7 @@ const SECRET: &str = "whsec_9kQm2VxL7pT4rYs8NcE1bHfJ6uWzA3Dg";
 
 /// A Stripe event for a customer Vouch does not track: signed, stored, ignored.
 async fn webhook(app: &TestApp, i: usize) -> StatusCode {
-    let t = app.state.now().timestamp();
+    let t = app.now().timestamp();
     let body = json!({
         "id": format!("evt_contention_{i}"),
         "object": "event",
@@ -82,10 +82,7 @@ async fn a_burst_of_writes_does_not_starve_authorize() {
     let token = app.issue_token(&id).await;
     let mut vids = Vec::new();
     for i in 0..10 {
-        let account = app.create_account(&format!("checker-{i}")).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let account = app.account(&format!("checker-{i}")).await;
         let res = app
             .post(
                 &format!("/v1/accounts/{account}/verifications"),
@@ -124,7 +121,7 @@ async fn a_burst_of_writes_does_not_starve_authorize() {
 
     // One slow write (it holds the chain lock for 2 s) makes the burst queue behind it, as
     // any slow transaction does in production.
-    let slow = app.state.db.begin_write().await.unwrap();
+    let slow = app.hold_write_lock().await;
     let slow = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(2)).await;
         slow.commit().await.unwrap();

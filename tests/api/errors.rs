@@ -198,10 +198,7 @@ async fn garbage_to_every_route_is_a_4xx_problem() {
 #[tokio::test]
 async fn bodies_must_be_json_objects() {
     let app = spawn_app().await;
-    let account = app.create_account("objects-only").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account = app.account("objects-only").await;
     for body in [
         json!([null, null]),
         json!([]),
@@ -242,10 +239,7 @@ async fn bodies_must_be_json_objects() {
 #[tokio::test]
 async fn enum_errors_do_not_echo_the_submitted_value() {
     let app = spawn_app().await;
-    let id = app.create_account("enums").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("enums").await;
     let secret = "s3cr3t-Zq81";
     for (res, code) in [
         (

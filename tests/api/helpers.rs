@@ -1,16 +1,26 @@
 //! `spawn_app()`: the real service on port 0 with its own database (a fresh SQLite file, or a
 //! fresh PostgreSQL database when `VOUCH_TEST_DATABASE_URL` points at a server).
+//!
+//! Tests talk to the instance over HTTP. Besides HTTP they have its test clock, the database
+//! itself (`db()`, a connection of their own, for tests about what is stored) and a few named
+//! hooks into the running instance where no request does the job: seeding one client per role,
+//! recording evidence of any kind and status (`add_evidence`), running a maintenance round now
+//! (`maintain`), holding the instance's write lock (`hold_write_lock`), reading its pooled
+//! connections' session settings (`pooled_setting`) and closing its pool (`lose_database`). The instance's state
+//! itself is not exposed.
 
 use std::sync::{Arc, Once};
 
 use actix_web::web;
 use reqwest::{Method, Response, StatusCode};
-use sea_orm::{ConnectionTrait, Database};
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, EntityTrait};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use vouch::{
-    clock::ManualClock,
-    config::{LogFormat, Settings},
+    clock::{Clock, ManualClock},
+    config::{decode_master_key, LogFormat, Settings},
+    crypto::MasterKey,
+    db::WriteTxn,
     domain::{
         evidence::{EvidenceKind, EvidenceStatus},
         role::Role,
@@ -29,7 +39,8 @@ pub struct TestApp {
     pub address: String,
     pub settings: Settings,
     pub client: reqwest::Client,
-    pub state: web::Data<AppState>,
+    /// Only for the hooks named in the module doc.
+    state: web::Data<AppState>,
     pub clock: Arc<ManualClock>,
     pub database_url: String,
     pub admin_key: String,
@@ -163,6 +174,86 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// The instance's time: its test clock, to the microsecond as the instance (and
+    /// PostgreSQL) keeps it.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        let now = self.clock.now();
+        chrono::DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now)
+    }
+
+    /// A connection of its own to the instance's database, as an operator (or someone who
+    /// copied the database) would open one.
+    pub async fn db(&self) -> DatabaseConnection {
+        Database::connect(self.database_url.as_str())
+            .await
+            .expect("connect to the test database")
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.starts_with("postgres")
+    }
+
+    /// The master key from the instance's settings, as its operator holds it.
+    pub fn master_key(&self) -> MasterKey {
+        let text = self
+            .settings
+            .master_key
+            .as_ref()
+            .expect("a test master key");
+        MasterKey::new(decode_master_key(text.expose_secret()).expect("a valid test key"))
+    }
+
+    /// Run the instance's maintenance round now instead of waiting for its timer.
+    pub async fn maintain(&self) {
+        vouch::background::maintain(&self.state)
+            .await
+            .expect("maintenance round");
+    }
+
+    /// Take the instance's own write lock (its write queue, and on PostgreSQL the audit
+    /// chain's lock) as one of its slow writers would; writers queue until it ends.
+    pub async fn hold_write_lock(&self) -> WriteTxn {
+        self.state.db.begin_write().await.expect("write lock")
+    }
+
+    /// Close the instance's connection pool: to the instance, the database has gone away.
+    pub async fn lose_database(&self) {
+        self.state.db.conn().close_by_ref().await.unwrap();
+    }
+
+    /// PostgreSQL: `SHOW name` on one of the instance's pooled connections (the session
+    /// settings every connection of its pool carries).
+    pub async fn pooled_setting(&self, name: &str) -> String {
+        let row = self
+            .state
+            .db
+            .conn()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                format!("SHOW {name}"),
+            ))
+            .await
+            .unwrap()
+            .expect("a row");
+        row.try_get_by_index::<String>(0).unwrap()
+    }
+
+    /// The stored signing key that signs now (the newest active one).
+    pub async fn signing_key(&self) -> entities::signing_key::Model {
+        let now = self.now();
+        entities::signing_key::Entity::find()
+            .all(&self.db().await)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| {
+                vouch::tokens::keyring::KeyState::of(k, now)
+                    == vouch::tokens::keyring::KeyState::Active
+            })
+            .max_by_key(|k| k.activates_at)
+            .expect("a signing key")
+    }
+
     pub fn key(&self, role: Role) -> &str {
         match role {
             Role::Admin => &self.admin_key,
@@ -205,6 +296,14 @@ impl TestApp {
 
     pub async fn delete(&self, path: &str, key: &str) -> Response {
         self.request(Method::DELETE, path, Some(key), None).await
+    }
+
+    /// Create an account as the backend and return its id: the one account builder.
+    pub async fn account(&self, external_id: &str) -> String {
+        self.create_account(external_id).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Create an account as the backend and return its JSON.
@@ -277,10 +376,7 @@ impl TestApp {
 
     /// An account with active phone evidence; returns its id.
     pub async fn entitled_account(&self, external_id: &str) -> String {
-        let id = self.create_account(external_id).await["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = self.account(external_id).await;
         self.add_evidence(&id, EvidenceKind::Phone, EvidenceStatus::Active, None)
             .await;
         id
@@ -325,21 +421,13 @@ impl TestApp {
     /// only we could have made, for testing what verification checks beyond the signature.
     pub async fn forge(&self, header: &Value, claims: &Value) -> String {
         use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
-        use sea_orm::EntityTrait;
-        let now = self.state.now();
-        let ring = self.state.keys.current();
-        let key = ring.signer(now).expect("a signing key");
-        let row = entities::signing_key::Entity::find_by_id(key.kid.clone())
-            .one(self.state.db.conn())
-            .await
-            .unwrap()
-            .unwrap();
+        let row = self.signing_key().await;
         let pkcs8 = self
-            .state
-            .master_key
+            .master_key()
             .open(&row.kid, &row.private_key_sealed)
             .unwrap();
-        let (signer, _) = vouch::tokens::keys::parse(key.alg, &pkcs8).unwrap();
+        let alg = vouch::config::Algorithm::parse(&row.alg).expect("a known algorithm");
+        let (signer, _) = vouch::tokens::keys::parse(alg, &pkcs8).unwrap();
         let input = format!(
             "{}.{}",
             B64.encode(header.to_string()),

@@ -139,7 +139,7 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
     // Once every token the old key signed has expired, it leaves the JWKS and loses its
     // private half; its kid is never used again.
     app.clock.advance(Duration::seconds(3600 + 31));
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
     assert_eq!(kids(&jwks(&app).await.0), vec![new_kid.clone()]);
     assert_eq!(
         key_states(&app).await[0],
@@ -147,7 +147,7 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
     );
     use sea_orm::EntityTrait;
     let row = entities::signing_key::Entity::find_by_id(old_kid.clone())
-        .one(app.state.db.conn())
+        .one(&app.db().await)
         .await
         .unwrap()
         .unwrap();
@@ -171,21 +171,14 @@ async fn rotation_publishes_first_signs_later_and_keeps_old_tokens_valid() {
 async fn keys_rotate_on_their_own_when_due_and_instances_agree() {
     let app = spawn_app_with(|s| s.tokens.rotation_period_days = 30).await;
     let sibling = app.spawn_sibling().await;
-    let first = app
-        .state
-        .keys
-        .current()
-        .signer(app.state.now())
-        .unwrap()
-        .kid
-        .clone();
-    vouch::background::maintain(&app.state).await.unwrap();
+    let first = app.signing_key().await.kid;
+    app.maintain().await;
     assert_eq!(key_states(&app).await.len(), 1, "not due yet");
 
     app.clock.advance(Duration::days(30));
     sibling.clock.advance(Duration::days(30));
-    vouch::background::maintain(&app.state).await.unwrap();
-    vouch::background::maintain(&sibling.state).await.unwrap();
+    app.maintain().await;
+    sibling.maintain().await;
     let states = key_states(&app).await;
     assert_eq!(
         states.len(),
@@ -259,7 +252,7 @@ async fn the_cli_rotates_and_lists_keys() {
         listing.contains("active") && listing.contains("next"),
         "{listing}"
     );
-    vouch::background::maintain(&app.state).await.unwrap();
+    app.maintain().await;
     assert_eq!(key_states(&app).await.len(), 2);
 }
 

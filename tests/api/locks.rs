@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use sea_orm::{ConnectionTrait, DatabaseBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 use crate::helpers::{assert_problem, spawn_app_with};
@@ -12,15 +12,14 @@ use crate::helpers::{assert_problem, spawn_app_with};
 #[tokio::test]
 async fn a_writer_behind_a_held_lock_gets_503_within_the_lock_timeout() {
     let app = spawn_app_with(|s| s.database.lock_timeout_seconds = 1).await;
-    let db = &app.state.db;
     // Someone takes the write lock and sits on it: on SQLite the write queue, on PostgreSQL
     // the audit chain's advisory lock, taken by a session outside the instance's pool.
     let outsider = sea_orm::Database::connect(app.database_url.as_str())
         .await
         .unwrap();
-    let held = match db.backend() {
-        DatabaseBackend::Sqlite => Err(db.begin_write().await.unwrap()),
-        _ => {
+    let held = match app.is_postgres() {
+        false => Err(app.hold_write_lock().await),
+        true => {
             let txn = outsider.begin().await.unwrap();
             txn.execute_unprepared(&format!(
                 "SELECT pg_advisory_xact_lock({})",
@@ -75,8 +74,7 @@ async fn postgres_ends_a_session_that_idles_in_its_transaction() {
         s.database.idle_in_transaction_timeout_seconds = 1;
     })
     .await;
-    let db = &app.state.db;
-    if db.backend() != DatabaseBackend::Postgres {
+    if !app.is_postgres() {
         eprintln!("skipped: PostgreSQL only (set VOUCH_TEST_DATABASE_URL)");
         return;
     }
@@ -85,22 +83,13 @@ async fn postgres_ends_a_session_that_idles_in_its_transaction() {
         ("lock_timeout", "10s"),
         ("idle_in_transaction_session_timeout", "1s"),
     ] {
-        let row = db
-            .conn()
-            .query_one_raw(Statement::from_string(
-                DatabaseBackend::Postgres,
-                format!("SHOW {setting}"),
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(row.try_get_by_index::<String>(0).unwrap(), expected);
+        assert_eq!(app.pooled_setting(setting).await, expected);
     }
 
     // One of the instance's own writers takes the chain lock and then does nothing: PostgreSQL
     // ends its session after a second, and the next writer goes through well before its own
     // ten-second lock timeout.
-    let stuck = db.begin_write().await.unwrap();
+    let stuck = app.hold_write_lock().await;
     let started = Instant::now();
     app.create_account("after-stuck-writer").await;
     let waited = started.elapsed();

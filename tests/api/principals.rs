@@ -50,10 +50,7 @@ async fn approve(app: &TestApp, key: &str, eid: &str) -> reqwest::Response {
 #[tokio::test]
 async fn two_keys_of_one_principal_are_one_reviewer() {
     let app = spawn_app().await;
-    let account = app.create_account("dissident").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account = app.account("dissident").await;
     let eid = submit(&app, &app.backend_key, &account).await;
 
     // Alice holds two reviewer keys and an admin key (admins pass every role check).
@@ -131,10 +128,7 @@ async fn two_keys_of_one_principal_are_one_reviewer() {
 #[tokio::test]
 async fn the_submitters_principal_cannot_decide_with_another_key() {
     let app = spawn_app().await;
-    let account = app.create_account("self").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let account = app.account("self").await;
     let bob_backend = client(&app, "bob-backend", "bob", "backend").await;
     let bob_reviewer = client(&app, "bob-reviewer", "bob", "reviewer").await;
     let eid = submit(&app, &bob_backend, &account).await;
@@ -218,7 +212,9 @@ async fn existing_clients_migrate_to_their_own_principal() {
     db.close().await.unwrap();
 
     let app = spawn_with_settings(settings, false).await;
-    let old = vouch::services::clients::get(app.state.db.conn(), "cli_old")
+    use sea_orm::EntityTrait;
+    let old = entities::api_client::Entity::find_by_id("cli_old")
+        .one(&app.db().await)
         .await
         .unwrap()
         .unwrap();

@@ -11,11 +11,8 @@ const JKT: &str = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
 #[tokio::test]
 async fn evidence_is_listed_with_its_effective_status() {
     let app = spawn_app().await;
-    let id = app.create_account("ev").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let soon = app.state.now() + Duration::seconds(60);
+    let id = app.account("ev").await;
+    let soon = app.now() + Duration::seconds(60);
     app.add_evidence(&id, Email, Active, None).await;
     app.add_evidence(&id, Nonprofit, Active, Some(soon)).await;
     app.add_evidence(&id, Payment, Revoked, None).await;
@@ -107,10 +104,7 @@ async fn evidence_is_listed_with_its_effective_status() {
 #[tokio::test]
 async fn entitlements_explain_the_decision() {
     let app = spawn_app().await;
-    let id = app.create_account("ent").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("ent").await;
     let path = format!("/v1/accounts/{id}/entitlements");
 
     app.add_evidence(&id, Email, Active, None).await;
@@ -218,7 +212,7 @@ async fn a_custom_policy_from_configuration_is_applied() {
 async fn issued_tokens_carry_exactly_the_contract_claims() {
     let app = spawn_app().await;
     let id = app.entitled_account("claims").await;
-    let before = app.state.now().timestamp();
+    let before = app.now().timestamp();
     let issued = app.issue(&id, json!({})).await;
     assert_eq!(issued["token_type"], "e2ee-ent+jwt");
     let token = issued["token"].as_str().unwrap();
@@ -305,10 +299,7 @@ async fn issuance_options_are_validated() {
 #[tokio::test]
 async fn accounts_without_a_basis_get_no_token() {
     let app = spawn_app().await;
-    let id = app.create_account("nobody").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let id = app.account("nobody").await;
     let path = format!("/v1/accounts/{id}/tokens");
     let problem = assert_problem(
         app.post(&path, &app.backend_key, &json!({})).await,

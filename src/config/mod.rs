@@ -7,13 +7,12 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::domain::{
-    phone::known_region,
-    policy::{Policy, PolicyError},
-};
+use crate::domain::policy::{Policy, PolicyError};
+
+mod validate;
 
 /// The defaults, compiled in so the binary runs from any directory.
-pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -21,13 +20,6 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("configuration key `{key}`: {message}")]
     Invalid { key: &'static str, message: String },
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,11 +39,8 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub verification: VerificationSettings,
     pub delivery: DeliverySettings,
-    #[serde(default)]
     pub stripe: StripeSettings,
-    #[serde(default)]
     pub exceptions: ExceptionSettings,
-    #[serde(default)]
     pub docs: DocsSettings,
 }
 
@@ -59,18 +48,7 @@ pub struct Settings {
 pub struct DocsSettings {
     /// Serve Swagger UI at `/docs`; off, `/docs` is a 404 problem (the spec stays at
     /// `/openapi.json`).
-    #[serde(default = "default_true")]
     pub enabled: bool,
-}
-
-impl Default for DocsSettings {
-    fn default() -> Self {
-        DocsSettings { enabled: true }
-    }
-}
-
-fn default_true() -> bool {
-    true
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -281,42 +259,15 @@ pub struct StripeSettings {
     #[serde(default)]
     pub webhook_secrets: Vec<SecretString>,
     /// How far the signature's timestamp may be from now, either way.
-    #[serde(default = "default_stripe_tolerance")]
     pub tolerance_seconds: u64,
     /// How long a `past_due` subscription still counts as payment.
-    #[serde(default = "default_past_due_grace")]
     pub past_due_grace_days: u64,
     /// The largest webhook body accepted (Stripe's events can be larger than API requests).
-    #[serde(default = "default_stripe_max_body")]
     pub max_body_bytes: usize,
     /// Which mode's events this endpoint takes: live (`true`) or test (`false`). Events of the
     /// other mode are refused, so a test-mode event can never grant or withdraw real payment.
     #[serde(default)]
     pub livemode: bool,
-}
-
-fn default_stripe_tolerance() -> u64 {
-    300
-}
-
-fn default_past_due_grace() -> u64 {
-    7
-}
-
-fn default_stripe_max_body() -> usize {
-    262_144
-}
-
-impl Default for StripeSettings {
-    fn default() -> Self {
-        StripeSettings {
-            webhook_secrets: Vec::new(),
-            tolerance_seconds: default_stripe_tolerance(),
-            past_due_grace_days: default_past_due_grace(),
-            max_body_bytes: default_stripe_max_body(),
-            livemode: false,
-        }
-    }
 }
 
 impl StripeSettings {
@@ -337,13 +288,10 @@ impl StripeSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExceptionSettings {
     /// How many distinct reviewers must approve a request, per category.
-    #[serde(default)]
     pub approvals: ExceptionApprovals,
     /// How long an approved exception lasts unless the decision says otherwise.
-    #[serde(default = "default_exception_validity")]
     pub default_validity_days: u64,
     /// The latest `expires_at` a decision may set, in days from the decision.
-    #[serde(default = "default_exception_max_validity")]
     pub max_validity_days: u64,
     /// Erase the sealed statement, organization, reference and reasons this many days after
     /// the final decision (0 = keep them until the account is deleted).
@@ -353,46 +301,8 @@ pub struct ExceptionSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct ExceptionApprovals {
-    #[serde(default = "default_nonprofit_approvals")]
     pub nonprofit: u32,
-    #[serde(default = "default_dissident_approvals")]
     pub dissident: u32,
-}
-
-fn default_exception_validity() -> u64 {
-    365
-}
-
-fn default_exception_max_validity() -> u64 {
-    1095
-}
-
-fn default_nonprofit_approvals() -> u32 {
-    1
-}
-
-fn default_dissident_approvals() -> u32 {
-    2
-}
-
-impl Default for ExceptionApprovals {
-    fn default() -> Self {
-        ExceptionApprovals {
-            nonprofit: default_nonprofit_approvals(),
-            dissident: default_dissident_approvals(),
-        }
-    }
-}
-
-impl Default for ExceptionSettings {
-    fn default() -> Self {
-        ExceptionSettings {
-            approvals: ExceptionApprovals::default(),
-            default_validity_days: default_exception_validity(),
-            max_validity_days: default_exception_max_validity(),
-            purge_statements_after_days: 0,
-        }
-    }
 }
 
 impl Settings {
@@ -431,357 +341,6 @@ impl Settings {
             .and_then(|c| c.try_deserialize())
             .expect("the built-in default configuration is valid");
         settings
-    }
-
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "listen",
-                format!("`{}` is not an address like 127.0.0.1:8080", self.listen),
-            ));
-        }
-        let url = self.database_url.expose_secret();
-        if !(url.starts_with("sqlite:")
-            || url.starts_with("postgres://")
-            || url.starts_with("postgresql://"))
-        {
-            return Err(invalid(
-                "database_url",
-                "must start with sqlite:, postgres:// or postgresql://",
-            ));
-        }
-        if let Some(key) = &self.master_key {
-            if !key.expose_secret().is_empty() {
-                decode_master_key(key.expose_secret())
-                    .map_err(|message| invalid("master_key", message))?;
-            }
-        }
-        let d = &self.database;
-        if !(1..=300).contains(&d.lock_timeout_seconds) {
-            return Err(invalid(
-                "database.lock_timeout_seconds",
-                "must be between 1 and 300",
-            ));
-        }
-        if !(1..=3600).contains(&d.idle_in_transaction_timeout_seconds) {
-            return Err(invalid(
-                "database.idle_in_transaction_timeout_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
-        if d.max_writers > 0 && d.max_connections > 1 && d.max_writers >= d.max_connections {
-            return Err(invalid(
-                "database.max_writers",
-                "must be less than database.max_connections, so reads always find a connection",
-            ));
-        }
-        if self.http.max_body_bytes < 1024 {
-            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
-        }
-        if self.tokens.audiences.is_empty()
-            || self.tokens.audiences.iter().any(|a| a.trim().is_empty())
-        {
-            return Err(invalid(
-                "tokens.audiences",
-                "needs at least one non-empty audience",
-            ));
-        }
-        if self.tokens.issuer.trim().is_empty() {
-            return Err(invalid("tokens.issuer", "must not be empty"));
-        }
-        let t = &self.tokens;
-        if t.max_ttl_seconds == 0 || t.max_ttl_seconds > 3600 {
-            return Err(invalid(
-                "tokens.max_ttl_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
-        if t.default_ttl_seconds == 0 || t.default_ttl_seconds > t.max_ttl_seconds {
-            return Err(invalid(
-                "tokens.default_ttl_seconds",
-                "must be between 1 and tokens.max_ttl_seconds",
-            ));
-        }
-        if t.leeway_seconds > 300 {
-            return Err(invalid("tokens.leeway_seconds", "must be at most 300"));
-        }
-        if t.jwks_max_age_seconds == 0 || t.jwks_max_age_seconds > 86_400 {
-            return Err(invalid(
-                "tokens.jwks_max_age_seconds",
-                "must be between 1 and 86400",
-            ));
-        }
-        if t.account_cache_millis > 1000 {
-            return Err(invalid(
-                "tokens.account_cache_millis",
-                "must be at most 1000: lapsed evidence must be seen within 1 s",
-            ));
-        }
-        let stripe = &self.stripe;
-        if stripe.tolerance_seconds == 0 || stripe.tolerance_seconds > 3600 {
-            return Err(invalid(
-                "stripe.tolerance_seconds",
-                "must be between 1 and 3600",
-            ));
-        }
-        if stripe.past_due_grace_days > 90 {
-            return Err(invalid("stripe.past_due_grace_days", "must be at most 90"));
-        }
-        if stripe.max_body_bytes < 1024 || stripe.max_body_bytes > 16 * 1024 * 1024 {
-            return Err(invalid(
-                "stripe.max_body_bytes",
-                "must be between 1024 and 16777216",
-            ));
-        }
-        let exceptions = &self.exceptions;
-        for (key, count) in [
-            (
-                "exceptions.approvals.nonprofit",
-                exceptions.approvals.nonprofit,
-            ),
-            (
-                "exceptions.approvals.dissident",
-                exceptions.approvals.dissident,
-            ),
-        ] {
-            if !(1..=10).contains(&count) {
-                return Err(invalid(key, "must be between 1 and 10"));
-            }
-        }
-        if exceptions.max_validity_days == 0 || exceptions.max_validity_days > 3650 {
-            return Err(invalid(
-                "exceptions.max_validity_days",
-                "must be between 1 and 3650",
-            ));
-        }
-        if exceptions.default_validity_days == 0
-            || exceptions.default_validity_days > exceptions.max_validity_days
-        {
-            return Err(invalid(
-                "exceptions.default_validity_days",
-                "must be between 1 and exceptions.max_validity_days",
-            ));
-        }
-        if exceptions.purge_statements_after_days > 3650 {
-            return Err(invalid(
-                "exceptions.purge_statements_after_days",
-                "must be at most 3650 (0 = never)",
-            ));
-        }
-        self.validate_verification()?;
-        self.policy().map_err(|e| match e {
-            PolicyError::UnknownPreset(p) => invalid(
-                "policy.preset",
-                format!("unknown preset `{p}` (expected `verified` or `paid-only`)"),
-            ),
-            other => invalid("policy.entitlements", other.to_string()),
-        })?;
-        Ok(())
-    }
-
-    fn validate_verification(&self) -> Result<(), ConfigError> {
-        if self.email.from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(invalid(
-                "email.from",
-                "must be an address like `Vouch <no-reply@example.org>`",
-            ));
-        }
-        if self.email.subject.trim().is_empty() || self.email.subject.contains(['\r', '\n']) {
-            return Err(invalid("email.subject", "must be one non-empty line"));
-        }
-        if let Some(url) = &self.email.smtp_url {
-            let url = url.expose_secret();
-            if !(url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://")) {
-                return Err(invalid(
-                    "email.smtp_url",
-                    "must be an smtp:// or smtps:// URL (e.g. smtp://user:pass@host:587?tls=required)",
-                ));
-            }
-        }
-        let sms = &self.sms;
-        if let Some(base) = sms.twilio_base_url.as_deref().filter(|b| !b.is_empty()) {
-            if !(base.starts_with("http://") || base.starts_with("https://")) {
-                return Err(invalid(
-                    "sms.twilio_base_url",
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            if sms.twilio_account_sid.as_deref().unwrap_or("").is_empty() {
-                return Err(invalid(
-                    "sms.twilio_account_sid",
-                    "must be set when sms.twilio_base_url is",
-                ));
-            }
-            if sms
-                .twilio_auth_token
-                .as_ref()
-                .is_none_or(|t| t.expose_secret().is_empty())
-            {
-                return Err(invalid(
-                    "sms.twilio_auth_token",
-                    "must be set when sms.twilio_base_url is",
-                ));
-            }
-            if sms.from.as_deref().unwrap_or("").is_empty() {
-                return Err(invalid(
-                    "sms.from",
-                    "must be set (a sender number or id) when sms.twilio_base_url is",
-                ));
-            }
-        }
-        if let Some(bad) = sms
-            .allowed_countries
-            .iter()
-            .find(|c| !known_region(&c.to_ascii_uppercase()))
-        {
-            return Err(invalid(
-                "sms.allowed_countries",
-                format!("`{bad}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
-            ));
-        }
-        if let Some(region) = sms.default_region.as_deref().filter(|r| !r.is_empty()) {
-            if !known_region(region) {
-                return Err(invalid(
-                    "sms.default_region",
-                    format!("`{region}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
-                ));
-            }
-        }
-        let v = &self.verification;
-        for (key, value, max) in [
-            ("verification.max_attempts", u64::from(v.max_attempts), 100),
-            (
-                "verification.sms_code_ttl_seconds",
-                v.sms_code_ttl_seconds,
-                86_400,
-            ),
-            (
-                "verification.email_code_ttl_seconds",
-                v.email_code_ttl_seconds,
-                7 * 86_400,
-            ),
-            (
-                "verification.per_destination_limit",
-                u64::from(v.per_destination_limit),
-                1_000_000,
-            ),
-            (
-                "verification.per_destination_window_seconds",
-                v.per_destination_window_seconds,
-                86_400,
-            ),
-            (
-                "verification.per_account_limit",
-                u64::from(v.per_account_limit),
-                1_000_000,
-            ),
-            (
-                "verification.per_account_window_seconds",
-                v.per_account_window_seconds,
-                86_400,
-            ),
-            (
-                "verification.sms_hourly_budget",
-                u64::from(v.sms_hourly_budget),
-                100_000_000,
-            ),
-            (
-                "verification.phone_max_accounts",
-                u64::from(v.phone_max_accounts),
-                1_000_000,
-            ),
-            (
-                "verification.sms_prefix_hourly_limit",
-                u64::from(v.sms_prefix_hourly_limit),
-                100_000_000,
-            ),
-            (
-                "verification.sms_account_lifetime_limit",
-                u64::from(v.sms_account_lifetime_limit),
-                1_000_000,
-            ),
-            (
-                "verification.young_account_seconds",
-                v.young_account_seconds,
-                30 * 86_400,
-            ),
-            (
-                "verification.young_account_sms_hourly_limit",
-                u64::from(v.young_account_sms_hourly_limit),
-                1_000_000,
-            ),
-        ] {
-            if value == 0 || value > max {
-                return Err(invalid(key, format!("must be between 1 and {max}")));
-            }
-        }
-        // E.164 numbers have at most 15 digits; a prefix of one digit would be a whole
-        // country code (the country budget's job).
-        if !(2..=15).contains(&v.sms_prefix_digits) {
-            return Err(invalid(
-                "verification.sms_prefix_digits",
-                "must be between 2 and 15 (digits of the E.164 number, country code included)",
-            ));
-        }
-        // A share as large as the whole would protect nothing, but one country (or young
-        // accounts) may have it all when the operator says so: equal is allowed.
-        let whole = v.sms_hourly_budget;
-        for (key, value) in [
-            (
-                "verification.sms_country_hourly_budget",
-                v.sms_country_hourly_budget,
-            ),
-            (
-                "verification.young_accounts_sms_hourly_budget",
-                v.young_accounts_sms_hourly_budget,
-            ),
-        ] {
-            if value == 0 || value > whole {
-                return Err(invalid(
-                    key,
-                    format!("must be between 1 and verification.sms_hourly_budget ({whole})"),
-                ));
-            }
-        }
-        for (region, budget) in &v.sms_country_hourly_budgets {
-            if !known_region(&region.to_ascii_uppercase()) {
-                return Err(invalid(
-                    "verification.sms_country_hourly_budgets",
-                    format!("`{region}` is not an ISO 3166-1 alpha-2 region code like US or DE"),
-                ));
-            }
-            if *budget == 0 || *budget > whole {
-                return Err(invalid(
-                    "verification.sms_country_hourly_budgets",
-                    format!(
-                        "the budget of {region} must be between 1 and verification.sms_hourly_budget ({whole})"
-                    ),
-                ));
-            }
-        }
-        let d = &self.delivery;
-        for (key, value, max) in [
-            (
-                "delivery.poll_interval_millis",
-                d.poll_interval_millis,
-                3_600_000,
-            ),
-            ("delivery.max_attempts", u64::from(d.max_attempts), 100),
-            ("delivery.retry_base_seconds", d.retry_base_seconds, 3600),
-            ("delivery.timeout_seconds", d.timeout_seconds, 300),
-            ("delivery.batch_size", u64::from(d.batch_size), 1000),
-        ] {
-            if value == 0 || value > max {
-                return Err(invalid(key, format!("must be between 1 and {max}")));
-            }
-        }
-        if d.retry_max_seconds < d.retry_base_seconds || d.retry_max_seconds > 86_400 {
-            return Err(invalid(
-                "delivery.retry_max_seconds",
-                "must be between delivery.retry_base_seconds and 86400",
-            ));
-        }
-        Ok(())
     }
 
     pub fn policy(&self) -> Result<Policy, PolicyError> {
@@ -847,22 +406,12 @@ mod tests {
         assert!(s.stripe.webhook_secrets.is_empty());
         assert_eq!(s.stripe.tolerance_seconds, 300);
         assert_eq!(s.stripe.past_due_grace_days, 7);
-        assert_eq!(
-            s.stripe.max_body_bytes,
-            StripeSettings::default().max_body_bytes
-        );
+        assert_eq!(s.stripe.max_body_bytes, 262_144);
         assert_eq!(s.exceptions.approvals.nonprofit, 1);
         assert_eq!(s.exceptions.approvals.dissident, 2);
         assert_eq!(s.exceptions.default_validity_days, 365);
         assert_eq!(s.exceptions.purge_statements_after_days, 0);
-        let built_in = ExceptionSettings::default();
-        assert_eq!(
-            (built_in.default_validity_days, built_in.max_validity_days),
-            (
-                s.exceptions.default_validity_days,
-                s.exceptions.max_validity_days
-            )
-        );
+        assert_eq!(s.exceptions.max_validity_days, 1095);
         assert!(s.sms.twilio_base_url.is_none());
         assert_eq!(s.verification.max_attempts, 5);
         assert_eq!(s.verification.sms_code_ttl_seconds, 600);

@@ -1,0 +1,136 @@
+//! Sealing of exception text: the derived key, the binding of sealed text to its record and
+//! field, and the audited opening of a request's sealed text for a reviewer.
+
+use chrono::{DateTime, Utc};
+use entities::{exception_approval as approval, exception_request as request};
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+
+use crate::{
+    crypto::MasterKey,
+    error::ApiError,
+    services::audit::{self, Entry},
+};
+
+const SEALING_PURPOSE: &str = "vouch exceptions v1";
+
+/// The key exception text is sealed under: derived from the master key, never the key itself.
+pub fn sealing_key(master: &MasterKey) -> MasterKey {
+    master.derive(SEALING_PURPOSE)
+}
+
+/// Sealed text is bound to its record and field.
+fn aad(record_id: &str, field: &str) -> String {
+    format!("{record_id}/{field}")
+}
+
+/// Seal `text` as field `field` of record `record_id`.
+pub(super) fn seal(key: &MasterKey, record_id: &str, field: &str, text: &str) -> String {
+    key.seal(&aad(record_id, field), text.as_bytes())
+}
+
+/// Sealed text, opened.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub statement: Option<String>,
+    pub organization: Option<String>,
+    pub reference: Option<String>,
+    pub decision_reason: Option<String>,
+    pub revoke_reason: Option<String>,
+    /// By approval id.
+    pub approval_reasons: Vec<(String, Option<String>)>,
+}
+
+impl Opened {
+    /// The names of the fields that held text (what the audit entry lists).
+    fn fields(&self) -> Vec<&'static str> {
+        let mut fields: Vec<&'static str> = [
+            ("statement", self.statement.is_some()),
+            ("organization", self.organization.is_some()),
+            ("reference", self.reference.is_some()),
+            ("decision_reason", self.decision_reason.is_some()),
+            ("revoke_reason", self.revoke_reason.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, present)| present.then_some(name))
+        .collect();
+        if self.approval_reasons.iter().any(|(_, r)| r.is_some()) {
+            fields.push("approval_reasons");
+        }
+        fields
+    }
+}
+
+fn open_field(
+    key: &MasterKey,
+    record_id: &str,
+    field: &str,
+    sealed: Option<&str>,
+) -> Result<Option<String>, ApiError> {
+    sealed
+        .map(|sealed| {
+            key.open(&aad(record_id, field), sealed)
+                .ok()
+                .and_then(|plain| String::from_utf8(plain).ok())
+                .ok_or_else(|| {
+                    ApiError::internal(format!(
+                        "sealed {field} of {record_id} could not be opened (wrong master key?)"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+fn open_all(
+    key: &MasterKey,
+    row: &request::Model,
+    approvals: &[approval::Model],
+) -> Result<Opened, ApiError> {
+    let field =
+        |name: &str, sealed: &Option<String>| open_field(key, &row.id, name, sealed.as_deref());
+    Ok(Opened {
+        statement: field("statement", &row.statement_sealed)?,
+        organization: field("organization", &row.organization_sealed)?,
+        reference: field("reference", &row.reference_sealed)?,
+        decision_reason: field("decision_reason", &row.decision_reason_sealed)?,
+        revoke_reason: field("revoke_reason", &row.revoke_reason_sealed)?,
+        approval_reasons: approvals
+            .iter()
+            .map(|a| {
+                Ok((
+                    a.id.clone(),
+                    open_field(key, &a.id, "reason", a.reason_sealed.as_deref())?,
+                ))
+            })
+            .collect::<Result<_, ApiError>>()?,
+    })
+}
+
+/// Open a request's sealed text for a reviewer; the read itself is audited (which fields, not
+/// what they say). Nothing is audited when nothing sealed remains (purged).
+pub async fn read_sealed(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    actor: &str,
+    row: &request::Model,
+    approvals: &[approval::Model],
+    now: DateTime<Utc>,
+) -> Result<Opened, ApiError> {
+    let opened = open_all(key, row, approvals)?;
+    let fields = opened.fields();
+    if !fields.is_empty() {
+        audit::append(
+            conn,
+            now,
+            Entry {
+                actor,
+                action: "exception.statement_read",
+                target_type: "exception",
+                target_id: &row.id,
+                details: json!({"account_id": row.account_id, "fields": fields}),
+            },
+        )
+        .await?;
+    }
+    Ok(opened)
+}

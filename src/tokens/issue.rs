@@ -1,0 +1,137 @@
+//! Issuance: what a token request may ask for, whether the account is entitled now, and the
+//! signed token.
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
+use chrono::{DateTime, Utc};
+
+use super::{
+    keyring::KeyRing, live::AccountSnapshot, token_evidence, valid_jkt, Claims, Confirmation,
+    ENTITLEMENT,
+};
+use crate::{
+    config::TokenSettings,
+    crypto::random_bytes,
+    domain::{
+        account::AccountId,
+        policy::{Decision, Policy},
+    },
+    error::ApiError,
+};
+
+/// A token request, checked against the settings.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    pub audience: String,
+    pub ttl_seconds: u64,
+    /// The device key thumbprint the token is bound to.
+    pub device_jkt: Option<String>,
+}
+
+impl TokenRequest {
+    /// `invalid_audience`, `invalid_ttl` or `invalid_device_jkt`, in that order.
+    pub fn parse(
+        settings: &TokenSettings,
+        audience: Option<String>,
+        ttl_seconds: Option<u64>,
+        device_jkt: Option<String>,
+    ) -> Result<Self, ApiError> {
+        let audience = match audience {
+            None => settings.audiences[0].clone(),
+            Some(a) if settings.audiences.contains(&a) => a,
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_audience",
+                    format!("audience must be one of: {}", settings.audiences.join(", ")),
+                ))
+            }
+        };
+        let ttl_seconds = ttl_seconds.unwrap_or(settings.default_ttl_seconds);
+        if ttl_seconds == 0 || ttl_seconds > settings.max_ttl_seconds {
+            return Err(ApiError::bad_request(
+                "invalid_ttl",
+                format!(
+                    "ttl_seconds must be between 1 and {}",
+                    settings.max_ttl_seconds
+                ),
+            ));
+        }
+        if device_jkt.as_deref().is_some_and(|jkt| !valid_jkt(jkt)) {
+            return Err(ApiError::bad_request(
+                "invalid_device_jkt",
+                "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
+            ));
+        }
+        Ok(TokenRequest {
+            audience,
+            ttl_seconds,
+            device_jkt,
+        })
+    }
+}
+
+/// A signed token.
+#[derive(Debug)]
+pub struct Issued {
+    pub token: String,
+    pub kid: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issue a token for an account as it is now: `not_entitled` (with what is `missing`) unless
+/// the policy grants the E2EE entitlement, `no_signing_key` while no key is active.
+pub fn issue(
+    settings: &TokenSettings,
+    policy: &Policy,
+    ring: &KeyRing,
+    account_id: &AccountId,
+    account: &AccountSnapshot,
+    request: TokenRequest,
+    now: DateTime<Utc>,
+) -> Result<Issued, ApiError> {
+    let decisions = policy.evaluate(account.active, &account.facts, now);
+    let decision = entitled(policy, decisions.get(ENTITLEMENT))?;
+    let key = ring.signer(now).ok_or_else(|| {
+        ApiError::unavailable("no_signing_key", "no signing key is active; retry shortly")
+    })?;
+    let iat = now.timestamp();
+    let claims = Claims {
+        iss: settings.issuer.clone(),
+        sub: account_id.as_str().to_owned(),
+        aud: request.audience,
+        iat,
+        nbf: iat,
+        exp: iat + request.ttl_seconds as i64,
+        jti: B64.encode(random_bytes::<16>()),
+        ent: Policy::granted(&decisions).map(str::to_owned).collect(),
+        evidence: if settings.disclose_evidence {
+            token_evidence(&decision.satisfied_by)
+        } else {
+            Vec::new()
+        },
+        cnf: request.device_jkt.map(|jkt| Confirmation { jkt }),
+    };
+    let payload = serde_json::to_vec(&claims).map_err(ApiError::internal)?;
+    let token = key.sign(&payload).map_err(ApiError::internal)?;
+    tracing::debug!(account_id = %claims.sub, jti = %claims.jti, kid = %key.kid, "token issued");
+    Ok(Issued {
+        token,
+        kid: key.kid.clone(),
+        expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or(now),
+    })
+}
+
+/// The E2EE decision, if it grants the entitlement.
+fn entitled<'a>(policy: &Policy, decision: Option<&'a Decision>) -> Result<&'a Decision, ApiError> {
+    let decision =
+        decision.ok_or_else(|| ApiError::internal("the policy defines no e2ee entitlement"))?;
+    if !decision.granted {
+        return Err(ApiError::forbidden("not_entitled", decision.reason.clone())
+            .with("entitlement", ENTITLEMENT)
+            .with(
+                "missing",
+                serde_json::to_value(&decision.missing).unwrap_or_default(),
+            )
+            .with("policy", policy.name.clone()));
+    }
+    Ok(decision)
+}
