@@ -53,6 +53,8 @@ pub struct Settings {
     pub exceptions: ExceptionSettings,
     #[serde(default)]
     pub docs: DocsSettings,
+    #[serde(default)]
+    pub webhooks: crate::events::settings::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -517,6 +519,7 @@ impl Settings {
                 "must be at most 1000: lapsed evidence must be seen within 1 s",
             ));
         }
+        self.webhooks.validate()?;
         let stripe = &self.stripe;
         if stripe.tolerance_seconds == 0 || stripe.tolerance_seconds > 3600 {
             return Err(invalid(

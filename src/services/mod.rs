@@ -12,3 +12,4 @@ pub mod outbox;
 pub mod page;
 pub mod revocations;
 pub mod verifications;
+pub mod webhooks;
