@@ -214,6 +214,14 @@ impl Webhooks {
         self.notify.notify_one();
     }
 
+    /// Requests in flight from this instance to one endpoint.
+    pub fn in_flight_to(&self, endpoint_id: &str) -> usize {
+        self.in_flight
+            .lock()
+            .map(|m| m.get(endpoint_id).copied().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     pub(crate) fn notifier(&self) -> Arc<Notify> {
         self.notify.clone()
     }

@@ -6,7 +6,6 @@
 //! Gone disables the endpoint. Settled deliveries are pruned after `webhooks.retention_days`.
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Weak},
     time::{Duration, Instant},
 };
@@ -120,19 +119,14 @@ impl Drop for Slot {
 pub async fn run_round(state: &Arc<AppState>) -> Result<bool, ApiError> {
     let now = state.now();
     let settings = &state.settings.webhooks;
-    let (free, busy) = {
+    let (free, in_flight) = {
         let map = state
             .webhooks
             .in_flight
             .lock()
             .map_err(|_| ApiError::internal("webhook slot table poisoned"))?;
         let used: usize = map.values().sum();
-        let busy: Vec<String> = map
-            .iter()
-            .filter(|(_, n)| **n >= settings.max_concurrency_per_endpoint)
-            .map(|(id, _)| id.clone())
-            .collect();
-        (settings.max_concurrency.saturating_sub(used), busy)
+        (settings.max_concurrency.saturating_sub(used), map.clone())
     };
     if free == 0 || !webhooks::has_due(state.db.conn(), now).await? {
         return Ok(false);
@@ -141,10 +135,17 @@ pub async fn run_round(state: &Arc<AppState>) -> Result<bool, ApiError> {
         i64::try_from(settings.timeout_seconds.saturating_mul(3) + 30).unwrap_or(60),
     );
     let txn = state.db.begin_write().await?;
-    let candidates = webhooks::claim(&*txn, now, now + lease, free as u64, &busy).await?;
+    let candidates = webhooks::claim(
+        &*txn,
+        now,
+        now + lease,
+        free as u64,
+        &in_flight,
+        settings.max_concurrency_per_endpoint,
+    )
+    .await?;
     txn.commit().await?;
     let claimed = candidates.len();
-    let mut started: HashMap<String, usize> = HashMap::new();
     for delivery in candidates {
         let slot = {
             let mut map = state
@@ -153,7 +154,6 @@ pub async fn run_round(state: &Arc<AppState>) -> Result<bool, ApiError> {
                 .lock()
                 .map_err(|_| ApiError::internal("webhook slot table poisoned"))?;
             *map.entry(delivery.endpoint_id.clone()).or_default() += 1;
-            *started.entry(delivery.endpoint_id.clone()).or_default() += 1;
             Slot {
                 state: state.clone(),
                 endpoint_id: delivery.endpoint_id.clone(),

@@ -3,6 +3,8 @@
 //! (instances never claim the same row), SQLite's single writer elsewhere, and a lease after
 //! which another worker may take over a delivery whose worker died.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use entities::{webhook_delivery, webhook_endpoint, webhook_event};
 use sea_orm::{
@@ -382,30 +384,43 @@ pub async fn has_due(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<
     Ok(due(now).limit(1).one(conn).await?.is_some())
 }
 
-/// Claim up to `limit` due deliveries, none to the endpoints in `busy` (at their concurrency
-/// limit on this instance): each is marked `sending` until `lease_until` and its attempt counted.
+/// Claim up to `limit` due deliveries, at most `per_endpoint` in flight to any one endpoint
+/// counting the `in_flight` ones already there: each is marked `sending` until `lease_until`
+/// and its attempt counted.
 pub async fn claim(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     limit: u64,
-    busy: &[String],
+    in_flight: &HashMap<String, usize>,
+    per_endpoint: usize,
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
+    let busy: Vec<&str> = in_flight
+        .iter()
+        .filter(|(_, n)| **n >= per_endpoint)
+        .map(|(id, _)| id.as_str())
+        .collect();
     let mut q = due(now);
     if !busy.is_empty() {
-        q = q.filter(
-            webhook_delivery::Column::EndpointId.is_not_in(busy.iter().map(String::as_str)),
-        );
+        q = q.filter(webhook_delivery::Column::EndpointId.is_not_in(busy));
     }
     // SQLite ignores the lock clause; its single writer already serialises claims.
     let rows = q
         .order_by_asc(webhook_delivery::Column::NextAttemptAt)
-        .limit(limit)
+        .limit(Ord::min(limit.saturating_mul(4), 400))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(conn)
         .await?;
-    let mut claimed = Vec::with_capacity(rows.len());
+    let mut counts = in_flight.clone();
+    let mut claimed = Vec::new();
     for mut row in rows {
+        if claimed.len() as u64 >= limit {
+            break;
+        }
+        let count = counts.entry(row.endpoint_id.clone()).or_default();
+        if *count >= per_endpoint {
+            continue;
+        }
         let res = webhook_delivery::Entity::update_many()
             .col_expr(webhook_delivery::Column::Status, Expr::value(SENDING))
             .col_expr(
@@ -422,6 +437,7 @@ pub async fn claim(
             .exec(conn)
             .await?;
         if res.rows_affected == 1 {
+            *count += 1;
             row.status = SENDING.to_owned();
             row.attempts += 1;
             row.next_attempt_at = lease_until;
