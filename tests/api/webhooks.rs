@@ -693,3 +693,82 @@ async fn a_slow_receiver_does_not_delay_a_live_one() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_receiver_down_for_a_while_loses_nothing() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    let created = create(&app, json!({"url": receiver.url})).await;
+    let id = created["id"].as_str().unwrap();
+    for i in 0..5 {
+        emit(
+            &app,
+            &Event::AccountSuspended {
+                account_id: format!("acc_{i}"),
+            },
+        )
+        .await;
+    }
+    receiver.wait_for(5).await;
+    // The second attempts (after 5 s) fail too.
+    app.clock.advance(chrono::Duration::seconds(6));
+    receiver.wait_for(10).await;
+    eventually(
+        "second failures recorded",
+        Duration::from_secs(15),
+        || async {
+            let d = deliveries(&app, id).await;
+            d.iter()
+                .all(|d| d["attempts"] == 2 && d["status"] == "pending")
+                .then_some(())
+        },
+    )
+    .await;
+    // Back after 5 minutes: the third attempts go through.
+    receiver.answer(200);
+    app.clock.advance(chrono::Duration::seconds(340));
+    receiver.wait_for(15).await;
+    eventually("all delivered", Duration::from_secs(15), || async {
+        let d = deliveries(&app, id).await;
+        d.iter()
+            .all(|d| d["status"] == "delivered" && d["attempts"] == 3)
+            .then_some(())
+    })
+    .await;
+    let got = receiver.received();
+    let mut ids: Vec<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5, "each event kept its id across retries");
+}
+
+#[tokio::test]
+async fn settled_deliveries_and_their_events_are_pruned() {
+    use sea_orm::{EntityTrait, PaginatorTrait};
+    use vouch::services::webhooks as svc;
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    let created = create(&app, json!({"url": receiver.url})).await;
+    let id = created["id"].as_str().unwrap();
+    ping(&app, id).await;
+    wait_delivery(&app, id, "delivered").await;
+    let conn = app.state.db.conn();
+    let now = app.state.now();
+    assert!(!svc::has_prunable(conn, now - chrono::Duration::days(7))
+        .await
+        .unwrap());
+    let later = now + chrono::Duration::seconds(1);
+    assert!(svc::has_prunable(conn, later).await.unwrap());
+    let txn = app.state.db.begin_write().await.unwrap();
+    assert_eq!(svc::prune(&*txn, later).await.unwrap(), 2);
+    txn.commit().await.unwrap();
+    assert!(deliveries(&app, id).await.is_empty());
+    assert_eq!(
+        entities::webhook_event::Entity::find()
+            .count(conn)
+            .await
+            .unwrap(),
+        0
+    );
+}
