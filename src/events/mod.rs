@@ -157,16 +157,17 @@ impl Event {
 
 /// Store `event` and one delivery per enabled endpoint that subscribes to its type. Call it
 /// inside the transaction that makes the change, so the event exists exactly when the change
-/// does; after the commit, `wake()` (or `AppState::webhooks.wake()`) sends it at once (the
-/// workers would otherwise find it on their next poll).
+/// does. It wakes this process's workers, which give the commit a moment before they look;
+/// calling `wake()` after the commit as well makes the event leave at once even when the
+/// commit is slow (the workers would otherwise find it on their next poll).
 pub async fn emit(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
     event: &Event,
 ) -> Result<(), DbErr> {
-    crate::services::webhooks::emit(conn, now, event)
-        .await
-        .map(|_| ())
+    crate::services::webhooks::emit(conn, now, event).await?;
+    wake();
+    Ok(())
 }
 
 /// Woken on every `emit` in this process (every instance sharing it looks, which is harmless).
@@ -190,6 +191,8 @@ impl Webhooks {
         let timeout = Duration::from_secs(settings.timeout_seconds);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy would connect on our behalf, past the resolver's address checks.
+            .no_proxy()
             .dns_resolver(Arc::new(net::FilteringResolver {
                 allow_private_networks: settings.allow_private_networks,
             }))

@@ -53,6 +53,14 @@ fn previous_aad(id: &str) -> String {
     format!("{id}:previous")
 }
 
+/// Scheme, host and port only: a receiver's path or query may carry a token of its own, which
+/// the audit log must not keep.
+fn url_origin(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
+}
+
 /// The event types an endpoint receives (`None` stored: all of them).
 pub fn endpoint_events(endpoint: &webhook_endpoint::Model) -> Vec<String> {
     endpoint
@@ -164,7 +172,7 @@ pub async fn create_endpoint(
             action: "webhook.created",
             target_type: "webhook",
             target_id: &model.id,
-            details: json!({"url": model.url, "events": endpoint_events(&model)}),
+            details: json!({"url": url_origin(&model.url), "events": endpoint_events(&model)}),
         },
     )
     .await?;
@@ -226,7 +234,7 @@ pub async fn delete_endpoint(
             action: "webhook.deleted",
             target_type: "webhook",
             target_id: id,
-            details: json!({"url": endpoint.url}),
+            details: json!({"url": url_origin(&endpoint.url)}),
         },
     )
     .await?;
