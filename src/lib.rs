@@ -12,6 +12,7 @@ pub mod delivery;
 pub mod docs;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod openapi;
 pub mod routes;
 pub mod services;

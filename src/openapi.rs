@@ -31,6 +31,7 @@ use crate::error::Problem;
         (name = "billing", description = "Stripe webhooks and the account's billing link"),
         (name = "exceptions", description = "Nonprofit and dissident exceptions: submission, four-eyes review, revocation"),
         (name = "admin", description = "API clients, keys and the audit log"),
+        (name = "webhooks", description = "Signed entitlement events (Standard Webhooks) to meeting servers"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -73,8 +73,10 @@ impl Application {
             txn.commit().await?;
         }
         let delivery = Delivery::from_settings(&settings)?;
+        let webhooks = crate::events::Webhooks::from_settings(&settings.webhooks)?;
         let state = web::Data::new(AppState {
             delivery,
+            webhooks,
             policy: settings.policy().map_err(|e| ConfigError::Invalid {
                 key: "policy",
                 message: e.to_string(),
@@ -100,6 +102,7 @@ impl Application {
             .map_err(|e| StartupError::Keys(e.detail))?;
         background::spawn(state.clone());
         delivery::worker::spawn(state.clone());
+        crate::events::worker::spawn(state.clone());
 
         if clients::active_admins(state.db.conn()).await? == 0 {
             tracing::warn!(

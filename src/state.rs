@@ -36,6 +36,8 @@ pub struct AppState {
     pub metrics: web::Data<Metrics>,
     /// Email and SMS transports, and the outbox worker's wake-up call.
     pub delivery: Delivery,
+    /// The webhook HTTP client and the webhook worker's wake-up call.
+    pub webhooks: crate::events::Webhooks,
 }
 
 impl AppState {

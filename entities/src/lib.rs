@@ -14,3 +14,6 @@ pub mod stripe_event;
 pub mod verification;
 pub mod verification_send;
 pub mod verified_phone;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;
+pub mod webhook_event;

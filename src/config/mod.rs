@@ -42,6 +42,7 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub exceptions: ExceptionSettings,
     pub docs: DocsSettings,
+    pub webhooks: crate::events::settings::WebhookSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

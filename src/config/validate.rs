@@ -27,6 +27,7 @@ impl Settings {
         self.sms.validate()?;
         self.verification.validate()?;
         self.delivery.validate()?;
+        self.webhooks.validate()?;
         self.validate_policy()
     }
 

@@ -48,6 +48,7 @@ const ASSETS: &[Asset] = &[
     asset!("accounts.js", JS),
     asset!("audit.js", JS),
     asset!("admin.js", JS),
+    asset!("webhooks.js", JS),
 ];
 
 /// Strong validators, so browsers revalidate cheaply and pick up a new release at once.

@@ -23,6 +23,7 @@ pub mod json;
 pub mod me;
 pub mod tokens;
 pub mod verifications;
+pub mod webhooks;
 
 /// Register every API route; the OpenAPI spec is generated from this same registration.
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     exceptions::configure(cfg);
     admin::configure(cfg);
     me::configure(cfg);
+    webhooks::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

@@ -13,3 +13,4 @@ pub mod outbox;
 pub mod page;
 pub mod revocations;
 pub mod verifications;
+pub mod webhooks;

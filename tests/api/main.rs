@@ -22,3 +22,4 @@ mod principals;
 mod roles;
 mod tokens;
 mod verifications;
+mod webhooks;

@@ -589,3 +589,63 @@ async fn the_docs_render_under_their_own_csp_without_a_violation() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn admins_manage_webhook_endpoints() {
+    let app = helpers::spawn_app_with(|s| {
+        s.webhooks.allow_http = true;
+        s.webhooks.allow_private_networks = true;
+    })
+    .await;
+
+    with_browser(move |client| async move {
+        sign_in(&client, &app, &app.admin_key).await;
+        click(&client, "#nav a[href='#/webhooks']").await;
+        fill(&client, "#webhook-url", "http://127.0.0.1:9/hook").await;
+        fill(&client, "#webhook-description", "eu meeting servers").await;
+        click(&client, "#type-entitlement-revoked").await;
+        click(&client, "form.filters button[type=submit]").await;
+        text_containing(&client, "#shown-secret", "shown this once").await;
+        let secret = element(&client, "#new-secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(secret.starts_with("whsec_"), "{secret}");
+        screenshot(&client, "admin-webhooks").await;
+        let list = api_json(&app, "/v1/admin/webhooks", &app.admin_key).await;
+        let id = list["items"][0]["id"].as_str().unwrap().to_owned();
+        assert_eq!(list["items"][0]["events"], json!(["entitlement.revoked"]));
+
+        // The endpoint's page: a test ping shows up among its deliveries.
+        click(&client, "main table a").await;
+        text_containing(&client, "main .facts", "http://127.0.0.1:9/hook").await;
+        click(&client, "#webhook-test").await;
+        text_containing(&client, "main .notice", "queued").await;
+        text_containing(&client, "main table", "ping").await;
+
+        // Rotation shows the new secret once.
+        click(&client, "#webhook-rotate").await;
+        text_containing(&client, "#shown-secret", "24 hours").await;
+        let rotated = element(&client, "#new-secret")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_ne!(rotated, secret);
+
+        // Deleting takes a second click.
+        click(&client, "#webhook-delete").await;
+        click(&client, "#webhook-delete").await;
+        text_containing(&client, "main .notice", "deleted").await;
+        assert_eq!(
+            app.get(&format!("/v1/admin/webhooks/{id}"), &app.admin_key)
+                .await
+                .status(),
+            StatusCode::NOT_FOUND
+        );
+    })
+    .await;
+}

@@ -9,6 +9,7 @@ import { exceptionView } from './exception.js';
 import { accountsView, accountView } from './accounts.js';
 import { auditView } from './audit.js';
 import { clientsView, keysView } from './admin.js';
+import { webhooksView, webhookView } from './webhooks.js';
 
 const STORAGE = 'vouch.console.key';
 const REVIEW = ['reviewer', 'admin'];
@@ -22,6 +23,8 @@ const ROUTES = [
   { path: /^\/audit$/, view: auditView, roles: ADMIN, nav: 'audit' },
   { path: /^\/clients$/, view: clientsView, roles: ADMIN, nav: 'clients' },
   { path: /^\/keys$/, view: keysView, roles: ADMIN, nav: 'keys' },
+  { path: /^\/webhooks$/, view: webhooksView, roles: ADMIN, nav: 'webhooks' },
+  { path: /^\/webhooks\/([^/]+)$/, view: webhookView, roles: ADMIN, nav: 'webhooks' },
 ];
 
 const NAV = [
@@ -30,6 +33,7 @@ const NAV = [
   ['audit', 'Audit log', ADMIN],
   ['clients', 'API clients', ADMIN],
   ['keys', 'Signing keys', ADMIN],
+  ['webhooks', 'Webhooks', ADMIN],
 ];
 
 const session = { key: null, me: null };
