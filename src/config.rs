@@ -53,6 +53,8 @@ pub struct Settings {
     pub exceptions: ExceptionSettings,
     #[serde(default)]
     pub docs: DocsSettings,
+    #[serde(default)]
+    pub status_lists: crate::status_list::settings::StatusListSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -44,6 +44,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Email and SMS transports, and the outbox worker's wake-up call.
     pub delivery: Delivery,
+    /// Token Status Lists, mirrored from the database and served from memory.
+    pub status_lists: crate::status_list::cache::StatusLists,
 }
 
 impl AppState {

@@ -11,4 +11,5 @@ pub mod keys;
 pub mod outbox;
 pub mod page;
 pub mod revocations;
+pub mod status_lists;
 pub mod verifications;
