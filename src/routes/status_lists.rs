@@ -16,8 +16,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
 
 pub const CONTENT_TYPE: &str = "application/statuslist+jwt";
 
-/// A status list: a JWS (`typ` `statuslist+jwt`) signed by the active token key, whose
-/// `status_list` holds 2 bits per index (0 entitled, 1 not entitled, 2 suspended), index 0 in
+/// A signed Token Status List (draft-ietf-oauth-status-list).
+///
+/// A JWS (`typ` `statuslist+jwt`) signed by the active token key, whose `status_list` holds 2 bits per index (0 entitled, 1 not entitled, 2 suspended), index 0 in
 /// the least significant bits of the first byte, zlib-compressed and base64url-encoded in
 /// `lst`. It shows every change made more than 1 s before; verifiers may cache it for `ttl`
 /// seconds. Role `meeting` (or admin), or anyone when `status_lists.public` is set.
@@ -48,15 +49,22 @@ pub async fn get_status_list(
         .ok()
         .filter(|n| *n > 0 && id.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(not_found)?;
-    let jwt = state
-        .status_lists
-        .serve(
+    let serve = || {
+        state.status_lists.serve(
             list_id,
             &state.settings.tokens.issuer,
             &state.keys.current(),
             state.now(),
-        )?
-        .ok_or_else(not_found)?;
+        )
+    };
+    let jwt = match serve()? {
+        Some(jwt) => jwt,
+        None => {
+            // A list created in the last poll interval is not mirrored yet: catch up once.
+            crate::status_list::cache::refresh(&state).await?;
+            serve()?.ok_or_else(not_found)?
+        }
+    };
     let ttl = state.settings.status_lists.ttl_seconds;
     let cache = if public { "public" } else { "private" };
     Ok(HttpResponse::Ok()

@@ -10,8 +10,9 @@
 
 use entities::{status_list, status_list_entry};
 use sea_orm::{
-    sea_query::{Expr, ExprTrait as _}, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait as _},
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::{
@@ -56,7 +57,10 @@ pub async fn allocate_sized(
         let list = open_list(conn, new_list_size).await?;
         let Some(idx) = free_index(conn, &list).await? else {
             status_list::Entity::update_many()
-                .col_expr(status_list::Column::Allocated, Expr::col(status_list::Column::Size).into())
+                .col_expr(
+                    status_list::Column::Allocated,
+                    Expr::col(status_list::Column::Size).into(),
+                )
                 .filter(status_list::Column::Id.eq(list.id))
                 .exec(conn)
                 .await?;

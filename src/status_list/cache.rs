@@ -135,7 +135,9 @@ impl StatusLists {
     }
 
     fn fresh(&self, signed: &Signed, version: u64, kid: &str, now: i64) -> bool {
-        signed.version == version && signed.kid == kid && now < signed.exp - self.lifetime_seconds / 2
+        signed.version == version
+            && signed.kid == kid
+            && now < signed.exp - self.lifetime_seconds / 2
     }
 
     /// The signed list `list_id`, as served: the cached token while it shows the current
@@ -243,9 +245,9 @@ pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
         let changes = status_lists::changes_after(state.db.conn(), cache.cursor(), PAGE).await?;
         let full = changes.len() as u64 == PAGE;
         let ids = cache.ids();
-        let unknown = changes
-            .iter()
-            .any(|c| ids.binary_search(&c.list_id).is_err() && !known.iter().any(|l| l.id == c.list_id));
+        let unknown = changes.iter().any(|c| {
+            ids.binary_search(&c.list_id).is_err() && !known.iter().any(|l| l.id == c.list_id)
+        });
         if unknown {
             known = status_lists::lists(state.db.conn()).await?;
         }

@@ -108,7 +108,10 @@ impl StatusArray {
 
     fn position(&self, idx: u32) -> (usize, u32) {
         let per_byte = 8 / self.bits as u32;
-        ((idx / per_byte) as usize, (idx % per_byte) * self.bits as u32)
+        (
+            (idx / per_byte) as usize,
+            (idx % per_byte) * self.bits as u32,
+        )
     }
 
     /// The value at `idx`; `None` past the end.
@@ -148,7 +151,10 @@ fn mask(bits: u8) -> u8 {
 
 /// base64url (no padding) of zlib (RFC 1950) at the highest compression, as the draft asks.
 pub fn encode_lst(bytes: &[u8]) -> String {
-    let mut encoder = ZlibEncoder::new(Vec::with_capacity(bytes.len() / 16 + 64), Compression::best());
+    let mut encoder = ZlibEncoder::new(
+        Vec::with_capacity(bytes.len() / 16 + 64),
+        Compression::best(),
+    );
     // Writing to a Vec cannot fail.
     let compressed = match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
         Ok(c) => c,

@@ -20,5 +20,6 @@ mod outage;
 mod personal_data;
 mod principals;
 mod roles;
+mod status_lists;
 mod tokens;
 mod verifications;
