@@ -1,7 +1,7 @@
 //! Token Status Lists: the signed list, read as a meeting server would (the JWKS, jsonwebtoken
 //! and an independent inflate), on the instance that changed a value and on its sibling.
 
-use std::{collections::HashSet, io::Read as _, time::Duration};
+use std::{collections::HashSet, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use jsonwebtoken::{jwk::Jwk, DecodingKey, Validation};
@@ -326,4 +326,86 @@ async fn unknown_lists_are_not_found() {
         .request(reqwest::Method::GET, "/v1/status-lists/1", None, None)
         .await;
     assert_problem(res, 404, "status_list_not_found").await;
+}
+
+/// Accounts created before the status-list migration get an index from it: distinct, in
+/// random order, value 1 until their decision is computed.
+#[tokio::test]
+async fn the_migration_gives_existing_accounts_an_index() {
+    use migration::{Migrator, MigratorTrait};
+    use sea_orm::{
+        sea_query::{Alias, Query},
+        ConnectionTrait, Database,
+    };
+
+    let mut settings = crate::helpers::test_settings().await;
+    let url = secrecy::ExposeSecret::expose_secret(&settings.database_url).to_owned();
+    let conn = Database::connect(url.as_str()).await.unwrap();
+    let ours = Migrator::migrations()
+        .iter()
+        .position(|m| m.name() == "m20261202_000002_status_lists")
+        .expect("the status-list migration is registered");
+    Migrator::up(&conn, Some(ours as u32)).await.unwrap();
+    let now = chrono::Utc::now();
+    let ids: Vec<String> = (0..40).map(|n| format!("acc_before{n:02}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        conn.execute(
+            Query::insert()
+                .into_table(Alias::new("account"))
+                .columns(
+                    [
+                        "id",
+                        "external_id",
+                        "status",
+                        "email_verified",
+                        "phone_verified",
+                        "created_at",
+                        "updated_at",
+                    ]
+                    .map(Alias::new),
+                )
+                .values_panic([
+                    id.clone().into(),
+                    format!("before-{n}").into(),
+                    "active".into(),
+                    false.into(),
+                    false.into(),
+                    now.into(),
+                    now.into(),
+                ]),
+        )
+        .await
+        .unwrap();
+    }
+    conn.close().await.unwrap();
+
+    settings.database_url = secrecy::SecretString::from(url);
+    let app = crate::helpers::spawn_with_settings(settings, true).await;
+    let mut indices = Vec::new();
+    for id in &ids {
+        let at = status_lists::position(app.state.db.conn(), id)
+            .await
+            .unwrap()
+            .expect("an existing account has an index");
+        assert_eq!(at.list_id, 1);
+        assert_eq!(
+            status_lists::value(app.state.db.conn(), id).await.unwrap(),
+            Some(StatusValue::NotEntitled)
+        );
+        indices.push(at.idx);
+    }
+    assert_eq!(indices.iter().collect::<HashSet<_>>().len(), ids.len());
+    assert!(
+        indices.iter().any(|i| *i >= ids.len() as u32),
+        "drawn from the whole list, not numbered in order"
+    );
+    // New accounts continue in the same list, on a free index.
+    let new = allocate(&app, "acc_after").await;
+    assert_eq!(new.list_id, 1);
+    assert!(!indices.contains(&new.idx));
+    assert!(set(&app, &ids[7], StatusValue::Entitled).await);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let list = fetch(&app, 1, Some(&app.meeting_key)).await;
+    assert_eq!(list.value(indices[7]), 0);
+    assert_eq!(list.value(indices[8]), 1);
 }
