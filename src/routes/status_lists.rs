@@ -59,11 +59,12 @@ pub async fn get_status_list(
     };
     let jwt = match serve()? {
         Some(jwt) => jwt,
-        None => {
-            // A list created in the last poll interval is not mirrored yet: catch up once.
+        // A list created in the last poll interval is not mirrored yet: catch up once.
+        None if state.status_lists.may_be_new(list_id) => {
             crate::status_list::cache::refresh(&state).await?;
             serve()?.ok_or_else(not_found)?
         }
+        None => return Err(not_found()),
     };
     let ttl = state.settings.status_lists.ttl_seconds;
     let cache = if public { "public" } else { "private" };

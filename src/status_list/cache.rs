@@ -101,6 +101,14 @@ impl StatusLists {
         self.read().lists.keys().copied().collect()
     }
 
+    /// Whether list `list_id` may have been created since the last poll: lists are numbered
+    /// in order, so only the one after the last known (a request for any other unknown id
+    /// costs no database query).
+    pub fn may_be_new(&self, list_id: i64) -> bool {
+        let last = self.read().lists.keys().next_back().copied().unwrap_or(0);
+        list_id == last + 1
+    }
+
     /// `idx`'s value in list `list_id` as this instance holds it now.
     pub fn value(&self, list_id: i64, idx: u32) -> Option<u8> {
         self.read().lists.get(&list_id)?.array.get(idx)

@@ -75,9 +75,13 @@ pub struct StatusArray {
 }
 
 impl StatusArray {
-    /// `len` indices of `bits` bits (1, 2, 4 or 8), each set to `fill`.
+    /// `len` indices of `bits` bits (1, 2, 4 or 8; anything else means 8), each set to `fill`.
     pub fn new(bits: u8, len: u32, fill: u8) -> StatusArray {
-        assert!(matches!(bits, 1 | 2 | 4 | 8), "bits must be 1, 2, 4 or 8");
+        let bits = if matches!(bits, 1 | 2 | 4 | 8) {
+            bits
+        } else {
+            8
+        };
         let per_byte = 8 / bits as u32;
         let mut byte = 0u8;
         for slot in 0..per_byte {
