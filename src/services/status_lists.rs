@@ -59,7 +59,7 @@ pub async fn allocate_sized(
             status_list::Entity::update_many()
                 .col_expr(
                     status_list::Column::Allocated,
-                    Expr::col(status_list::Column::Size).into(),
+                    Expr::col(status_list::Column::Size),
                 )
                 .filter(status_list::Column::Id.eq(list.id))
                 .exec(conn)

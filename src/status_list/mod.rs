@@ -160,10 +160,10 @@ pub fn encode_lst(bytes: &[u8]) -> String {
         Compression::best(),
     );
     // Writing to a Vec cannot fail.
-    let compressed = match encoder.write_all(bytes).and_then(|()| encoder.finish()) {
-        Ok(c) => c,
-        Err(_) => Vec::new(),
-    };
+    let compressed: Vec<u8> = encoder
+        .write_all(bytes)
+        .and_then(|()| encoder.finish())
+        .unwrap_or_default();
     B64.encode(compressed)
 }
 
