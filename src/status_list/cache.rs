@@ -300,6 +300,60 @@ mod tests {
         }
     }
 
+    fn ring() -> std::sync::Arc<KeyRing> {
+        use crate::{config::Algorithm, crypto::MasterKey, tokens::keyring::Keys};
+        let master = MasterKey::new([7u8; 32]);
+        let generated = crate::tokens::keys::generate(Algorithm::EdDSA).unwrap();
+        let at = Utc::now() - chrono::Duration::days(1);
+        let model = entities::signing_key::Model {
+            kid: generated.jwk.kid.clone(),
+            alg: "EdDSA".into(),
+            public_jwk: serde_json::to_string(&generated.jwk).unwrap(),
+            private_key_sealed: master.seal(&generated.jwk.kid, &generated.pkcs8),
+            created_at: at,
+            activates_at: at,
+            retires_at: None,
+            removes_at: None,
+        };
+        let keys = Keys::default();
+        keys.load(&[model], &master).unwrap();
+        keys.current()
+    }
+
+    /// A list is signed once and served from the cache until it changes or half its
+    /// lifetime has passed.
+    #[test]
+    fn lists_are_signed_again_only_when_changed_or_due() {
+        let settings = StatusListSettings::default();
+        let cache = StatusLists::new(&settings);
+        let ring = ring();
+        let t0 = Utc::now();
+        assert!(cache.serve(1, "https://v", &ring, t0).unwrap().is_none());
+        cache.apply(&[list(1, 1 << 20)], &[]);
+        let first = cache.serve(1, "https://v", &ring, t0).unwrap().unwrap();
+        let again = cache.serve(1, "https://v", &ring, t0).unwrap().unwrap();
+        assert_eq!(first.as_ptr(), again.as_ptr(), "served from the cache");
+        let later = t0 + chrono::Duration::seconds(settings.lifetime_seconds() / 2 - 5);
+        let cached = cache.serve(1, "https://v", &ring, later).unwrap().unwrap();
+        assert_eq!(first.as_ptr(), cached.as_ptr());
+        let due = t0 + chrono::Duration::seconds(settings.lifetime_seconds() / 2 + 1);
+        let resigned = cache.serve(1, "https://v", &ring, due).unwrap().unwrap();
+        assert_ne!(first, resigned, "re-signed before it expires");
+        let change = Change {
+            list_id: 1,
+            idx: 9,
+            value: 0,
+            seq: 1,
+        };
+        cache.apply(&[], &[change]);
+        let changed = cache.serve(1, "https://v", &ring, due).unwrap().unwrap();
+        assert_ne!(resigned, changed, "a change is signed at once");
+        // Applying the same value again is no change.
+        cache.apply(&[], &[change]);
+        let same = cache.serve(1, "https://v", &ring, due).unwrap().unwrap();
+        assert_eq!(changed.as_ptr(), same.as_ptr());
+    }
+
     #[test]
     fn changes_apply_in_order_and_move_the_cursor() {
         let cache = StatusLists::new(&StatusListSettings::default());
