@@ -18,5 +18,6 @@ pub mod routes;
 pub mod services;
 pub mod startup;
 pub mod state;
+pub mod status_list;
 pub mod telemetry;
 pub mod tokens;

@@ -58,6 +58,13 @@ impl Application {
         clock: Arc<dyn Clock>,
     ) -> Result<Application, StartupError> {
         settings.validate()?;
+        settings
+            .status_lists
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                key: "status_lists",
+                message,
+            })?;
         let master_key = resolve_master_key(&settings)?;
         let db = Db::connect(&settings)
             .await?
@@ -89,6 +96,7 @@ impl Application {
             verified_tokens: VerifiedTokens::new(20_000),
             master_key,
             metrics: web::Data::new(Metrics::default()),
+            status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),
             settings: Arc::new(settings),
             db,
             clock,
@@ -101,6 +109,10 @@ impl Application {
             .await
             .map_err(|e| StartupError::Keys(e.detail))?;
         background::spawn(state.clone());
+        crate::status_list::cache::refresh(&state)
+            .await
+            .map_err(|e| StartupError::Keys(e.detail))?;
+        crate::status_list::cache::spawn(state.clone());
         delivery::worker::spawn(state.clone());
         crate::events::worker::spawn(state.clone());
 

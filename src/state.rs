@@ -38,6 +38,8 @@ pub struct AppState {
     pub delivery: Delivery,
     /// The webhook HTTP client and the webhook worker's wake-up call.
     pub webhooks: crate::events::Webhooks,
+    /// Token Status Lists, mirrored from the database and served from memory.
+    pub status_lists: crate::status_list::cache::StatusLists,
 }
 
 impl AppState {

@@ -10,6 +10,8 @@ pub mod exception_request;
 pub mod outbox_message;
 pub mod revoked_token;
 pub mod signing_key;
+pub mod status_list;
+pub mod status_list_entry;
 pub mod stripe_event;
 pub mod verification;
 pub mod verification_send;

@@ -6,6 +6,10 @@
 //!                                in the configured database; prints shell assignments
 //!   vouch-bench mint ACCOUNT N   sign N distinct tokens for ACCOUNT with the database's current
 //!                                key (as issuance would), one per line: authorize's first-seen path
+//!   vouch-bench status-list [--secs 3]
+//!                                a 2^20-index status list (a tenth of its indices changed): one
+//!                                full build, serving it from the cache, and rebuilding it after
+//!                                one change (compress + sign)
 
 use std::{
     process::ExitCode,
@@ -97,6 +101,85 @@ fn raw(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
             );
         });
     }
+    Ok(())
+}
+
+fn status_list(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
+    use vouch::{
+        services::status_lists::Change,
+        status_list::{cache::StatusLists, settings::StatusListSettings},
+    };
+    const SIZE: u32 = 1 << 20;
+    let master = MasterKey::new(random_bytes::<32>());
+    let generated = vouch::tokens::keys::generate(Algorithm::EdDSA)?;
+    let now = Utc::now();
+    let model = entities::signing_key::Model {
+        kid: generated.jwk.kid.clone(),
+        alg: Algorithm::EdDSA.as_str().to_owned(),
+        public_jwk: serde_json::to_string(&generated.jwk)?,
+        private_key_sealed: master.seal(&generated.jwk.kid, &generated.pkcs8),
+        created_at: now,
+        activates_at: now,
+        retires_at: None,
+        removes_at: None,
+    };
+    let keys = Keys::default();
+    keys.load(&[model], &master)?;
+    let ring = keys.current();
+    let issuer = "https://vouch.example";
+    let lists = StatusLists::new(&StatusListSettings::default());
+    let list = entities::status_list::Model {
+        id: 1,
+        size: SIZE as i64,
+        allocated: SIZE as i64,
+    };
+    // A tenth of the accounts entitled or suspended, the rest not entitled: random bytes
+    // decide which, so the list compresses like a real one rather than like zeros.
+    let mut changes = Vec::new();
+    let mut seq = 0;
+    for chunk in 0..(SIZE / 10 / 64) {
+        let draws = random_bytes::<128>();
+        for (i, pair) in draws.chunks_exact(2).enumerate() {
+            seq += 1;
+            changes.push(Change {
+                list_id: 1,
+                idx: (u16::from_le_bytes([pair[0], pair[1]]) as u32 * 16 + chunk * 7 + i as u32)
+                    % SIZE,
+                value: if pair[0] % 5 == 0 { 2 } else { 0 },
+                seq,
+            });
+        }
+    }
+    lists.apply(&[list], &changes);
+    let started = Instant::now();
+    let built = lists
+        .build(1, issuer, &ring, Utc::now())?
+        .ok_or("no list")?;
+    println!(
+        "status-list-first-build {:.2} ms, {} indices, {} changed, token {} bytes",
+        started.elapsed().as_secs_f64() * 1e3,
+        SIZE,
+        changes.len(),
+        built.jwt.len()
+    );
+    bench("status-list-serve-cached", secs, || {
+        std::hint::black_box(lists.serve(1, issuer, &ring, Utc::now()).expect("serve"));
+    });
+    let mut n = 0u32;
+    bench("status-list-rebuild-after-change", secs, || {
+        n = n.wrapping_add(1);
+        seq += 1;
+        lists.apply(
+            &[],
+            &[Change {
+                list_id: 1,
+                idx: n.wrapping_mul(2_654_435_761) % SIZE,
+                value: (n % 3) as u8,
+                seq,
+            }],
+        );
+        std::hint::black_box(lists.build(1, issuer, &ring, Utc::now()).expect("build"));
+    });
     Ok(())
 }
 
@@ -216,6 +299,15 @@ async fn main() -> ExitCode {
                 .unwrap_or(3.0);
             raw(secs)
         }
+        Some("status-list") => {
+            let secs = args
+                .iter()
+                .position(|a| a == "--secs")
+                .and_then(|i| args.get(i + 1))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(3.0);
+            status_list(secs)
+        }
         Some("seed") => match Settings::load(None) {
             Ok(settings) => seed(settings).await,
             Err(e) => Err(e.into()),
@@ -231,7 +323,7 @@ async fn main() -> ExitCode {
         },
         _ => {
             eprintln!(
-                "usage: vouch-bench raw [--secs N] | seed   (seed reads VOUCH_* configuration)"
+                "usage: vouch-bench raw [--secs N] | status-list [--secs N] | seed   (seed reads VOUCH_* configuration)"
             );
             return ExitCode::from(2);
         }

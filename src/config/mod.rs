@@ -43,6 +43,7 @@ pub struct Settings {
     pub exceptions: ExceptionSettings,
     pub docs: DocsSettings,
     pub webhooks: crate::events::settings::WebhookSettings,
+    pub status_lists: crate::status_list::settings::StatusListSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -28,6 +28,9 @@ impl Settings {
         self.verification.validate()?;
         self.delivery.validate()?;
         self.webhooks.validate()?;
+        self.status_lists
+            .validate()
+            .map_err(|message| invalid("status_lists", message))?;
         self.validate_policy()
     }
 

@@ -21,6 +21,7 @@ pub mod exceptions;
 pub mod health;
 pub mod json;
 pub mod me;
+pub mod status_lists;
 pub mod tokens;
 pub mod verifications;
 pub mod webhooks;
@@ -38,6 +39,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     admin::configure(cfg);
     me::configure(cfg);
     webhooks::configure(cfg);
+    status_lists::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

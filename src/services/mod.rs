@@ -12,5 +12,6 @@ pub mod keys;
 pub mod outbox;
 pub mod page;
 pub mod revocations;
+pub mod status_lists;
 pub mod verifications;
 pub mod webhooks;

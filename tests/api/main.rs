@@ -20,6 +20,7 @@ mod outage;
 mod personal_data;
 mod principals;
 mod roles;
+mod status_lists;
 mod tokens;
 mod verifications;
 mod webhooks;

@@ -255,6 +255,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
         ),
         (
             Method::GET,
+            "/v1/status-lists/{id}",
+            "/v1/status-lists/1".into(),
+            Value::Null,
+            vec![Meeting],
+        ),
+        (
+            Method::GET,
             "/v1/me",
             "/v1/me".into(),
             Value::Null,

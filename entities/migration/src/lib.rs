@@ -13,6 +13,7 @@ mod m20261201_110001_audit_mac;
 mod m20261201_110002_account_email_sealed;
 mod m20261201_120000_sms_fraud_limits;
 mod m20261202_000001_webhooks;
+mod m20261202_000002_status_lists;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_110002_account_email_sealed::Migration),
             Box::new(m20261201_120000_sms_fraud_limits::Migration),
             Box::new(m20261202_000001_webhooks::Migration),
+            Box::new(m20261202_000002_status_lists::Migration),
         ]
     }
 }
