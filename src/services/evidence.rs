@@ -181,8 +181,10 @@ pub async fn snapshot(
         return Ok(None);
     };
     let rows = list_all(conn, account_id).await?;
+    let status = super::status_lists::position(conn, account_id).await?;
     Ok(Some(AccountSnapshot {
         active: account.status == AccountStatus::Active.as_str(),
         facts: rows.iter().filter_map(fact).collect(),
+        status,
     }))
 }

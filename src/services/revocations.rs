@@ -10,7 +10,11 @@ use sea_orm::{
 use serde_json::json;
 
 use super::audit::{self, Entry};
-use crate::{db::WriteTxn, error::ApiError};
+use crate::{
+    db::WriteTxn,
+    error::ApiError,
+    events::{self, Event},
+};
 
 /// Record a revocation; `false` if the token was already revoked.
 ///
@@ -43,6 +47,12 @@ pub async fn revoke(
     })
     .exec_without_returning(conn)
     .await?;
+    let event = Event::TokenRevoked {
+        account_id: account_id.to_owned(),
+        jti: jti.to_owned(),
+        expires_at,
+    };
+    events::emit(conn, now, &event).await?;
     audit::append(
         conn,
         now,
