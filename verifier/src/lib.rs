@@ -376,6 +376,14 @@ impl Verifier {
         revoked.insert(jti.to_owned(), expires_at);
     }
 
+    /// Read status lists from Vouch again instead of from the cache: what a meeting server
+    /// does on an `entitlement.*` or `account.*` event, so the account's next join is decided
+    /// on the list as it is now rather than on a copy up to its `ttl` old. (Lists fetched in
+    /// the next 1.5 s count as stale too: Vouch's lists show a change within 1 s.)
+    pub fn refresh_status_lists(&self) {
+        self.inner.lists.refresh();
+    }
+
     fn is_revoked(&self, jti: &str) -> bool {
         lock(&self.inner.revoked).contains_key(jti)
     }

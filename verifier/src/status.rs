@@ -31,6 +31,8 @@ const MAX_LIST_BYTES: u64 = 16 << 20;
 const DEFAULT_TTL: Duration = Duration::from_secs(60);
 /// After a failed fetch, the next one waits this long (answering from the cached list).
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
+/// Vouch serves a list showing every change made more than this long before.
+const SHOWN_WITHIN: Duration = Duration::from_millis(1500);
 /// The value for an index a list does not have: not entitled (fail closed).
 pub(crate) const OUT_OF_RANGE: u8 = u8::MAX;
 
@@ -84,6 +86,8 @@ struct Entry {
 pub(crate) struct ListCache {
     max_age: Option<Duration>,
     lists: Mutex<HashMap<String, Entry>>,
+    /// Lists fetched before this are stale ([`ListCache::refresh`]).
+    stale_before: Mutex<Option<Instant>>,
     /// One fetch at a time.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -93,8 +97,15 @@ impl ListCache {
         ListCache {
             max_age,
             lists: Mutex::new(HashMap::new()),
+            stale_before: Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Fetch every list again before using it, also during the next [`SHOWN_WITHIN`]: a list
+    /// fetched right after a change may not show it yet.
+    pub fn refresh(&self) {
+        *lock(&self.stale_before) = Some(Instant::now() + SHOWN_WITHIN);
     }
 
     /// The value at the token's index (or [`OUT_OF_RANGE`]).
@@ -144,11 +155,13 @@ impl ListCache {
         now: i64,
         leeway: i64,
     ) -> Option<Result<u8, Error>> {
+        let stale_before = *lock(&self.stale_before);
         let lists = lock(&self.lists);
         let entry = lists.get(&reference.uri)?;
         let instant = Instant::now();
         if let Some(list) = &entry.list {
-            if list.fresh(instant) && list.unexpired(now, leeway) {
+            let refreshed = stale_before.is_none_or(|at| list.fetched_at >= at);
+            if refreshed && list.fresh(instant) && list.unexpired(now, leeway) {
                 return Some(Ok(list.value(reference.idx)));
             }
         }

@@ -202,6 +202,12 @@ async fn a_suspended_account_is_refused_once_the_status_list_shows_it() {
         patient.verify(&token, None).await.unwrap().reason,
         Reason::Ok
     );
+    // Told that the account changed (an `account.suspended` event), it reads the list again.
+    patient.refresh_status_lists();
+    assert_eq!(
+        patient.verify(&token, None).await.unwrap().reason,
+        Reason::AccountSuspended
+    );
     // A new verifier reads the list as it is now.
     let fresh = Verifier::new(vouch.options());
     assert_eq!(
