@@ -319,3 +319,21 @@ async fn an_unknown_kid_refetches_the_jwks_at_most_once_per_interval() {
         Reason::Ok
     );
 }
+
+#[tokio::test]
+async fn tokens_and_lists_signed_with_es256_and_rs256_verify() {
+    for alg in [
+        vouch::config::Algorithm::ES256,
+        vouch::config::Algorithm::RS256,
+    ] {
+        let vouch = start(|s| s.tokens.algorithm = alg).await;
+        let account = vouch.entitled_account("algorithm").await;
+        let token = vouch.issue(&account, json!({})).await;
+        assert_eq!(header(&token)["alg"], alg.as_str());
+        let decision = Verifier::new(vouch.options())
+            .verify(&token, None)
+            .await
+            .unwrap();
+        assert_eq!(decision.reason, Reason::Ok, "{}", alg.as_str());
+    }
+}
