@@ -189,7 +189,7 @@ impl Options {
     /// for `audience` (one of Vouch's `tokens.audiences`).
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Options {
         Options {
-            issuer: issuer.into().trim_end_matches('/').to_owned(),
+            issuer: issuer.into(),
             audiences: vec![audience.into()],
             leeway: Duration::from_secs(30),
             status_list_key: None,
@@ -200,6 +200,11 @@ impl Options {
             timeout: Duration::from_secs(5),
             client: None,
         }
+    }
+
+    /// The issuer without a trailing `/`: where Vouch's URLs start (as Vouch builds them).
+    fn base_url(&self) -> &str {
+        self.issuer.trim_end_matches('/')
     }
 
     /// Accept another audience too.
@@ -281,7 +286,7 @@ impl Verifier {
         let client = options.client.clone().unwrap_or_default();
         let http = http::Fetcher::new(client, options.timeout);
         let keys = jwks::KeyCache::new(
-            format!("{}/.well-known/jwks.json", options.issuer),
+            format!("{}/.well-known/jwks.json", options.base_url()),
             options.jwks_refetch_interval,
             options.max_jwks_age,
         );
@@ -435,7 +440,7 @@ impl Verifier {
 
     /// Status lists are fetched from the issuer only, whatever a token says.
     fn is_ours(&self, uri: &str) -> bool {
-        let prefix = format!("{}/", self.inner.options.issuer);
+        let prefix = format!("{}/", self.inner.options.base_url());
         uri.starts_with(&prefix) && !uri.contains('#') && !uri.contains('@')
     }
 }
