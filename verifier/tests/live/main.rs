@@ -337,3 +337,107 @@ async fn tokens_and_lists_signed_with_es256_and_rs256_verify() {
         assert_eq!(decision.reason, Reason::Ok, "{}", alg.as_str());
     }
 }
+
+/// Vouch's real deliveries verify with [`WebhookVerifier`], and read as the gate needs them.
+#[tokio::test]
+async fn vouchs_webhook_deliveries_verify_and_name_whom_to_evict() {
+    use actix_web::{web, App, HttpRequest, HttpServer};
+    use tokio::sync::mpsc;
+    use vouch_verifier::webhooks::WebhookVerifier;
+
+    type Delivery = (String, String, String, web::Bytes);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Delivery>();
+    let server = HttpServer::new(move || {
+        let tx = tx.clone();
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let header = |name: &str| {
+                let value = req.headers().get(name).and_then(|v| v.to_str().ok());
+                value.unwrap_or("").to_owned()
+            };
+            let delivery = (
+                header("webhook-id"),
+                header("webhook-timestamp"),
+                header("webhook-signature"),
+                body,
+            );
+            tx.send(delivery).ok();
+            async { actix_web::HttpResponse::NoContent().finish() }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+
+    let vouch = start(|s| {
+        s.webhooks.allow_http = true;
+        s.webhooks.allow_private_networks = true;
+        s.webhooks.poll_interval_millis = 100;
+    })
+    .await;
+    let url = format!("http://127.0.0.1:{port}/vouch-events");
+    let (status, endpoint) = vouch
+        .send(
+            Method::POST,
+            "/v1/admin/webhooks",
+            &vouch.admin_key,
+            json!({"url": url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let hooks = WebhookVerifier::new(endpoint["secret"].as_str().unwrap()).unwrap();
+    let wrong = WebhookVerifier::new("whsec_c2VjcmV0c2VjcmV0c2VjcmV0").unwrap();
+
+    let account = vouch.entitled_account("events").await;
+    let token = vouch.issue(&account, json!({})).await;
+    let (status, _) = vouch
+        .send(
+            Method::POST,
+            "/v1/tokens/revoke",
+            &vouch.backend_key,
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let path = format!("/v1/accounts/{account}");
+    vouch
+        .send(
+            Method::PATCH,
+            &path,
+            &vouch.admin_key,
+            json!({"status": "suspended"}),
+        )
+        .await;
+
+    let verifier = Verifier::new(vouch.options());
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(seen.contains(&"token.revoked".to_owned())
+        && seen.contains(&"account.suspended".to_owned()))
+    {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some((id, ts, sig, body))) = tokio::time::timeout(left, rx.recv()).await else {
+            panic!("deliveries so far: {seen:?}");
+        };
+        assert!(wrong.verify(&id, &ts, &sig, &body).is_err());
+        let event = hooks.verify(&id, &ts, &sig, &body).unwrap();
+        if event.kind == "entitlement.granted" {
+            continue;
+        }
+        assert!(event.evicts(), "{event:?}");
+        assert_eq!(event.account_id(), Some(account.as_str()));
+        if let Some((jti, expires_at)) = event.revoked_token() {
+            let claims = verifier.verify(&token, None).await.unwrap().claims.unwrap();
+            assert_eq!(jti, claims.jti);
+            // Until the token can no longer verify anywhere: its `exp`, plus Vouch's leeway.
+            assert!((claims.exp..=claims.exp + 30).contains(&expires_at));
+            verifier.revoke(jti, expires_at);
+            assert_eq!(
+                verifier.verify(&token, None).await.unwrap().reason,
+                Reason::Revoked
+            );
+        }
+        seen.push(event.kind);
+    }
+}
