@@ -84,8 +84,7 @@ impl Authenticator {
         let client = clients::authenticate(self.db.conn(), &key)
             .await?
             .ok_or_else(invalid)?;
-        let role = Role::parse(&client.role)
-            .ok_or_else(|| ApiError::internal("stored client has an unknown role"))?;
+        let role: Role = crate::services::stored("client role", &client.role)?;
         let caller = Caller {
             client_id: client.id,
             name: client.name,

@@ -150,15 +150,16 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
         tracing::info!(message_id = %message.id, "code expired before delivery; dropped");
         return close(state, &message, outbox::EXPIRED, None).await;
     }
-    let open = verifications::get(state.db.conn(), &message.verification_id)
-        .await?
-        .is_some_and(|v| verifications::effective_status(&v, now) == VerificationStatus::Pending);
+    let open = match verifications::get(state.db.conn(), &message.verification_id).await? {
+        Some(v) => verifications::effective_status(&v, now)? == VerificationStatus::Pending,
+        None => false,
+    };
     if !open {
         return close(state, &message, outbox::CANCELED, None).await;
     }
     let (Some(payload), Some(channel)) = (
         outbox::open(&state.master_key, &message),
-        Channel::parse(&message.channel),
+        message.channel.parse::<Channel>().ok(),
     ) else {
         tracing::error!(message_id = %message.id, "outbox payload cannot be opened; message dropped");
         return close(state, &message, outbox::FAILED, Some("payload unreadable")).await;

@@ -78,17 +78,19 @@ pub struct AccountResponse {
     pub phone_verified: bool,
 }
 
-impl From<account::Model> for AccountResponse {
-    fn from(a: account::Model) -> Self {
-        AccountResponse {
-            status: AccountStatus::parse(&a.status).unwrap_or(AccountStatus::Suspended),
+impl TryFrom<account::Model> for AccountResponse {
+    type Error = ApiError;
+
+    fn try_from(a: account::Model) -> Result<Self, ApiError> {
+        Ok(AccountResponse {
+            status: crate::services::stored("account status", &a.status)?,
             id: a.id,
             external_id: a.external_id,
             display_name: a.display_name,
             created_at: a.created_at,
             email_verified: a.email_verified,
             phone_verified: a.phone_verified,
-        }
+        })
     }
 }
 
@@ -187,7 +189,7 @@ pub async fn post_account(
     txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/accounts/{}", account.id)))
-        .json(AccountResponse::from(account)))
+        .json(AccountResponse::try_from(account)?))
 }
 
 /// List accounts, or look one up by `external_id`.
@@ -217,7 +219,7 @@ pub async fn get_accounts(
         limit + 1,
     )
     .await?;
-    let page = Page::from_rows(rows, limit, |a| a.id.clone(), AccountResponse::from);
+    let page = Page::try_from_rows(rows, limit, |a| a.id.clone(), AccountResponse::try_from)?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -240,7 +242,7 @@ pub async fn get_account(
     caller.require(&[Role::Backend, Role::Reviewer])?;
     let id = AccountId::parse(&id)?;
     let account = accounts::require(state.db.conn(), id.as_str()).await?;
-    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+    Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))
 }
 
 /// Change an account's display name, or (admins) suspend or reactivate it.
@@ -275,7 +277,7 @@ pub async fn patch_account(
     let account = accounts::update(&*txn, &caller.name, id.as_str(), patch, state.now()).await?;
     txn.commit().await?;
     state.account_changed(&account.id);
-    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+    Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))
 }
 
 /// Erase an account: personal data and evidence are deleted, entitlements withdrawn; the

@@ -66,10 +66,12 @@ pub struct CreatedClientResponse {
     pub key: String,
 }
 
-impl From<api_client::Model> for ClientResponse {
-    fn from(c: api_client::Model) -> Self {
-        ClientResponse {
-            role: Role::parse(&c.role).unwrap_or(Role::Meeting),
+impl TryFrom<api_client::Model> for ClientResponse {
+    type Error = ApiError;
+
+    fn try_from(c: api_client::Model) -> Result<Self, ApiError> {
+        Ok(ClientResponse {
+            role: crate::services::stored("client role", &c.role)?,
             id: c.id,
             name: c.name,
             principal: c.principal,
@@ -77,7 +79,7 @@ impl From<api_client::Model> for ClientResponse {
             created_at: c.created_at,
             created_by: c.created_by,
             revoked_at: c.revoked_at,
-        }
+        })
     }
 }
 
@@ -113,7 +115,7 @@ pub async fn post_client(
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(CreatedClientResponse {
-            client: client.into(),
+            client: client.try_into()?,
             key,
         }))
 }
@@ -130,12 +132,12 @@ pub async fn get_clients(
     let limit = query.limit()?;
     let after = query.after()?;
     let rows = clients::list(state.db.conn(), after.as_deref(), limit + 1).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(
+    Ok(HttpResponse::Ok().json(Page::try_from_rows(
         rows,
         limit,
         |c| c.id.clone(),
-        ClientResponse::from,
-    )))
+        ClientResponse::try_from,
+    )?))
 }
 
 /// Revoke an API client's key.

@@ -41,13 +41,16 @@ pub struct EvidenceResponse {
 }
 
 impl EvidenceResponse {
-    fn from_row(row: evidence_row::Model, now: DateTime<Utc>) -> Option<Self> {
+    fn from_row(
+        row: evidence_row::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Self, crate::error::ApiError> {
         let fact = evidence::fact(&row)?;
         let status = match fact.status {
             EvidenceStatus::Active if !fact.is_active(now) => EvidenceStatus::Lapsed,
             s => s,
         };
-        Some(EvidenceResponse {
+        Ok(EvidenceResponse {
             id: row.id,
             kind: fact.kind,
             status,
@@ -91,16 +94,13 @@ pub async fn get_evidence(
     let account = accounts::require(state.db.conn(), &id).await?;
     let rows = evidence::list(state.db.conn(), &account.id, after.as_deref(), limit + 1).await?;
     let now = state.now();
-    let page = Page::from_rows(
+    let page = Page::try_from_rows(
         rows,
         limit,
         |r| r.id.clone(),
         |r| EvidenceResponse::from_row(r, now),
-    );
-    Ok(HttpResponse::Ok().json(Page {
-        items: page.items.into_iter().flatten().collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    )?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// What the account is entitled to now, and why.

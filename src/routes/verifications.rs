@@ -85,11 +85,15 @@ pub struct VerificationResponse {
 }
 
 impl VerificationResponse {
-    fn new(row: verification::Model, delivery_status: Option<String>, now: DateTime<Utc>) -> Self {
-        VerificationResponse {
-            status: verifications::effective_status(&row, now),
+    fn new(
+        row: verification::Model,
+        delivery_status: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        Ok(VerificationResponse {
+            status: verifications::effective_status(&row, now)?,
             attempts_remaining: verifications::attempts_remaining(&row),
-            channel: Channel::parse(&row.channel).unwrap_or(Channel::Email),
+            channel: crate::services::stored("verification channel", &row.channel)?,
             id: row.id,
             account_id: row.account_id,
             expires_at: row.expires_at,
@@ -97,7 +101,7 @@ impl VerificationResponse {
             created_at: row.created_at,
             approved_at: row.approved_at,
             delivery_status,
-        }
+        })
     }
 }
 
@@ -186,7 +190,7 @@ pub async fn post_verification(
             row,
             Some(crate::services::outbox::PENDING.to_owned()),
             now,
-        )))
+        )?))
 }
 
 /// Check a code. A wrong code answers `pending` with the attempts left; after the last one,
@@ -229,7 +233,7 @@ pub async fn post_verification_check(
         state.account_changed(&row.account_id);
     }
     Ok(HttpResponse::Ok().json(CheckVerificationResponse {
-        status: verifications::effective_status(&row, now),
+        status: verifications::effective_status(&row, now)?,
         attempts_remaining: verifications::attempts_remaining(&row),
         id: row.id,
     }))
@@ -254,5 +258,5 @@ pub async fn get_verification(
     caller.require(&[Role::Backend, Role::Reviewer])?;
     let row = verifications::require(state.db.conn(), &vid).await?;
     let delivery = verifications::delivery_status(state.db.conn(), &row.id).await?;
-    Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())))
+    Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())?))
 }

@@ -37,7 +37,10 @@ use crate::{
 pub const ACTOR: &str = "stripe";
 
 /// What became of a delivered event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Outcome {
     /// Stored and applied to an account's payment evidence.
     Applied,
@@ -51,12 +54,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Pending => "pending",
-            Outcome::Ignored => "ignored",
-            Outcome::Duplicate => "duplicate",
-        }
+        self.into()
     }
 }
 

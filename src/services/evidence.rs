@@ -123,10 +123,8 @@ async fn sync_flags(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let rows = list_all(conn, &account.id).await?;
-    let has = |kind: EvidenceKind| {
-        rows.iter()
-            .any(|r| r.kind == kind.as_str() && fact(r).is_some_and(|f| f.is_active(now)))
-    };
+    let facts = rows.iter().map(fact).collect::<Result<Vec<_>, _>>()?;
+    let has = |kind: EvidenceKind| facts.iter().any(|f| f.kind == kind && f.is_active(now));
     let (email, phone) = (has(EvidenceKind::Email), has(EvidenceKind::Phone));
     if account.email_verified != email || account.phone_verified != phone {
         let mut active = account.into_active_model();
@@ -164,10 +162,11 @@ pub async fn list(
     q.limit(limit).all(conn).await
 }
 
-pub fn fact(row: &evidence::Model) -> Option<Fact> {
-    Some(Fact {
-        kind: EvidenceKind::parse(&row.kind)?,
-        status: EvidenceStatus::parse(&row.status)?,
+/// A stored evidence row as the policy reads it; an unknown kind or status is an error.
+pub fn fact(row: &evidence::Model) -> Result<Fact, DbErr> {
+    Ok(Fact {
+        kind: super::stored("evidence kind", &row.kind)?,
+        status: super::stored("evidence status", &row.status)?,
         expires_at: row.expires_at,
     })
 }
@@ -183,6 +182,6 @@ pub async fn snapshot(
     let rows = list_all(conn, account_id).await?;
     Ok(Some(AccountSnapshot {
         active: account.status == AccountStatus::Active.as_str(),
-        facts: rows.iter().filter_map(fact).collect(),
+        facts: rows.iter().map(fact).collect::<Result<_, _>>()?,
     }))
 }

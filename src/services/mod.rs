@@ -15,3 +15,14 @@ pub mod revocations;
 pub mod status_lists;
 pub mod verifications;
 pub mod webhooks;
+
+/// A stored enum column read back: a value this version does not know is a database error
+/// (logged, a 500), never a guess at a default.
+pub fn stored<T: std::str::FromStr>(
+    column: &'static str,
+    value: &str,
+) -> Result<T, sea_orm::DbErr> {
+    value
+        .parse()
+        .map_err(|_| sea_orm::DbErr::Custom(format!("unknown stored {column} `{value}`")))
+}

@@ -93,6 +93,20 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
+
+    /// `from_rows` with a mapping that can fail (a stored value this version does not know).
+    pub fn try_from_rows<R, E>(
+        rows: Vec<R>,
+        limit: u64,
+        key: impl Fn(&R) -> String,
+        map: impl Fn(R) -> Result<T, E>,
+    ) -> Result<Page<T>, E> {
+        let page = Page::from_rows(rows, limit, key, map);
+        Ok(Page {
+            items: page.items.into_iter().collect::<Result<_, E>>()?,
+            next_cursor: page.next_cursor,
+        })
+    }
 }
 
 #[cfg(test)]

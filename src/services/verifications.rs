@@ -137,15 +137,17 @@ fn phone_in_use(max: u32) -> ApiError {
 
 /// The status as callers see it: a pending verification past its expiry is expired, and one
 /// whose attempts are used up is closed, whether or not that was written yet.
-pub fn effective_status(row: &verification::Model, now: DateTime<Utc>) -> VerificationStatus {
-    match VerificationStatus::parse(&row.status) {
-        Some(VerificationStatus::Pending) if row.attempts >= row.max_attempts => {
+pub fn effective_status(
+    row: &verification::Model,
+    now: DateTime<Utc>,
+) -> Result<VerificationStatus, DbErr> {
+    Ok(match super::stored("verification status", &row.status)? {
+        VerificationStatus::Pending if row.attempts >= row.max_attempts => {
             VerificationStatus::MaxAttemptsReached
         }
-        Some(VerificationStatus::Pending) if now >= row.expires_at => VerificationStatus::Expired,
-        Some(status) => status,
-        None => VerificationStatus::Canceled,
-    }
+        VerificationStatus::Pending if now >= row.expires_at => VerificationStatus::Expired,
+        status => status,
+    })
 }
 
 pub fn attempts_remaining(row: &verification::Model) -> u32 {
@@ -750,7 +752,7 @@ async fn count_attempt(
     now: DateTime<Utc>,
 ) -> Result<Attempt, ApiError> {
     let row = require(conn, id).await?;
-    if effective_status(&row, now) != VerificationStatus::Pending {
+    if effective_status(&row, now)? != VerificationStatus::Pending {
         return Ok(Attempt::Closed(close(conn, actor, row, now).await?));
     }
     let counted = verification::Entity::update_many()
@@ -838,9 +840,7 @@ async fn approve(
     row: verification::Model,
     now: DateTime<Utc>,
 ) -> Result<Approval, ApiError> {
-    let channel = Channel::parse(&row.channel).ok_or_else(|| {
-        ApiError::internal(format!("verification {} has an unknown channel", row.id))
-    })?;
+    let channel: Channel = super::stored("verification channel", &row.channel)?;
     if channel == Channel::Sms && refuse_shared_phone(conn, actor, settings, &row, now).await? {
         return Ok(Approval::PhoneInUse);
     }

@@ -106,9 +106,7 @@ async fn a_meeting_server_reads_a_new_accounts_status_from_the_signed_list() {
     // Allocation is idempotent: an account keeps its index.
     assert_eq!(allocate(&app, id).await, at);
     assert_eq!(
-        status_lists::position(&app.db().await, id)
-            .await
-            .unwrap(),
+        status_lists::position(&app.db().await, id).await.unwrap(),
         Some(at)
     );
 
@@ -186,9 +184,7 @@ async fn a_change_on_one_instance_is_served_by_its_sibling_within_a_second() {
         1
     );
     assert_eq!(
-        status_lists::position(&app.db().await, &a)
-            .await
-            .unwrap(),
+        status_lists::position(&app.db().await, &a).await.unwrap(),
         Some(at_a)
     );
 }

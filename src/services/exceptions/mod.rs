@@ -89,15 +89,13 @@ pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u
 }
 
 pub fn category(row: &request::Model) -> Result<Category, ApiError> {
-    Category::parse(&row.category)
-        .ok_or_else(|| ApiError::internal(format!("exception {} has an unknown category", row.id)))
+    Ok(super::stored("exception category", &row.category)?)
 }
 
 /// The status as readers see it (an approval past its end is expired).
 pub fn status(row: &request::Model, now: DateTime<Utc>) -> Result<ExceptionStatus, ApiError> {
-    ExceptionStatus::parse(&row.status)
-        .map(|s| s.effective(row.expires_at, now))
-        .ok_or_else(|| ApiError::internal(format!("exception {} has an unknown status", row.id)))
+    let stored: ExceptionStatus = super::stored("exception status", &row.status)?;
+    Ok(stored.effective(row.expires_at, now))
 }
 
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<request::Model>, DbErr> {
