@@ -1,6 +1,7 @@
 //! `/v1/accounts`: create, read, look up, update, erase.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::account;
@@ -107,14 +108,14 @@ pub struct AccountListQuery {
     pub cursor: Option<String>,
 }
 
-fn invalid(code: &'static str) -> impl Fn(&'static str) -> ApiError {
+fn invalid(code: ErrorCode) -> impl Fn(&'static str) -> ApiError {
     move |detail| ApiError::bad_request(code, detail)
 }
 
 /// A malformed account id names no account: the same 404 as an unknown one.
 impl From<UnknownAccount> for ApiError {
     fn from(e: UnknownAccount) -> Self {
-        ApiError::not_found("account_not_found", e.to_string())
+        ApiError::not_found(ErrorCode::AccountNotFound, e.to_string())
     }
 }
 
@@ -124,13 +125,13 @@ impl TryFrom<CreateAccountRequest> for NewAccount {
     fn try_from(body: CreateAccountRequest) -> Result<Self, Self::Error> {
         Ok(NewAccount {
             external_id: ExternalId::parse(&body.external_id)
-                .map_err(invalid("invalid_external_id"))?,
+                .map_err(invalid(ErrorCode::InvalidExternalId))?,
             email: body
                 .email
                 .as_deref()
                 .map(Email::parse)
                 .transpose()
-                .map_err(invalid("invalid_email"))?,
+                .map_err(invalid(ErrorCode::InvalidEmail))?,
             display_name: body
                 .display_name
                 .as_deref()
@@ -161,7 +162,7 @@ impl TryFrom<PatchAccountRequest> for AccountPatch {
 fn display_name(s: &str) -> Result<Option<String>, ApiError> {
     DisplayName::parse(s)
         .map(|name| name.map(DisplayName::into_inner))
-        .map_err(invalid("invalid_display_name"))
+        .map_err(invalid(ErrorCode::InvalidDisplayName))
 }
 
 /// Create an account.
@@ -267,7 +268,7 @@ pub async fn patch_account(
     let body = body.into_inner();
     if body.status.is_some() && !caller.is(Role::Admin) {
         return Err(ApiError::forbidden(
-            "forbidden",
+            ErrorCode::Forbidden,
             "only admins may change an account's status",
         ));
     }

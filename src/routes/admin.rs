@@ -1,6 +1,7 @@
 //! `/v1/admin`: API clients and the audit log (admin only).
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 
 use chrono::{DateTime, Utc};
@@ -235,7 +236,9 @@ pub async fn get_audit(
         .after()?
         .map(|s| s.parse::<i64>())
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one we issued"))?;
+        .map_err(|_| {
+            ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not one we issued")
+        })?;
     let filter = audit::Filter {
         action: query.action.clone(),
         actor: query.actor.clone(),

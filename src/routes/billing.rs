@@ -2,6 +2,7 @@
 //! account and its Stripe customer.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{get, http::StatusCode, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
@@ -73,7 +74,7 @@ async fn read_body(
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes"),
         )
     };
@@ -88,7 +89,7 @@ async fn read_body(
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            ApiError::bad_request("bad_request", "the request body could not be read")
+            ApiError::bad_request(ErrorCode::BadRequest, "the request body could not be read")
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -110,21 +111,21 @@ fn verified_event(
     stripe::verify(header, body, secrets, now, settings.tolerance_seconds).map_err(
         |e| match e {
             SignatureError::OutOfTolerance => ApiError::bad_request(
-                "timestamp_out_of_tolerance",
+                ErrorCode::TimestampOutOfTolerance,
                 format!(
                     "the signature's timestamp is more than {} seconds from now",
                     settings.tolerance_seconds
                 ),
             ),
-            other => ApiError::bad_request("invalid_signature", other.to_string()),
+            other => ApiError::bad_request(ErrorCode::InvalidSignature, other.to_string()),
         },
     )?;
     let event = stripe::parse_event(body)
-        .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::MalformedPayload, e.to_string()))?;
     if event.livemode != settings.livemode {
         let mode = |live: bool| if live { "live" } else { "test" };
         return Err(ApiError::bad_request(
-            "livemode_mismatch",
+            ErrorCode::LivemodeMismatch,
             format!(
                 "this endpoint takes {}-mode events (stripe.livemode); this is a {}-mode event",
                 mode(settings.livemode),
@@ -189,7 +190,7 @@ pub async fn post_stripe_webhook(
     let secrets = settings.secrets();
     if secrets.is_empty() {
         return Err(ApiError::unavailable(
-            "not_configured",
+            ErrorCode::NotConfigured,
             "no Stripe webhook secret is configured (stripe.webhook_secrets)",
         ));
     }
@@ -260,7 +261,7 @@ pub async fn put_billing(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let customer_id = CustomerId::parse(body.customer_id.trim())
-        .map_err(|m| ApiError::bad_request("invalid_customer_id", m))?;
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidCustomerId, m))?;
     let account_id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
     let linked = billing::link_customer(

@@ -1,5 +1,6 @@
 //! `/v1/accounts/{id}/evidence` and `/v1/accounts/{id}/entitlements`.
 
+use crate::error::ErrorCode;
 use std::collections::BTreeMap;
 
 use actix_web::{get, web, HttpResponse};
@@ -123,7 +124,7 @@ pub async fn get_entitlements(
     let snapshot = evidence::snapshot(state.db.conn(), &id)
         .await?
         .ok_or_else(|| {
-            crate::error::ApiError::not_found("account_not_found", "no account with this id")
+            crate::error::ApiError::not_found(ErrorCode::AccountNotFound, "no account with this id")
         })?;
     let decisions = state
         .policy

@@ -3,6 +3,7 @@
 //! reviewers and admins, and every such read is audited.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use std::collections::HashMap;
 
 use actix_web::{get, post, web, HttpResponse};
@@ -102,7 +103,7 @@ impl TryFrom<SubmitExceptionRequest> for Submission {
     type Error = ApiError;
 
     fn try_from(body: SubmitExceptionRequest) -> Result<Self, Self::Error> {
-        let line = |field: &'static str, code: &'static str, value: Option<String>| {
+        let line = |field: &'static str, code: ErrorCode, value: Option<String>| {
             value
                 .as_deref()
                 .map(|s| parse_line(field, s))
@@ -113,15 +114,19 @@ impl TryFrom<SubmitExceptionRequest> for Submission {
         Ok(Submission {
             category: body.category,
             statement: Statement::parse(&body.statement)
-                .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
-            organization: line("organization", "invalid_organization", body.organization)?,
-            reference: line("reference", "invalid_reference", body.reference)?,
+                .map_err(|m| ApiError::bad_request(ErrorCode::InvalidStatement, m))?,
+            organization: line(
+                "organization",
+                ErrorCode::InvalidOrganization,
+                body.organization,
+            )?,
+            reference: line("reference", ErrorCode::InvalidReference, body.reference)?,
         })
     }
 }
 
 fn invalid_reason(parsed: Result<Reason, &'static str>) -> ApiResult<Reason> {
-    parsed.map_err(|m| ApiError::bad_request("invalid_reason", m))
+    parsed.map_err(|m| ApiError::bad_request(ErrorCode::InvalidReason, m))
 }
 
 impl TryFrom<DecisionRequest> for Decision {
@@ -135,7 +140,7 @@ impl TryFrom<DecisionRequest> for Decision {
         };
         if verdict == Verdict::Deny && body.expires_at.is_some() {
             return Err(ApiError::bad_request(
-                "invalid_expires_at",
+                ErrorCode::InvalidExpiresAt,
                 "only an approval may set expires_at",
             ));
         }
@@ -427,7 +432,7 @@ pub async fn get_exceptions(
                 Ok(Duration::days(i64::from(days)))
             } else {
                 Err(ApiError::bad_request(
-                    "invalid_expiring_within_days",
+                    ErrorCode::InvalidExpiringWithinDays,
                     "expiring_within_days must be between 1 and 3650",
                 ))
             }

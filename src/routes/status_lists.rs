@@ -1,5 +1,6 @@
 //! Token Status Lists: the signed list a meeting server checks tokens against offline.
 
+use crate::error::ErrorCode;
 use actix_web::{get, http::header, web, FromRequest, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
@@ -42,7 +43,8 @@ pub async fn get_status_list(
         let caller = Caller::extract(&req).await?;
         caller.require(&[Role::Meeting])?;
     }
-    let not_found = || ApiError::not_found("status_list_not_found", "no status list with this id");
+    let not_found =
+        || ApiError::not_found(ErrorCode::StatusListNotFound, "no status list with this id");
     // Ids are 1, 2, ...; anything else names no list.
     let list_id = id
         .parse::<i64>()

@@ -2,6 +2,7 @@
 //! email or SMS, check it, read a verification's status.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::verification;
@@ -117,7 +118,7 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
     match body.channel {
         Channel::Email => Email::parse(&body.to)
             .map(Destination::Email)
-            .map_err(|detail| ApiError::bad_request("invalid_email", detail)),
+            .map_err(|detail| ApiError::bad_request(ErrorCode::InvalidEmail, detail)),
         Channel::Sms => {
             let sms = &state.settings.sms;
             PhoneNumber::parse(
@@ -127,9 +128,11 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
             )
             .map(Destination::Phone)
             .map_err(|e| match e {
-                PhoneError::Invalid => ApiError::bad_request("invalid_phone", e.to_string()),
+                PhoneError::Invalid => {
+                    ApiError::bad_request(ErrorCode::InvalidPhone, e.to_string())
+                }
                 PhoneError::CountryNotAllowed => {
-                    ApiError::bad_request("phone_country_not_allowed", e.to_string())
+                    ApiError::bad_request(ErrorCode::PhoneCountryNotAllowed, e.to_string())
                 }
             })
         }
@@ -165,7 +168,7 @@ pub async fn post_verification(
     let destination = parse_destination(&state, &body)?;
     if body.locale.as_deref().is_some_and(|l| !valid_locale(l)) {
         return Err(ApiError::bad_request(
-            "invalid_locale",
+            ErrorCode::InvalidLocale,
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
@@ -215,8 +218,9 @@ pub async fn post_verification_check(
     body: Json<CheckVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let code = Code::parse(&body.code)
-        .ok_or_else(|| ApiError::bad_request("invalid_code", "code must be exactly six digits"))?;
+    let code = Code::parse(&body.code).ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidCode, "code must be exactly six digits")
+    })?;
     let now = state.now();
     let outcome = verifications::check(
         &state.db,

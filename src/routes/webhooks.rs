@@ -1,5 +1,6 @@
 //! `/v1/admin/webhooks`: endpoints that receive signed entitlement events (admin only).
 
+use crate::error::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::{webhook_delivery, webhook_endpoint};
@@ -141,8 +142,8 @@ pub struct TestPingResponse {
 
 fn url_error(e: UrlError) -> ApiError {
     match e {
-        UrlError::Invalid(m) => ApiError::bad_request("invalid_url", m),
-        UrlError::NotAllowed(m) => ApiError::bad_request("url_not_allowed", m),
+        UrlError::Invalid(m) => ApiError::bad_request(ErrorCode::InvalidUrl, m),
+        UrlError::NotAllowed(m) => ApiError::bad_request(ErrorCode::UrlNotAllowed, m),
     }
 }
 
@@ -176,7 +177,7 @@ pub async fn post_webhook(
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control))
     {
         return Err(ApiError::bad_request(
-            "invalid_description",
+            ErrorCode::InvalidDescription,
             "description must be at most 200 characters, without control characters",
         ));
     }
@@ -351,7 +352,7 @@ pub async fn post_webhook_test(
     let endpoint = webhooks::require_endpoint(&*txn, &id).await?;
     if endpoint.status != webhooks::ENABLED {
         return Err(ApiError::conflict(
-            "webhook_disabled",
+            ErrorCode::WebhookDisabled,
             "the endpoint is disabled (its receiver answered 410 Gone); create it again",
         ));
     }

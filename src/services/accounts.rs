@@ -4,6 +4,7 @@
 //! key derived from the master key, bound to the account id), so a copy of the database does
 //! not yield it, and it goes with the row on erasure.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Utc};
 use entities::account;
 use sea_orm::{
@@ -109,7 +110,7 @@ pub struct AccountPatch {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("account_not_found", "no account with this id")
+    ApiError::not_found(ErrorCode::AccountNotFound, "no account with this id")
 }
 
 pub async fn create(
@@ -138,7 +139,7 @@ pub async fn create(
     };
     let exists = || {
         ApiError::conflict(
-            "account_exists",
+            ErrorCode::AccountExists,
             "an account with this external_id already exists",
         )
     };

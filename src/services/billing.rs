@@ -8,6 +8,7 @@
 //! events recomputing the same subscription, or an event racing the link of its customer,
 //! cannot both miss each other.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use entities::{billing_customer, evidence as evidence_row, stripe_event};
 use sea_orm::{
@@ -378,7 +379,7 @@ pub struct Linked {
 
 fn linked_elsewhere() -> ApiError {
     ApiError::conflict(
-        "customer_linked",
+        ErrorCode::CustomerLinked,
         "this customer is linked to another account",
     )
 }
@@ -457,7 +458,7 @@ async fn lock_customers(
     let replaced = link_of(conn, account_id).await?;
     if replaced.as_ref().map(|l| &l.customer_id) != before.map(|l| &l.customer_id) {
         return Err(ApiError::conflict(
-            "billing_link_changed",
+            ErrorCode::BillingLinkChanged,
             "the account's billing link changed meanwhile; retry",
         ));
     }

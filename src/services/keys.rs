@@ -3,6 +3,7 @@
 //! Rotation publishes the new key at once and lets it sign only one JWKS max-age later; the
 //! old key stops signing at that moment and stays published until its last token expires.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use entities::signing_key;
 use sea_orm::{
@@ -138,7 +139,7 @@ async fn rotate_locked(
     let keys = all(conn).await?;
     if let Some(pending) = keys.iter().find(|k| is_pending(k, now)) {
         return Err(ApiError::conflict(
-            "rotation_pending",
+            ErrorCode::RotationPending,
             format!(
                 "key {} is already published and starts signing at {}",
                 pending.kid,

@@ -13,6 +13,7 @@
 //! SMS send holds the global budget lock, so the shared counts (country, prefix, young pool)
 //! need no lock of their own; the lifetime counter lives on the account, under its lock.
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use entities::{account, outbox_message, verification, verification_send, verified_phone};
 use sea_orm::{
@@ -125,12 +126,15 @@ fn code_hash(master: &MasterKey, verification_id: &str, code: &Code) -> String {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("verification_not_found", "no verification with this id")
+    ApiError::not_found(
+        ErrorCode::VerificationNotFound,
+        "no verification with this id",
+    )
 }
 
 fn phone_in_use(max: u32) -> ApiError {
     ApiError::conflict(
-        "phone_in_use",
+        ErrorCode::PhoneInUse,
         format!("this phone number already backs the phone verification of {max} accounts"),
     )
 }
@@ -195,7 +199,7 @@ async fn enforce(
     tracing::info!(limit = which, retry_after, "verification send rate limited");
     let mut err = ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         detail,
     )
     .with("limit", which)
@@ -224,7 +228,7 @@ fn lifetime_spent() -> ApiError {
     tracing::info!(limit = "sms_lifetime", "verification send rate limited");
     ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "this account has been sent the most SMS codes an account may ever be sent; \
          this limit does not reset (verify by email or another way, or ask the operator)",
     )
@@ -342,7 +346,7 @@ async fn sendable_account(
     let account = accounts::require(conn, account_id).await?;
     if account.status != AccountStatus::Active.as_str() {
         return Err(ApiError::conflict(
-            "account_suspended",
+            ErrorCode::AccountSuspended,
             "codes are not sent for a suspended account",
         ));
     }

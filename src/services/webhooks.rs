@@ -3,6 +3,7 @@
 //! (instances never claim the same row), SQLite's single writer elsewhere, and a lease after
 //! which another worker may take over a delivery whose worker died.
 
+use crate::error::ErrorCode;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -78,7 +79,7 @@ fn subscribes(endpoint: &webhook_endpoint::Model, event_type: &str) -> bool {
 pub fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_event_type",
+            ErrorCode::InvalidEventType,
             "events must name at least one event type (leave it out for all)",
         ));
     }
@@ -86,7 +87,7 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     for e in events {
         if !EVENT_TYPES.contains(&e.as_str()) {
             return Err(ApiError::bad_request(
-                "invalid_event_type",
+                ErrorCode::InvalidEventType,
                 format!(
                     "events may only name these types: {}",
                     EVENT_TYPES.join(", ")
@@ -189,7 +190,10 @@ pub async fn get_endpoint(
 }
 
 pub fn not_found() -> ApiError {
-    ApiError::not_found("webhook_not_found", "no webhook endpoint with this id")
+    ApiError::not_found(
+        ErrorCode::WebhookNotFound,
+        "no webhook endpoint with this id",
+    )
 }
 
 pub async fn require_endpoint(

@@ -18,6 +18,7 @@ mod maintenance;
 mod review;
 mod sealing;
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use entities::{exception_approval as approval, exception_request as request};
 use sea_orm::{
@@ -78,7 +79,7 @@ pub struct Filter {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("exception_not_found", "no exception with this id")
+    ApiError::not_found(ErrorCode::ExceptionNotFound, "no exception with this id")
 }
 
 pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u32 {
