@@ -9,6 +9,7 @@
 //! cannot both miss each other.
 
 use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::{billing_customer, evidence as evidence_row, stripe_event};
 use sea_orm::{
@@ -322,8 +323,8 @@ async fn record_payment(
         now,
         Entry {
             actor: ACTOR,
-            action: "billing.subscription_applied",
-            target_type: "account",
+            action: AuditAction::BillingSubscriptionApplied,
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "subscription": subscription_id,
@@ -413,8 +414,8 @@ pub async fn link_customer(
         now,
         Entry {
             actor,
-            action: "billing.customer_linked",
-            target_type: "account",
+            action: AuditAction::BillingCustomerLinked,
+            target_type: AuditTarget::Account,
             target_id: &account.id,
             details: json!({
                 "customer_id": customer_id,

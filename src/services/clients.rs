@@ -1,6 +1,7 @@
 //! API clients: creation (the key is shown once), listing, revocation, authentication.
 
 use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{DateTime, Utc};
 use entities::api_client;
@@ -102,8 +103,8 @@ pub async fn create(
         now,
         Entry {
             actor,
-            action: "client.created",
-            target_type: "client",
+            action: AuditAction::ClientCreated,
+            target_type: AuditTarget::Client,
             target_id: &model.id,
             details: json!({"name": model.name, "role": model.role, "principal": model.principal}),
         },
@@ -154,8 +155,8 @@ pub async fn revoke(
         now,
         Entry {
             actor,
-            action: "client.revoked",
-            target_type: "client",
+            action: AuditAction::ClientRevoked,
+            target_type: AuditTarget::Client,
             target_id: &client.id,
             details: json!({"name": client.name, "role": client.role}),
         },

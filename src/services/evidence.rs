@@ -2,6 +2,7 @@
 //! change evidence. Every change writes an audit entry in the same transaction and keeps the
 //! account's `email_verified` / `phone_verified` flags in step.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::{account, evidence};
 use sea_orm::{
@@ -56,7 +57,7 @@ pub async fn record(
         Entry {
             actor,
             action,
-            target_type: "account",
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "evidence_id": row.id,
@@ -79,7 +80,7 @@ async fn upsert(
     account_id: &str,
     change: &EvidenceChange,
     now: DateTime<Utc>,
-) -> Result<(evidence::Model, &'static str, Option<String>), DbErr> {
+) -> Result<(evidence::Model, AuditAction, Option<String>), DbErr> {
     let existing = evidence::Entity::find()
         .filter(evidence::Column::AccountId.eq(account_id))
         .filter(evidence::Column::Kind.eq(change.kind.as_str()))
@@ -95,7 +96,7 @@ async fn upsert(
         active.updated_at = Set(now);
         return Ok((
             active.update(conn).await?,
-            "evidence.updated",
+            AuditAction::EvidenceUpdated,
             Some(previous),
         ));
     }
@@ -113,7 +114,7 @@ async fn upsert(
     evidence::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
         .await?;
-    Ok((row, "evidence.added", None))
+    Ok((row, AuditAction::EvidenceAdded, None))
 }
 
 /// Keep `email_verified` / `phone_verified` equal to "has active evidence of that kind".

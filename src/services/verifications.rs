@@ -14,6 +14,7 @@
 //! need no lock of their own; the lifetime counter lives on the account, under its lock.
 
 use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::{account, outbox_message, verification, verification_send, verified_phone};
 use sea_orm::{
@@ -307,8 +308,8 @@ pub async fn start(
         now,
         Entry {
             actor,
-            action: "verification.sent",
-            target_type: "account",
+            action: AuditAction::VerificationSent,
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "verification_id": row.id,
@@ -737,8 +738,8 @@ async fn close(
             now,
             Entry {
                 actor,
-                action: "verification.expired",
-                target_type: "account",
+                action: AuditAction::VerificationExpired,
+                target_type: AuditTarget::Account,
                 target_id: &row.account_id,
                 details: json!({"verification_id": row.id}),
             },
@@ -807,8 +808,8 @@ async fn record_failure(
         now,
         Entry {
             actor,
-            action: "verification.check_failed",
-            target_type: "account",
+            action: AuditAction::VerificationCheckFailed,
+            target_type: AuditTarget::Account,
             target_id: &row.account_id,
             details: json!({
                 "verification_id": row.id,
@@ -883,8 +884,8 @@ async fn approve(
         now,
         Entry {
             actor,
-            action: "verification.approved",
-            target_type: "account",
+            action: AuditAction::VerificationApproved,
+            target_type: AuditTarget::Account,
             target_id: &row.account_id,
             details: json!({"verification_id": row.id, "channel": row.channel}),
         },
@@ -922,8 +923,8 @@ async fn refuse_shared_phone(
             now,
             Entry {
                 actor,
-                action: "verification.canceled",
-                target_type: "account",
+                action: AuditAction::VerificationCanceled,
+                target_type: AuditTarget::Account,
                 target_id: &row.account_id,
                 details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
             },

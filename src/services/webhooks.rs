@@ -4,6 +4,7 @@
 //! which another worker may take over a delivery whose worker died.
 
 use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -170,8 +171,8 @@ pub async fn create_endpoint(
         now,
         Entry {
             actor,
-            action: "webhook.created",
-            target_type: "webhook",
+            action: AuditAction::WebhookCreated,
+            target_type: AuditTarget::Webhook,
             target_id: &model.id,
             details: json!({"url": url_origin(&model.url), "events": endpoint_events(&model)}),
         },
@@ -235,8 +236,8 @@ pub async fn delete_endpoint(
         now,
         Entry {
             actor,
-            action: "webhook.deleted",
-            target_type: "webhook",
+            action: AuditAction::WebhookDeleted,
+            target_type: AuditTarget::Webhook,
             target_id: id,
             details: json!({"url": url_origin(&endpoint.url)}),
         },
@@ -271,8 +272,8 @@ pub async fn rotate_secret(
         now,
         Entry {
             actor,
-            action: "webhook.secret_rotated",
-            target_type: "webhook",
+            action: AuditAction::WebhookSecretRotated,
+            target_type: AuditTarget::Webhook,
             target_id: id,
             details: json!({"previous_secret_until": until}),
         },
@@ -557,8 +558,8 @@ pub async fn disable_endpoint(
             now,
             Entry {
                 actor: "system",
-                action: "webhook.disabled",
-                target_type: "webhook",
+                action: AuditAction::WebhookDisabled,
+                target_type: AuditTarget::Webhook,
                 target_id: id,
                 details: json!({"reason": "410 Gone"}),
             },

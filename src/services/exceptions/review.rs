@@ -3,6 +3,7 @@
 //! and revocation.
 
 use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
@@ -113,8 +114,8 @@ pub async fn submit(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.submitted",
-            target_type: "exception",
+            action: AuditAction::ExceptionSubmitted,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -273,8 +274,8 @@ async fn deny(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.denied",
-            target_type: "exception",
+            action: AuditAction::ExceptionDenied,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -346,8 +347,8 @@ async fn audit_approval(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.approval_recorded",
-            target_type: "exception",
+            action: AuditAction::ExceptionApprovalRecorded,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -401,8 +402,8 @@ async fn complete(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.approved",
-            target_type: "exception",
+            action: AuditAction::ExceptionApproved,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -492,8 +493,8 @@ async fn revoke_evidence(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.revoked",
-            target_type: "exception",
+            action: AuditAction::ExceptionRevoked,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
