@@ -15,7 +15,7 @@ use crate::{
         account::{AccountId, AccountStatus, DisplayName, Email, ExternalId, UnknownAccount},
         role::Role,
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         accounts::{self, AccountPatch, NewAccount},
         erasure,
@@ -171,8 +171,8 @@ fn display_name(s: &str) -> Result<Option<String>, ApiError> {
     request_body = CreateAccountRequest,
     responses(
         (status = 201, body = AccountResponse),
-        (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`account_exists`: the external_id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`"),
+        (status = 409, description = "`account_exists`: the external_id is taken"),
     ),
     security(("api_key" = []))
 )]
@@ -230,7 +230,7 @@ pub async fn get_accounts(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = AccountResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -253,7 +253,7 @@ pub async fn get_account(
     request_body = PatchAccountRequest,
     responses(
         (status = 200, body = AccountResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -288,7 +288,7 @@ pub async fn patch_account(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 204, description = "Erased"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]

@@ -13,7 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::{Authenticator, Caller},
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         audit::{self, ChainReport},
         clients,
@@ -90,8 +90,8 @@ impl TryFrom<api_client::Model> for ClientResponse {
     request_body = CreateClientRequest,
     responses(
         (status = 201, body = CreatedClientResponse),
-        (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`client_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`"),
+        (status = 409, description = "`client_exists`"),
     ),
     security(("api_key" = []))
 )]
@@ -147,7 +147,7 @@ pub async fn get_clients(
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
-        (status = 404, description = "`client_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`client_not_found`"),
     ),
     security(("api_key" = []))
 )]

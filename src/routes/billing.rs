@@ -19,7 +19,7 @@ use crate::{
         role::Role,
         stripe::{self, Event, SignatureError},
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         accounts,
         billing::{self, Outcome},
@@ -175,9 +175,9 @@ fn log_receipt(event: &Event, outcome: Outcome) {
     request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json"),
     responses(
         (status = 200, description = "Received: applied, pending a customer link, ignored, or a duplicate", body = WebhookResponse),
-        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed"),
+        (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`"),
+        (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later"),
     )
 )]
 #[post("/v1/webhooks/stripe")]
@@ -246,9 +246,9 @@ pub struct BillingLinkResponse {
     responses(
         (status = 200, description = "Already linked to this customer", body = BillingLinkResponse),
         (status = 201, description = "Linked", body = BillingLinkResponse),
-        (status = 400, description = "`invalid_customer_id`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`customer_linked`: the customer belongs to another account", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_customer_id`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`customer_linked`: the customer belongs to another account"),
     ),
     security(("api_key" = []))
 )]
@@ -304,7 +304,7 @@ pub struct BillingResponse {
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = BillingResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]

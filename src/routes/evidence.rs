@@ -17,7 +17,7 @@ use crate::{
         policy::Decision,
         role::Role,
     },
-    error::{ApiResult, Problem},
+    error::ApiResult,
     services::{
         accounts, evidence,
         page::{Page, PageQuery},
@@ -78,7 +78,7 @@ pub struct EntitlementsResponse {
     params(("id" = String, Path, description = "Account id"), PageQuery),
     responses(
         (status = 200, body = Page<EvidenceResponse>),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -110,7 +110,7 @@ pub async fn get_evidence(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = EntitlementsResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]

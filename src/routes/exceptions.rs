@@ -21,7 +21,7 @@ use crate::{
         exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
         role::Role,
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         exceptions::{self, Actor, Decision, Filter, Opened, Submission, Verdict},
         page::{Page, PageQuery},
@@ -349,9 +349,9 @@ fn actor(caller: &Caller) -> Actor<'_> {
     request_body = SubmitExceptionRequest,
     responses(
         (status = 201, description = "Submitted; pending review", body = ExceptionResponse),
-        (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)"),
     ),
     security(("api_key" = []))
 )]
@@ -408,7 +408,7 @@ pub struct ExceptionListQuery {
     params(ExceptionListQuery),
     responses(
         (status = 200, body = Page<ExceptionResponse>),
-        (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`"),
     ),
     security(("api_key" = []))
 )]
@@ -489,7 +489,7 @@ pub struct ExceptionQuery {
     params(("eid" = String, Path, description = "Exception id"), ExceptionQuery),
     responses(
         (status = 200, body = ExceptionResponse),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`exception_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -536,10 +536,10 @@ pub async fn get_exception(
     request_body = DecisionRequest,
     responses(
         (status = 200, description = "The request's new state: `pending` (approval recorded, more needed), `approved` or `denied`", body = ExceptionResponse),
-        (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)"),
+        (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide"),
+        (status = 404, description = "`exception_not_found`"),
+        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)"),
     ),
     security(("api_key" = []))
 )]
@@ -580,9 +580,9 @@ pub async fn post_exception_decision(
     request_body = RevokeExceptionRequest,
     responses(
         (status = 200, description = "Revoked", body = ExceptionResponse),
-        (status = 400, description = "`invalid_reason`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_reason`"),
+        (status = 404, description = "`exception_not_found`"),
+        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)"),
     ),
     security(("api_key" = []))
 )]

@@ -7,7 +7,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -28,7 +28,7 @@ pub const CONTENT_TYPE: &str = "application/statuslist+jwt";
     params(("id" = String, Path, description = "List id, from a token's `status.status_list.uri`")),
     responses(
         (status = 200, description = "The signed status list", body = String, content_type = "application/statuslist+jwt"),
-        (status = 404, description = "`status_list_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`status_list_not_found`"),
     ),
     security(("api_key" = []))
 )]

@@ -18,7 +18,7 @@ use crate::{
         role::Role,
         verification::{Channel, Code, VerificationStatus},
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::verifications::{self, Destination},
     state::AppState,
 };
@@ -150,10 +150,10 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
     request_body = CreateVerificationRequest,
     responses(
         (status = 201, body = VerificationResponse),
-        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`; `limit` says which: `destination` (this account, this address or number), `account`, and for SMS `young_account`, `sms_prefix`, `sms_country`, `young_accounts_budget`, `sms_budget` (all with `Retry-After`), or `sms_lifetime` (the account's lifetime cap: no `Retry-After`, it does not reset)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`"),
+        (status = 429, description = "`rate_limited`; `limit` says which: `destination` (this account, this address or number), `account`, and for SMS `young_account`, `sms_prefix`, `sms_country`, `young_accounts_budget`, `sms_budget` (all with `Retry-After`), or `sms_lifetime` (the account's lifetime cap: no `Retry-After`, it does not reset)"),
     ),
     security(("api_key" = []))
 )]
@@ -204,9 +204,9 @@ pub async fn post_verification(
     request_body = CheckVerificationRequest,
     responses(
         (status = 200, body = CheckVerificationResponse),
-        (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)"),
+        (status = 404, description = "`verification_not_found`"),
+        (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled"),
     ),
     security(("api_key" = []))
 )]
@@ -249,7 +249,7 @@ pub async fn post_verification_check(
     params(("vid" = String, Path, description = "Verification id")),
     responses(
         (status = 200, body = VerificationResponse),
-        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`verification_not_found`"),
     ),
     security(("api_key" = []))
 )]

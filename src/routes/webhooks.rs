@@ -12,7 +12,7 @@ use super::json::Json;
 use crate::{
     auth::Caller,
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     events::{
         net::{self, UrlError},
         Event,
@@ -153,7 +153,7 @@ fn url_error(e: UrlError) -> ApiError {
     request_body = CreateWebhookRequest,
     responses(
         (status = 201, body = WebhookWithSecretResponse),
-        (status = 400, description = "`invalid_url`, `url_not_allowed`, `invalid_event_type`, `invalid_description`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_url`, `url_not_allowed`, `invalid_event_type`, `invalid_description`, `invalid_body`"),
     ),
     security(("api_key" = []))
 )]
@@ -229,7 +229,7 @@ pub async fn get_webhooks(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, body = WebhookResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -250,7 +250,7 @@ pub async fn get_webhook(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -274,7 +274,7 @@ pub async fn delete_webhook(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, body = WebhookWithSecretResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -304,7 +304,7 @@ pub async fn post_webhook_secret(
     params(("id" = String, Path, description = "Endpoint id"), PageQuery),
     responses(
         (status = 200, body = Page<DeliveryResponse>),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -335,8 +335,8 @@ pub async fn get_webhook_deliveries(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 202, description = "Queued; it leaves within a second", body = TestPingResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`webhook_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
+        (status = 409, description = "`webhook_disabled`"),
     ),
     security(("api_key" = []))
 )]
