@@ -191,7 +191,7 @@ pub async fn post_verification(
         .insert_header(("Location", format!("/v1/verifications/{}", row.id)))
         .json(VerificationResponse::new(
             row,
-            Some(crate::services::outbox::PENDING.to_owned()),
+            Some(crate::services::outbox::MessageStatus::Pending.to_string()),
             now,
         )?))
 }

@@ -111,15 +111,20 @@ pub struct DeliveryResponse {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-impl From<webhook_delivery::Model> for DeliveryResponse {
-    fn from(d: webhook_delivery::Model) -> Self {
-        let pending = matches!(d.status.as_str(), webhooks::PENDING | webhooks::SENDING);
-        DeliveryResponse {
+impl TryFrom<webhook_delivery::Model> for DeliveryResponse {
+    type Error = ApiError;
+
+    fn try_from(d: webhook_delivery::Model) -> Result<Self, ApiError> {
+        use webhooks::DeliveryStatus;
+        let stored: DeliveryStatus = crate::services::stored("webhook delivery status", &d.status)?;
+        // One being sent right now is, to the caller, still pending.
+        let pending = matches!(stored, DeliveryStatus::Pending | DeliveryStatus::Sending);
+        Ok(DeliveryResponse {
             id: d.id,
             event_id: d.event_id,
             event_type: d.event_type,
             status: if pending {
-                webhooks::PENDING.to_owned()
+                DeliveryStatus::Pending.to_string()
             } else {
                 d.status
             },
@@ -129,7 +134,7 @@ impl From<webhook_delivery::Model> for DeliveryResponse {
             next_attempt_at: pending.then_some(d.next_attempt_at),
             created_at: d.created_at,
             delivered_at: d.delivered_at,
-        }
+        })
     }
 }
 
@@ -321,12 +326,12 @@ pub async fn get_webhook_deliveries(
     let conn = state.db.conn();
     webhooks::require_endpoint(conn, &id).await?;
     let rows = webhooks::list_deliveries(conn, &id, before.as_deref(), limit + 1).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(
+    Ok(HttpResponse::Ok().json(Page::try_from_rows(
         rows,
         limit,
         |d| d.id.clone(),
-        DeliveryResponse::from,
-    )))
+        DeliveryResponse::try_from,
+    )?))
 }
 
 /// Send a `ping` event to this endpoint (whatever its filter), signed like every event.
@@ -350,7 +355,7 @@ pub async fn post_webhook_test(
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let endpoint = webhooks::require_endpoint(&*txn, &id).await?;
-    if endpoint.status != webhooks::ENABLED {
+    if endpoint.status != webhooks::EndpointStatus::Enabled.as_str() {
         return Err(ApiError::conflict(
             ErrorCode::WebhookDisabled,
             "the endpoint is disabled (its receiver answered 410 Gone); create it again",

@@ -30,13 +30,51 @@ pub const ENDPOINT_PREFIX: &str = "whk";
 pub const EVENT_PREFIX: &str = "msg";
 pub const DELIVERY_PREFIX: &str = "whd";
 
-pub const ENABLED: &str = "enabled";
-pub const DISABLED: &str = "disabled";
+/// An endpoint's state, as stored in `webhook_endpoint.status`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum EndpointStatus {
+    Enabled,
+    Disabled,
+}
 
-pub const PENDING: &str = "pending";
-pub const SENDING: &str = "sending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<EndpointStatus> for sea_orm::Value {
+    fn from(status: EndpointStatus) -> Self {
+        status.as_str().into()
+    }
+}
+
+/// A delivery's state, as stored in `webhook_delivery.status`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<DeliveryStatus> for sea_orm::Value {
+    fn from(status: DeliveryStatus) -> Self {
+        status.as_str().into()
+    }
+}
 
 /// How long the previous secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_HOURS: i64 = 24;
@@ -73,7 +111,8 @@ pub fn endpoint_events(endpoint: &webhook_endpoint::Model) -> Vec<String> {
 }
 
 fn subscribes(endpoint: &webhook_endpoint::Model, event_type: &str) -> bool {
-    endpoint.status == ENABLED && endpoint_events(endpoint).iter().any(|t| t == event_type)
+    endpoint.status == EndpointStatus::Enabled.as_str()
+        && endpoint_events(endpoint).iter().any(|t| t == event_type)
 }
 
 /// Check an events filter: known types, no duplicates kept, at least one.
@@ -155,7 +194,7 @@ pub async fn create_endpoint(
         url: url.to_owned(),
         description: description.map(str::to_owned),
         events,
-        status: ENABLED.to_owned(),
+        status: EndpointStatus::Enabled.to_string(),
         previous_secret_sealed: None,
         previous_secret_expires_at: None,
         created_by: actor.to_owned(),
@@ -310,7 +349,7 @@ async fn insert_delivery(
         endpoint_id: endpoint_id.to_owned(),
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
-        status: PENDING.to_owned(),
+        status: DeliveryStatus::Pending.to_string(),
         attempts: 0,
         next_attempt_at: now,
         last_status_code: None,
@@ -333,7 +372,7 @@ pub async fn emit(
     event: &Event,
 ) -> Result<(webhook_event::Model, usize), DbErr> {
     let endpoints = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::Status.eq(ENABLED))
+        .filter(webhook_endpoint::Column::Status.eq(EndpointStatus::Enabled))
         .order_by_asc(webhook_endpoint::Column::Id)
         .all(conn)
         .await?;
@@ -388,7 +427,10 @@ pub async fn list_deliveries(
 
 fn due(now: DateTime<Utc>) -> sea_orm::Select<webhook_delivery::Entity> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.is_in([PENDING, SENDING]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]),
+        )
         .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
 }
 
@@ -435,7 +477,10 @@ pub async fn claim(
             continue;
         }
         let res = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Status, Expr::value(SENDING))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Sending),
+            )
             .col_expr(
                 webhook_delivery::Column::Attempts,
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
@@ -451,7 +496,7 @@ pub async fn claim(
             .await?;
         if res.rows_affected == 1 {
             *count += 1;
-            row.status = SENDING.to_owned();
+            row.status = DeliveryStatus::Sending.to_string();
             row.attempts += 1;
             row.next_attempt_at = lease_until;
             claimed.push(row);
@@ -488,7 +533,10 @@ pub async fn record(
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now));
     update = match outcome {
         Outcome::Delivered { status_code } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(DELIVERED))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Delivered),
+            )
             .col_expr(webhook_delivery::Column::DeliveredAt, Expr::value(now))
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
@@ -503,7 +551,10 @@ pub async fn record(
             status_code,
             error,
         } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(PENDING))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Pending),
+            )
             .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(at))
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
@@ -511,7 +562,10 @@ pub async fn record(
             )
             .col_expr(webhook_delivery::Column::LastError, Expr::value(error)),
         Outcome::Failed { status_code, error } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Failed),
+            )
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
                 Expr::value(status_code),
@@ -520,7 +574,7 @@ pub async fn record(
     };
     let res = update
         .filter(webhook_delivery::Column::Id.eq(claimed.id.as_str()))
-        .filter(webhook_delivery::Column::Status.eq(SENDING))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
         .filter(webhook_delivery::Column::Attempts.eq(claimed.attempts))
         .exec(conn)
         .await?;
@@ -534,22 +588,28 @@ pub async fn disable_endpoint(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let res = webhook_endpoint::Entity::update_many()
-        .col_expr(webhook_endpoint::Column::Status, Expr::value(DISABLED))
+        .col_expr(
+            webhook_endpoint::Column::Status,
+            Expr::value(EndpointStatus::Disabled),
+        )
         .col_expr(webhook_endpoint::Column::DisabledAt, Expr::value(now))
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_endpoint::Column::Id.eq(id))
-        .filter(webhook_endpoint::Column::Status.eq(ENABLED))
+        .filter(webhook_endpoint::Column::Status.eq(EndpointStatus::Enabled))
         .exec(conn)
         .await?;
     webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED))
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
         .col_expr(
             webhook_delivery::Column::LastError,
             Expr::value("endpoint disabled"),
         )
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_delivery::Column::EndpointId.eq(id))
-        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
         .exec(conn)
         .await?;
     if res.rows_affected == 1 {
@@ -571,7 +631,10 @@ pub async fn disable_endpoint(
 
 fn settled_before(cutoff: DateTime<Utc>) -> sea_orm::Select<webhook_delivery::Entity> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.is_in([DELIVERED, FAILED]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
+        )
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
 }
 
@@ -607,7 +670,10 @@ pub async fn has_prunable(
 /// Delete deliveries settled before `cutoff`, then events no delivery refers to any more.
 pub async fn prune(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
     let deliveries = webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::Status.is_in([DELIVERED, FAILED]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
+        )
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
         .exec(conn)
         .await?;
