@@ -182,7 +182,8 @@ pub async fn snapshot(
     };
     let rows = list_all(conn, account_id).await?;
     Ok(Some(AccountSnapshot {
-        active: account.status == AccountStatus::Active.as_str(),
+        active: super::stored::<AccountStatus>("account status", &account.status)?
+            == AccountStatus::Active,
         facts: rows.iter().map(fact).collect::<Result<_, _>>()?,
     }))
 }

@@ -345,7 +345,7 @@ async fn sendable_account(
     account_id: &str,
 ) -> Result<account::Model, ApiError> {
     let account = accounts::require(conn, account_id).await?;
-    if account.status != AccountStatus::Active.as_str() {
+    if super::stored::<AccountStatus>("account status", &account.status)? != AccountStatus::Active {
         return Err(ApiError::conflict(
             ErrorCode::AccountSuspended,
             "codes are not sent for a suspended account",
