@@ -12,7 +12,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     error::ApiError,
-    services::{exceptions, keys, revocations},
+    services::{
+        decisions::{self, Cause},
+        exceptions, keys, revocations,
+    },
     state::AppState,
 };
 
@@ -71,7 +74,78 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
         }
     }
     state.revocations.purge((now - leeway).timestamp());
-    maintain_exceptions(state, now).await
+    maintain_exceptions(state, now).await?;
+    withdraw_lapsed(state, now).await
+}
+
+/// Reconcile the entitled accounts whose evidence lapsed by time alone since the last round
+/// (all of them in the first round of this process), so the withdrawal is stored, announced
+/// and in the status lists within one maintenance interval of its `expires_at`.
+async fn withdraw_lapsed(state: &AppState, now: DateTime<Utc>) -> Result<(), ApiError> {
+    const BATCH: u64 = 200;
+    let after = *state.lapses_checked_until.lock().expect("lapse cursor");
+    let mut after_account = String::new();
+    loop {
+        let candidates =
+            decisions::lapse_candidates(state.db.conn(), after, now, &after_account, BATCH).await?;
+        let Some(last) = candidates.last().cloned() else {
+            break;
+        };
+        let txn = state.db.begin_write().await?;
+        let changes =
+            decisions::reconcile_all(&*txn, &state.policy, now, &candidates, Cause::Lapsed).await?;
+        txn.commit().await?;
+        for change in &changes {
+            state.account_changed(&change.account_id);
+        }
+        if !changes.is_empty() {
+            tracing::info!(accounts = changes.len(), "entitlements lapsed by time");
+        }
+        if (candidates.len() as u64) < BATCH {
+            break;
+        }
+        after_account = last;
+    }
+    *state.lapses_checked_until.lock().expect("lapse cursor") = Some(now);
+    Ok(())
+}
+
+/// When the configured policy is not the one the stored decisions were computed with (or
+/// none was recorded yet), reconcile every account with it, a page per transaction, then
+/// record its fingerprint. Meeting servers get the events of every decision it changes.
+pub async fn reconcile_policy(state: &AppState) -> Result<(), ApiError> {
+    const PAGE: u64 = 500;
+    let fingerprint = decisions::policy_fingerprint(&state.policy);
+    if decisions::stored_fingerprint(state.db.conn())
+        .await?
+        .as_deref()
+        == Some(&fingerprint)
+    {
+        return Ok(());
+    }
+    let mut after = String::new();
+    let mut changed = 0usize;
+    loop {
+        let page = decisions::account_page(state.db.conn(), &after, PAGE).await?;
+        let Some(last) = page.last().cloned() else {
+            break;
+        };
+        let now = state.now();
+        let txn = state.db.begin_write().await?;
+        let changes =
+            decisions::reconcile_all(&*txn, &state.policy, now, &page, Cause::Policy).await?;
+        txn.commit().await?;
+        changed += changes.len();
+        for change in &changes {
+            state.account_changed(&change.account_id);
+        }
+        after = last;
+    }
+    let txn = state.db.begin_write().await?;
+    decisions::store_fingerprint(&*txn, &fingerprint, state.now()).await?;
+    txn.commit().await?;
+    tracing::info!(changed, "decisions reconciled with the configured policy");
+    Ok(())
 }
 
 /// Record expired exceptions (they stopped counting at `expires_at` already) and purge sealed
@@ -92,6 +166,7 @@ async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(),
     } else {
         0
     };
+    decisions::reconcile_all(&*txn, &state.policy, now, &changed, Cause::Lapsed).await?;
     txn.commit().await?;
     for account_id in &changed {
         state.account_changed(account_id);
@@ -110,6 +185,15 @@ async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(),
 pub fn spawn(state: web::Data<AppState>) {
     let weak: Weak<AppState> = Arc::downgrade(&state.into_inner());
     let revocation_weak = weak.clone();
+    let policy_weak = weak.clone();
+    tokio::spawn(async move {
+        let Some(state) = policy_weak.upgrade() else {
+            return;
+        };
+        if let Err(e) = reconcile_policy(&state).await {
+            tracing::warn!(error = %e, "reconciling decisions with the policy failed");
+        }
+    });
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(REVOCATION_POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

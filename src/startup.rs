@@ -97,6 +97,7 @@ impl Application {
             master_key,
             metrics: web::Data::new(Metrics::default()),
             status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),
+            lapses_checked_until: std::sync::Mutex::new(None),
             settings: Arc::new(settings),
             db,
             clock,

@@ -40,6 +40,9 @@ pub struct AppState {
     pub webhooks: crate::events::Webhooks,
     /// Token Status Lists, mirrored from the database and served from memory.
     pub status_lists: crate::status_list::cache::StatusLists,
+    /// Up to when the maintenance loop looked for evidence that lapsed by time alone (`None`:
+    /// not yet in this process, so its first round looks at all of it).
+    pub lapses_checked_until: std::sync::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl AppState {

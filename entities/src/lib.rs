@@ -7,6 +7,7 @@ pub mod billing_customer;
 pub mod evidence;
 pub mod exception_approval;
 pub mod exception_request;
+pub mod instance_state;
 pub mod outbox_message;
 pub mod revoked_token;
 pub mod signing_key;

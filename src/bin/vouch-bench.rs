@@ -86,6 +86,7 @@ fn raw(secs: f64) -> Result<(), Box<dyn std::error::Error>> {
             ent: vec!["e2ee".into()],
             evidence: vec![vouch::tokens::TokenEvidence::Phone],
             cnf: None,
+            status: None,
         };
         let name = alg.as_str().to_lowercase();
         bench(&format!("vouch-raw-{name}-sign"), secs, || {
@@ -280,6 +281,7 @@ async fn mint(
             ent: vec!["e2ee".into()],
             evidence: vec![vouch::tokens::TokenEvidence::Phone],
             cnf: None,
+            status: None,
         };
         writeln!(out, "{}", signer.sign(&serde_json::to_vec(&claims)?)?)?;
     }

@@ -49,6 +49,9 @@ pub struct Fact {
 pub struct AccountSnapshot {
     pub active: bool,
     pub facts: Vec<Fact>,
+    /// Where the account's status lives in the Token Status Lists (every account created
+    /// since they exist has a place; its tokens carry it).
+    pub status: Option<crate::status_list::StatusRef>,
 }
 
 impl Fact {

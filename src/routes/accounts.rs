@@ -18,6 +18,7 @@ use crate::{
     error::{ApiError, ApiResult},
     services::{
         accounts::{self, AccountPatch, NewAccount},
+        decisions::{self, Cause},
         erasure,
         page::{Page, PageQuery},
     },
@@ -274,8 +275,10 @@ pub async fn patch_account(
     }
     let patch = AccountPatch::try_from(body)?;
     let id = AccountId::parse(&id)?;
+    let now = state.now();
     let txn = state.db.begin_write().await?;
-    let account = accounts::update(&*txn, &caller.name, id.as_str(), patch, state.now()).await?;
+    let account = accounts::update(&*txn, &caller.name, id.as_str(), patch, now).await?;
+    decisions::reconcile(&*txn, &state.policy, now, &account.id, Cause::Status).await?;
     txn.commit().await?;
     state.account_changed(&account.id);
     Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))

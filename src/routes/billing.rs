@@ -23,6 +23,7 @@ use crate::{
     services::{
         accounts,
         billing::{self, Outcome},
+        decisions::{self, Cause},
     },
     state::AppState,
 };
@@ -204,6 +205,8 @@ pub async fn post_stripe_webhook(
     let txn = state.db.begin_write().await?;
     let receipt = billing::receive(&*txn, &event, settings.past_due_grace(), now).await?;
     if receipt.outcome != Outcome::Duplicate {
+        let changed = &receipt.changed_accounts;
+        decisions::reconcile_all(&*txn, &state.policy, now, changed, Cause::Evidence).await?;
         txn.commit().await?;
     }
     for account_id in &receipt.changed_accounts {
@@ -263,6 +266,7 @@ pub async fn put_billing(
     let customer_id = CustomerId::parse(body.customer_id.trim())
         .map_err(|m| ApiError::bad_request(ErrorCode::InvalidCustomerId, m))?;
     let account_id = AccountId::parse(&id)?;
+    let now = state.now();
     let txn = state.db.begin_write().await?;
     let linked = billing::link_customer(
         &*txn,
@@ -270,9 +274,11 @@ pub async fn put_billing(
         &account_id,
         &customer_id,
         state.settings.stripe.past_due_grace(),
-        state.now(),
+        now,
     )
     .await?;
+    let changed = &linked.changed_accounts;
+    decisions::reconcile_all(&*txn, &state.policy, now, changed, Cause::Evidence).await?;
     txn.commit().await?;
     for account_id in &linked.changed_accounts {
         state.account_changed(account_id);

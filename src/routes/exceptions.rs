@@ -23,6 +23,7 @@ use crate::{
     },
     error::{ApiError, ApiResult},
     services::{
+        decisions::{self, Cause},
         exceptions::{self, Actor, Decision, Filter, Opened, Submission, Verdict},
         page::{Page, PageQuery},
     },
@@ -558,6 +559,9 @@ pub async fn post_exception_decision(
     let txn = state.db.begin_write().await?;
     let outcome =
         exceptions::decide(&*txn, &key, settings, actor(&caller), &eid, decision, now).await?;
+    if let Some(account_id) = &outcome.changed_account {
+        decisions::reconcile(&*txn, &state.policy, now, account_id, Cause::Evidence).await?;
+    }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {
         state.account_changed(account_id);
@@ -599,6 +603,10 @@ pub async fn post_exception_revoke(
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let outcome = exceptions::revoke(&*txn, &key, actor(&caller), &eid, &reason, now).await?;
+    if let Some(account_id) = &outcome.changed_account {
+        let cause = Cause::ExceptionRevoked;
+        decisions::reconcile(&*txn, &state.policy, now, account_id, cause).await?;
+    }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {
         state.account_changed(account_id);

@@ -227,6 +227,7 @@ pub async fn post_verification_check(
         &caller.name,
         &state.master_key,
         &state.settings.verification,
+        &state.policy,
         &vid,
         &code,
         now,

@@ -158,6 +158,7 @@ pub async fn create(
         Err(e) if is_unique_violation(&e) => return Err(exists()),
         Err(e) => return Err(e.into()),
     }
+    super::status_lists::allocate(conn, &model.id).await?;
     audit::append(
         conn,
         now,

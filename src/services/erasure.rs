@@ -11,7 +11,7 @@ use serde_json::json;
 use super::{
     accounts,
     audit::{self, Entry},
-    exceptions,
+    decisions, exceptions,
 };
 use crate::error::ApiError;
 
@@ -23,6 +23,7 @@ pub async fn erase_account(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let account = accounts::require(conn, id).await?;
+    decisions::erased(conn, now, &account.id, &account.external_id).await?;
     let exceptions = exceptions::erase_account(conn, &account.id).await?;
     let evidence = evidence::Entity::delete_many()
         .filter(evidence::Column::AccountId.eq(account.id.as_str()))

@@ -181,9 +181,11 @@ pub async fn snapshot(
         return Ok(None);
     };
     let rows = list_all(conn, account_id).await?;
+    let status = super::status_lists::position(conn, account_id).await?;
     Ok(Some(AccountSnapshot {
         active: super::stored::<AccountStatus>("account status", &account.status)?
             == AccountStatus::Active,
         facts: rows.iter().map(fact).collect::<Result<_, _>>()?,
+        status,
     }))
 }

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod billing;
 pub mod clients;
+pub mod decisions;
 pub mod erasure;
 pub mod evidence;
 pub mod exceptions;

@@ -11,7 +11,11 @@ use sea_orm::{
 use serde_json::json;
 
 use super::audit::{self, Entry};
-use crate::{db::WriteTxn, error::ApiError};
+use crate::{
+    db::WriteTxn,
+    error::ApiError,
+    events::{self, Event},
+};
 
 /// Record a revocation; `false` if the token was already revoked.
 ///
@@ -44,6 +48,12 @@ pub async fn revoke(
     })
     .exec_without_returning(conn)
     .await?;
+    let event = Event::TokenRevoked {
+        account_id: account_id.to_owned(),
+        jti: jti.to_owned(),
+        expires_at,
+    };
+    events::emit(conn, now, &event).await?;
     audit::append(
         conn,
         now,

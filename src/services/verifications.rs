@@ -29,6 +29,7 @@ use serde_json::json;
 use super::{
     accounts,
     audit::{self, Entry},
+    decisions,
     evidence::{self, EvidenceChange},
     outbox,
 };
@@ -41,6 +42,7 @@ use crate::{
         evidence::{EvidenceKind, EvidenceStatus},
         ids::{looks_like, new_id},
         phone::PhoneNumber,
+        policy::Policy,
         verification::{Channel, Code, VerificationStatus},
     },
     error::ApiError,
@@ -635,12 +637,16 @@ pub struct CheckOutcome {
 /// the comparison, so no number of concurrent checks gets more than `max_attempts`
 /// comparisons), compare in constant time, then either record the failure or approve with a
 /// conditional update that only one check can win.
+/// An approval reconciles the account's decision in its transaction (`policy`), so the
+/// entitlement it may grant is announced with it.
 #[tracing::instrument(skip_all, fields(verification_id = %id))]
+#[allow(clippy::too_many_arguments)]
 pub async fn check(
     db: &Db,
     actor: &str,
     master: &MasterKey,
     settings: &VerificationSettings,
+    policy: &Policy,
     id: &str,
     code: &Code,
     now: DateTime<Utc>,
@@ -672,6 +678,10 @@ pub async fn check(
         });
     }
     let approval = approve(&*txn, actor, settings, row, now).await?;
+    if let Approval::Approved(row) = &approval {
+        let cause = decisions::Cause::Evidence;
+        decisions::reconcile(&*txn, policy, now, &row.account_id, cause).await?;
+    }
     txn.commit().await?;
     match approval {
         Approval::Approved(row) => Ok(CheckOutcome {

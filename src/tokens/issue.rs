@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     keyring::KeyRing, live::AccountSnapshot, token_evidence, valid_jkt, Claims, Confirmation,
-    ENTITLEMENT,
+    TokenStatus, ENTITLEMENT,
 };
 use crate::{
     config::TokenSettings,
@@ -113,6 +113,10 @@ pub fn issue(
             Vec::new()
         },
         cnf: request.device_jkt.map(|jkt| Confirmation { jkt }),
+        status: account
+            .status
+            .as_ref()
+            .map(|at| TokenStatus::new(at, &settings.issuer)),
     };
     let payload = serde_json::to_vec(&claims).map_err(ApiError::internal)?;
     let token = key.sign(&payload).map_err(ApiError::internal)?;

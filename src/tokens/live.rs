@@ -151,6 +151,7 @@ mod tests {
         Some(Arc::new(AccountSnapshot {
             active: true,
             facts: Vec::new(),
+            status: None,
         }))
     }
 

@@ -42,6 +42,32 @@ pub struct Claims {
     pub evidence: Vec<TokenEvidence>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub cnf: Option<Confirmation>,
+    /// Where verifiers read the account's status offline (draft-ietf-oauth-status-list).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<TokenStatus>,
+}
+
+/// The `status` claim: `{"status_list": {"idx", "uri"}}`; all of an account's tokens share it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenStatus {
+    pub status_list: StatusListReference,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusListReference {
+    pub idx: u32,
+    pub uri: String,
+}
+
+impl TokenStatus {
+    pub fn new(at: &crate::status_list::StatusRef, issuer: &str) -> Self {
+        TokenStatus {
+            status_list: StatusListReference {
+                idx: at.idx,
+                uri: crate::status_list::list_uri(issuer, at.list_id),
+            },
+        }
+    }
 }
 
 /// Evidence as a token names it. Whether an exception was granted to a nonprofit or to a person

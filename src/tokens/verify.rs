@@ -237,6 +237,7 @@ mod tests {
             ent: vec!["e2ee".into()],
             evidence: vec![TokenEvidence::Phone],
             cnf: None,
+            status: None,
         };
         let token = ring
             .signer(now)

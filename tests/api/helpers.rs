@@ -370,6 +370,10 @@ impl TestApp {
         )
         .await
         .unwrap();
+        let cause = vouch::services::decisions::Cause::Evidence;
+        vouch::services::decisions::reconcile(&*txn, &self.state.policy, now, account_id, cause)
+            .await
+            .unwrap();
         txn.commit().await.unwrap();
         self.state.account_changed(account_id);
     }

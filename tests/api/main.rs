@@ -8,6 +8,7 @@ mod cli;
 mod clients;
 mod console;
 mod contention;
+mod decisions;
 mod errors;
 mod exceptions;
 mod fakes;

@@ -22,24 +22,24 @@ use crate::{
 };
 
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HeaderMap,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap()
     }
 
-    fn verifies_with(&self, secret: &str) -> bool {
+    pub(crate) fn verifies_with(&self, secret: &str) -> bool {
         Webhook::new(secret)
             .unwrap()
             .verify(&self.body, &self.headers)
@@ -54,8 +54,8 @@ struct ReceiverState {
 }
 
 /// A local webhook receiver that records every request and answers with `status`.
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     state: web::Data<ReceiverState>,
 }
 
@@ -86,7 +86,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let state = web::Data::new(ReceiverState {
             received: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
@@ -115,7 +115,7 @@ impl Receiver {
         self.state.status.store(status, Ordering::SeqCst);
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
 

@@ -14,6 +14,7 @@ mod m20261201_110002_account_email_sealed;
 mod m20261201_120000_sms_fraud_limits;
 mod m20261202_000001_webhooks;
 mod m20261202_000002_status_lists;
+mod m20261202_000003_decisions;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_120000_sms_fraud_limits::Migration),
             Box::new(m20261202_000001_webhooks::Migration),
             Box::new(m20261202_000002_status_lists::Migration),
+            Box::new(m20261202_000003_decisions::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ use vouch::clock::Clock;
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, spawn_with_settings, TestApp};
 
 mod customers;
+mod events;
 mod idempotency;
 mod signature;
 mod stripe;

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
 
 mod audit;
+mod events;
 mod lifecycle;
 mod review;
 mod sealing;

@@ -24,6 +24,7 @@ use crate::{
 mod channels;
 mod checks;
 mod delivery;
+mod events;
 mod limits;
 
 const PHONE: &str = "+14155552671";
