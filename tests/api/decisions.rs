@@ -145,7 +145,7 @@ async fn tokens_name_the_accounts_place_in_a_status_list() {
     // All of an account's tokens share the index.
     let again = app.issue_token(&acc).await;
     assert_eq!(token_part(&again, 1)["status"], claims["status"]);
-    assert_eq!(listed(&app, &token).await, 0);
+    wait_listed(&app, &token, 0).await;
 }
 
 #[tokio::test]
@@ -241,7 +241,7 @@ async fn evidence_that_lapses_by_time_alone_is_withdrawn_within_a_maintenance_ro
         .wait("entitlement.granted", "account_id", &acc)
         .await;
     app.maintain().await;
-    assert_eq!(listed(&app, &token).await, 0, "not lapsed yet");
+    wait_listed(&app, &token, 0).await; // not lapsed yet
 
     app.clock.advance(chrono::Duration::seconds(31));
     app.maintain().await;
