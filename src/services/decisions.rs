@@ -16,7 +16,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::{accounts, evidence, status_lists};
+use super::{accounts, evidence, livekit, status_lists};
 use crate::{
     crypto::sha256_hex,
     domain::{account::AccountStatus, policy::Policy},
@@ -90,6 +90,10 @@ pub async fn reconcile(
     for event in transition_events(account_id, &current, from, cause) {
         events::emit(conn, now, &event).await?;
     }
+    if from == StatusValue::Entitled {
+        // Whoever LiveKit let in on the strength of this right is removed.
+        livekit::remove_account(conn, account_id, now).await?;
+    }
     Ok(Some(Change {
         account_id: account_id.to_owned(),
         from,
@@ -125,6 +129,7 @@ pub async fn erased(
 ) -> Result<(), DbErr> {
     let from = stored(conn, account_id).await?;
     status_lists::set(conn, account_id, StatusValue::NotEntitled).await?;
+    livekit::remove_account(conn, account_id, now).await?;
     if from == StatusValue::Entitled {
         let event = Event::EntitlementRevoked {
             account_id: account_id.to_owned(),
