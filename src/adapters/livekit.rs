@@ -11,7 +11,7 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Weak},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use actix_web::web;
@@ -42,9 +42,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(500);
 /// A queued removal wakes the worker before its transaction commits; give the commit a moment.
 const COMMIT_GRACE: Duration = Duration::from_millis(30);
-/// How often expired admissions and settled removals are pruned, and how long settled removals
-/// are kept.
-const HOUSEKEEPING: Duration = Duration::from_secs(60);
+/// How long settled removals are kept (the maintenance round prunes them, and expired
+/// admissions).
 const RETENTION_HOURS: i64 = 24;
 /// Removals claimed per round.
 const BATCH: u64 = 32;
@@ -340,15 +339,8 @@ pub fn spawn(state: web::Data<AppState>) {
     }
     let weak: Weak<AppState> = Arc::downgrade(&state.into_inner());
     tokio::spawn(async move {
-        let mut last_housekeeping: Option<Instant> = None;
         loop {
             let Some(state) = weak.upgrade() else { break };
-            if last_housekeeping.is_none_or(|at| at.elapsed() >= HOUSEKEEPING) {
-                match housekeeping(&state).await {
-                    Ok(()) => last_housekeeping = Some(Instant::now()),
-                    Err(e) => tracing::warn!(error = %e, "LiveKit housekeeping failed"),
-                }
-            }
             let more = match run_round(&state).await {
                 Ok(more) => more,
                 Err(e) => {
@@ -367,16 +359,17 @@ pub fn spawn(state: web::Data<AppState>) {
     });
 }
 
-async fn housekeeping(state: &AppState) -> Result<(), ApiError> {
-    let now = state.now();
+/// Forget expired admissions and removals settled more than a day ago (in the maintenance
+/// round's transaction).
+pub async fn prune(
+    conn: &impl sea_orm::ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
     let cutoff = now - chrono::Duration::hours(RETENTION_HOURS);
-    if !store::has_prunable(state.db.conn(), now, cutoff).await? {
-        return Ok(());
+    if store::has_prunable(conn, now, cutoff).await? {
+        let pruned = store::prune(conn, now, cutoff).await?;
+        tracing::debug!(pruned, "LiveKit admissions and removals pruned");
     }
-    let txn = state.db.begin_write().await?;
-    let pruned = store::prune(&*txn, now, cutoff).await?;
-    txn.commit().await?;
-    tracing::debug!(pruned, "LiveKit admissions and removals pruned");
     Ok(())
 }
 

@@ -7,7 +7,8 @@
 //! decision stored for the account (its status-list value: 0 entitled, 1 not entitled,
 //! 2 suspended), and when they differ stores the new value and emits the events, in the same
 //! transaction: an event can neither be lost nor be sent for a change that was rolled back, and
-//! the status lists of every instance follow within a second.
+//! the status lists of every instance follow within a second. A loss of the entitlement (or an
+//! erasure) also queues the removal of the account from every LiveKit room it was admitted to.
 
 use chrono::{DateTime, Utc};
 use entities::{evidence as evidence_row, instance_state, status_list_entry};

@@ -509,3 +509,64 @@ async fn a_failed_removal_is_retried_and_not_found_counts_as_done() {
     assert_eq!(retro, [404]);
     fake.assert_no_errors();
 }
+
+#[tokio::test]
+async fn two_instances_remove_a_participant_once() {
+    let fake = FakeLiveKit::start().await;
+    let app = with_livekit(&fake, 600).await;
+    let sibling = app.spawn_sibling().await;
+    let acc = app.entitled_account("lk-two").await;
+    let token = app.issue_token(&acc).await;
+    admit(&app, &token, "standup").await;
+
+    // The change happens on the other instance; either one's worker sends the removal.
+    set_status(&sibling, &acc, "suspended").await;
+    fake.removed("standup", &acc).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.calls().len(), 1, "{:?}", fake.calls());
+}
+
+#[tokio::test]
+async fn expired_admissions_and_settled_removals_are_pruned() {
+    use entities::{livekit_admission, livekit_removal};
+    use sea_orm::{EntityTrait, PaginatorTrait};
+
+    let fake = FakeLiveKit::start().await;
+    let app = with_livekit(&fake, 30).await;
+    let db = app.db().await;
+    let staying = app.entitled_account("lk-staying").await;
+    let leaving = app.entitled_account("lk-leaving").await;
+    let token = app.issue_token(&staying).await;
+    admit(&app, &token, "standup").await;
+    let token = app.issue_token(&leaving).await;
+    admit(&app, &token, "standup").await;
+    set_status(&app, &leaving, "suspended").await;
+    fake.removed("standup", &leaving).await;
+    let admissions = || livekit_admission::Entity::find().count(&db);
+    let removals = || livekit_removal::Entity::find().count(&db);
+    eventually("the removal to settle", WITHIN, || async {
+        let done = livekit_removal::Entity::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.status == "done" && r.pending_key.is_none());
+        done.then_some(())
+    })
+    .await;
+    assert_eq!(
+        admissions().await.unwrap(),
+        1,
+        "the removed admission is gone"
+    );
+    assert_eq!(removals().await.unwrap(), 1);
+
+    app.clock.advance(chrono::Duration::seconds(31));
+    app.maintain().await;
+    assert_eq!(admissions().await.unwrap(), 0, "expired");
+    assert_eq!(removals().await.unwrap(), 1, "settled only just now");
+
+    app.clock.advance(chrono::Duration::hours(25));
+    app.maintain().await;
+    assert_eq!(removals().await.unwrap(), 0);
+}
