@@ -231,9 +231,15 @@ async fn issued_tokens_carry_exactly_the_contract_claims() {
         .collect();
     assert_eq!(
         keys,
-        ["aud", "ent", "evidence", "exp", "iat", "iss", "jti", "nbf", "sub"],
+        ["aud", "ent", "evidence", "exp", "iat", "iss", "jti", "nbf", "status", "sub"],
         "{claims}"
     );
+    let reference = &claims["status"]["status_list"];
+    assert!(reference["idx"].is_u64(), "{claims}");
+    assert!(reference["uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://localhost:8080/v1/status-lists/"));
     assert_eq!(claims["iss"], "http://localhost:8080");
     assert_eq!(claims["sub"], id.as_str());
     assert_eq!(claims["aud"], "meeting");
