@@ -82,10 +82,11 @@ pub async fn refusal(
     if revoked {
         return Ok(Some(Reason::Revoked));
     }
+    // No stored decision yet (never reconciled): the live check the caller made stands.
     Ok(match status_lists::value(conn, account_id).await? {
-        Some(StatusValue::Entitled) => None,
         Some(StatusValue::Suspended) => Some(Reason::AccountSuspended),
-        _ => Some(Reason::NotEntitled),
+        Some(StatusValue::NotEntitled) => Some(Reason::NotEntitled),
+        Some(StatusValue::Entitled) | None => None,
     })
 }
 
