@@ -26,7 +26,7 @@ use crate::{
     crypto::random_bytes,
     db::WriteTxn,
     domain::ids::new_id,
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     services::livekit::{self as store, Outcome, ADMISSION_PREFIX},
     state::AppState,
     tokens::{authorize::Presented, verify::Reason},
@@ -229,7 +229,7 @@ pub async fn exchange(state: &AppState, request: Exchange<'_>) -> Result<Issued,
     let settings = &state.settings.livekit;
     let Some(livekit) = settings.configured() else {
         return Err(ApiError::unavailable(
-            "not_configured",
+            ErrorCode::NotConfigured,
             "LiveKit is not configured on this service",
         ));
     };

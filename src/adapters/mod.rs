@@ -12,7 +12,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::{
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     state::AppState,
     tokens::{
         authorize::{check_account, check_token, Presented},
@@ -39,7 +39,7 @@ pub fn validate_request(
         || room.trim() != room
     {
         return Err(ApiError::bad_request(
-            "invalid_room",
+            ErrorCode::InvalidRoom,
             format!(
                 "room must be 1 to {MAX_ROOM_BYTES} bytes, without control characters or surrounding spaces"
             ),
@@ -51,7 +51,7 @@ pub fn validate_request(
             || name.chars().any(char::is_control)
         {
             return Err(ApiError::bad_request(
-                "invalid_name",
+                ErrorCode::InvalidName,
                 format!(
                     "name must be 1 to {MAX_NAME_CHARS} characters, without control characters"
                 ),
@@ -60,7 +60,7 @@ pub fn validate_request(
     }
     if device_jkt.is_some_and(|jkt| !valid_jkt(jkt)) {
         return Err(ApiError::bad_request(
-            "invalid_device_jkt",
+            ErrorCode::InvalidDeviceJkt,
             "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
         ));
     }
@@ -79,7 +79,18 @@ pub fn refused(reason: Reason) -> ApiError {
         Reason::AccountSuspended => "the account is suspended",
         Reason::Ok => "refused",
     };
-    ApiError::forbidden(reason.as_str(), detail)
+    let code = match reason {
+        Reason::InvalidToken => ErrorCode::InvalidToken,
+        Reason::Expired => ErrorCode::Expired,
+        Reason::WrongAudience => ErrorCode::WrongAudience,
+        Reason::Revoked => ErrorCode::Revoked,
+        Reason::NotEntitled => ErrorCode::NotEntitled,
+        Reason::DeviceMismatch => ErrorCode::DeviceMismatch,
+        Reason::AccountSuspended => ErrorCode::AccountSuspended,
+        Reason::Ok => ErrorCode::Forbidden,
+    };
+    debug_assert!(reason == Reason::Ok || code.as_str() == reason.as_str());
+    ApiError::forbidden(code, detail)
 }
 
 /// Check a presented Vouch token as authorize would; the verified token, or the 403 refusal.
@@ -121,20 +132,20 @@ mod tests {
         assert!(validate_request("standup", None, None).is_ok());
         for room in ["", " padded", "tab\there", &"r".repeat(MAX_ROOM_BYTES + 1)] {
             let err = validate_request(room, None, None).unwrap_err();
-            assert_eq!(err.code, "invalid_room", "{room:?}");
+            assert_eq!(err.code, ErrorCode::InvalidRoom, "{room:?}");
         }
         for name in ["", "  ", "new\nline", &"n".repeat(MAX_NAME_CHARS + 1)] {
             let err = validate_request("standup", Some(name), None).unwrap_err();
-            assert_eq!(err.code, "invalid_name", "{name:?}");
+            assert_eq!(err.code, ErrorCode::InvalidName, "{name:?}");
         }
         let err = validate_request("standup", None, Some("short")).unwrap_err();
-        assert_eq!(err.code, "invalid_device_jkt");
+        assert_eq!(err.code, ErrorCode::InvalidDeviceJkt);
     }
 
     #[test]
     fn a_refusal_is_a_403_named_by_the_reason() {
         let err = refused(Reason::NotEntitled);
         assert_eq!(err.status.as_u16(), 403);
-        assert_eq!(err.code, "not_entitled");
+        assert_eq!(err.code, ErrorCode::NotEntitled);
     }
 }
