@@ -184,20 +184,6 @@ pub async fn enqueue(
     Ok(())
 }
 
-/// Removals of `room` and `identity` that are waiting (for tests and diagnostics).
-pub async fn removals(
-    conn: &impl ConnectionTrait,
-    room: &str,
-    identity: &str,
-) -> Result<Vec<livekit_removal::Model>, DbErr> {
-    livekit_removal::Entity::find()
-        .filter(livekit_removal::Column::Room.eq(room))
-        .filter(livekit_removal::Column::Identity.eq(identity))
-        .order_by_asc(livekit_removal::Column::Id)
-        .all(conn)
-        .await
-}
-
 fn due(now: DateTime<Utc>) -> sea_orm::Select<livekit_removal::Entity> {
     livekit_removal::Entity::find()
         .filter(livekit_removal::Column::Status.is_in([PENDING, SENDING]))
