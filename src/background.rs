@@ -63,6 +63,7 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
     let erased = keys::erase_removed(&*txn, now).await?;
     let leeway = chrono::Duration::seconds(state.settings.tokens.leeway_seconds as i64);
     revocations::purge(&*txn, now - leeway).await?;
+    crate::adapters::livekit::prune(&*txn, now).await?;
     txn.commit().await?;
     let changed = rotated.is_some() || erased > 0;
     if let Some(key) = rotated {

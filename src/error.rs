@@ -47,10 +47,12 @@ pub enum ErrorCode {
     Conflict,
     CustomerLinked,
     DatabaseUnavailable,
+    DeviceMismatch,
     ExceptionDecided,
     ExceptionNotApproved,
     ExceptionNotFound,
     ExceptionPending,
+    Expired,
     Forbidden,
     FourEyes,
     HeadersTooLarge,
@@ -78,8 +80,10 @@ pub enum ErrorCode {
     InvalidQuery,
     InvalidReason,
     InvalidReference,
+    InvalidRoom,
     InvalidSignature,
     InvalidStatement,
+    InvalidToken,
     InvalidTtl,
     InvalidUrl,
     LengthRequired,
@@ -97,6 +101,7 @@ pub enum ErrorCode {
     PhoneInUse,
     RateLimited,
     RequestTimeout,
+    Revoked,
     RotationPending,
     StatusListNotFound,
     TimestampOutOfTolerance,
@@ -108,6 +113,7 @@ pub enum ErrorCode {
     VerificationNotFound,
     WebhookDisabled,
     WebhookNotFound,
+    WrongAudience,
 }
 
 impl ErrorCode {
@@ -116,7 +122,8 @@ impl ErrorCode {
     }
 
     /// The status this code is always sent with; `None` for `internal_error` (any 5xx) and
-    /// `client_error` (any other 4xx), which carry the status the failure arose with.
+    /// `client_error` (any other 4xx), which carry the status the failure arose with, and for
+    /// `account_suspended` (409 for a change, 403 as a token exchange's refusal).
     pub fn status(self) -> Option<StatusCode> {
         use ErrorCode::*;
         Some(match self {
@@ -143,6 +150,7 @@ impl ErrorCode {
             | InvalidQuery
             | InvalidReason
             | InvalidReference
+            | InvalidRoom
             | InvalidSignature
             | InvalidStatement
             | InvalidTtl
@@ -154,15 +162,18 @@ impl ErrorCode {
             | TimestampOutOfTolerance
             | UrlNotAllowed => StatusCode::BAD_REQUEST,
             InvalidCredentials | MissingCredentials | Unauthorized => StatusCode::UNAUTHORIZED,
+            // Authorize's reasons, as a token exchange's refusal names them.
+            DeviceMismatch | Expired | InvalidToken | Revoked | WrongAudience => {
+                StatusCode::FORBIDDEN
+            }
             Forbidden | FourEyes | NotEntitled => StatusCode::FORBIDDEN,
             AccountNotFound | ClientNotFound | ExceptionNotFound | NotFound
             | StatusListNotFound | VerificationNotFound | WebhookNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            AccountExists | AccountSuspended | AlreadyApproved | BillingLinkChanged
-            | ClientExists | Conflict | CustomerLinked | ExceptionDecided
-            | ExceptionNotApproved | ExceptionPending | PhoneInUse | RotationPending
-            | WebhookDisabled => StatusCode::CONFLICT,
+            AccountExists | AlreadyApproved | BillingLinkChanged | ClientExists | Conflict
+            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending
+            | PhoneInUse | RotationPending | WebhookDisabled => StatusCode::CONFLICT,
             LengthRequired => StatusCode::LENGTH_REQUIRED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,
@@ -172,6 +183,9 @@ impl ErrorCode {
             DatabaseUnavailable | NoSigningKey | NotConfigured | Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            // 409 for a change a suspended account may not make; 403 where a token exchange
+            // refuses it (authorize's reason).
+            AccountSuspended => return None,
             InternalError | ClientError => return None,
         })
     }

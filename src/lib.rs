@@ -1,6 +1,7 @@
 //! Vouch: identity verification evidence, an explainable entitlement policy, and signed
 //! tokens that meeting servers check before they allow end-to-end encryption.
 
+pub mod adapters;
 pub mod auth;
 pub mod background;
 pub mod clock;

@@ -84,6 +84,12 @@ impl Application {
         let state = web::Data::new(AppState {
             delivery,
             webhooks,
+            livekit: crate::adapters::livekit::LiveKit::new().map_err(|e| {
+                ConfigError::Invalid {
+                    key: "livekit",
+                    message: e.to_string(),
+                }
+            })?,
             policy: settings.policy().map_err(|e| ConfigError::Invalid {
                 key: "policy",
                 message: e.to_string(),
@@ -116,6 +122,7 @@ impl Application {
         crate::status_list::cache::spawn(state.clone());
         delivery::worker::spawn(state.clone());
         crate::events::worker::spawn(state.clone());
+        crate::adapters::livekit::spawn(state.clone());
 
         if clients::active_admins(state.db.conn()).await? == 0 {
             tracing::warn!(

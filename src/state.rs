@@ -38,6 +38,8 @@ pub struct AppState {
     pub delivery: Delivery,
     /// The webhook HTTP client and the webhook worker's wake-up call.
     pub webhooks: crate::events::Webhooks,
+    /// The LiveKit removal worker's HTTP client.
+    pub livekit: crate::adapters::livekit::LiveKit,
     /// Token Status Lists, mirrored from the database and served from memory.
     pub status_lists: crate::status_list::cache::StatusLists,
     /// Up to when the maintenance loop looked for evidence that lapsed by time alone (`None`:

@@ -8,6 +8,8 @@ pub mod evidence;
 pub mod exception_approval;
 pub mod exception_request;
 pub mod instance_state;
+pub mod livekit_admission;
+pub mod livekit_removal;
 pub mod outbox_message;
 pub mod revoked_token;
 pub mod signing_key;

@@ -31,6 +31,9 @@ impl Settings {
         self.status_lists
             .validate()
             .map_err(|message| invalid("status_lists", message))?;
+        self.livekit
+            .validate()
+            .map_err(|message| invalid("livekit", message))?;
         self.validate_policy()
     }
 

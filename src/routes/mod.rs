@@ -19,6 +19,7 @@ pub mod admin;
 pub mod billing;
 pub mod evidence;
 pub mod exceptions;
+pub mod exchange;
 pub mod health;
 pub mod json;
 pub mod me;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     me::configure(cfg);
     webhooks::configure(cfg);
     status_lists::configure(cfg);
+    exchange::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

@@ -7,7 +7,8 @@
 //! decision stored for the account (its status-list value: 0 entitled, 1 not entitled,
 //! 2 suspended), and when they differ stores the new value and emits the events, in the same
 //! transaction: an event can neither be lost nor be sent for a change that was rolled back, and
-//! the status lists of every instance follow within a second.
+//! the status lists of every instance follow within a second. A loss of the entitlement (or an
+//! erasure) also queues the removal of the account from every LiveKit room it was admitted to.
 
 use chrono::{DateTime, Utc};
 use entities::{evidence as evidence_row, instance_state, status_list_entry};
@@ -16,7 +17,7 @@ use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
-use super::{accounts, evidence, status_lists};
+use super::{accounts, evidence, livekit, status_lists};
 use crate::{
     crypto::sha256_hex,
     domain::{account::AccountStatus, policy::Policy},
@@ -90,6 +91,10 @@ pub async fn reconcile(
     for event in transition_events(account_id, &current, from, cause) {
         events::emit(conn, now, &event).await?;
     }
+    if from == StatusValue::Entitled {
+        // Whoever LiveKit let in on the strength of this right is removed.
+        livekit::remove_account(conn, account_id, now).await?;
+    }
     Ok(Some(Change {
         account_id: account_id.to_owned(),
         from,
@@ -125,6 +130,7 @@ pub async fn erased(
 ) -> Result<(), DbErr> {
     let from = stored(conn, account_id).await?;
     status_lists::set(conn, account_id, StatusValue::NotEntitled).await?;
+    livekit::remove_account(conn, account_id, now).await?;
     if from == StatusValue::Entitled {
         let event = Event::EntitlementRevoked {
             account_id: account_id.to_owned(),

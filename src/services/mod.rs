@@ -10,6 +10,7 @@ pub mod erasure;
 pub mod evidence;
 pub mod exceptions;
 pub mod keys;
+pub mod livekit;
 pub mod outbox;
 pub mod page;
 pub mod revocations;

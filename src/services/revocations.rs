@@ -54,6 +54,7 @@ pub async fn revoke(
         expires_at,
     };
     events::emit(conn, now, &event).await?;
+    super::livekit::remove_token(conn, jti, now).await?;
     audit::append(
         conn,
         now,

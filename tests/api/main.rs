@@ -15,6 +15,7 @@ mod fakes;
 mod helpers;
 mod instances;
 mod keys;
+mod livekit;
 mod locks;
 mod operations;
 mod outage;

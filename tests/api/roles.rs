@@ -150,6 +150,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
         ),
         (
             Method::POST,
+            "/v1/exchange/livekit",
+            "/v1/exchange/livekit".into(),
+            json!({"token": "x", "room": "standup"}),
+            vec![Meeting],
+        ),
+        (
+            Method::POST,
             "/v1/tokens/revoke",
             "/v1/tokens/revoke".into(),
             json!({"token": "x"}),
