@@ -1,6 +1,10 @@
 //! Vouch: identity verification evidence, an explainable entitlement policy, and signed
 //! tokens that meeting servers check before they allow end-to-end encryption.
 
+/// Meeting-server adapters (`mod.rs` arrives with the LiveKit adapter; until then, declared here).
+pub mod adapters {
+    pub mod jitsi;
+}
 pub mod auth;
 pub mod background;
 pub mod clock;

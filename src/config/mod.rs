@@ -44,6 +44,8 @@ pub struct Settings {
     pub docs: DocsSettings,
     pub webhooks: crate::events::settings::WebhookSettings,
     pub status_lists: crate::status_list::settings::StatusListSettings,
+    #[serde(default)]
+    pub jitsi: crate::adapters::jitsi::JitsiSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -31,6 +31,9 @@ impl Settings {
         self.status_lists
             .validate()
             .map_err(|message| invalid("status_lists", message))?;
+        self.jitsi
+            .validate()
+            .map_err(|message| invalid("jitsi.token_ttl_seconds", message))?;
         self.validate_policy()
     }
 

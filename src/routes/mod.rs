@@ -18,6 +18,7 @@ pub mod admin;
 pub mod billing;
 pub mod evidence;
 pub mod exceptions;
+pub mod exchange_jitsi;
 pub mod health;
 pub mod json;
 pub mod me;
@@ -40,6 +41,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     me::configure(cfg);
     webhooks::configure(cfg);
     status_lists::configure(cfg);
+    exchange_jitsi::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

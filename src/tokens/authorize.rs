@@ -7,6 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{
+    actions::required_actions,
     keyring::KeyRing,
     live::{AccountSnapshot, RevocationSet},
     verify::{Reason, Verified, VerifiedTokens},
@@ -32,6 +33,9 @@ pub struct Authorization {
     pub entitlements: Option<Vec<String>>,
     /// When the token expires (when allowed).
     pub expires_at: Option<DateTime<Utc>>,
+    /// What the person can do about a refusal (`tokens::actions`); empty when allowed, when
+    /// the token itself is the problem, and when the account is suspended.
+    pub required_actions: Vec<&'static str>,
 }
 
 impl Authorization {
@@ -42,6 +46,7 @@ impl Authorization {
             account_id,
             entitlements: None,
             expires_at: None,
+            required_actions: Vec::new(),
         }
     }
 }
@@ -94,7 +99,9 @@ pub fn check_account(
         .map(str::to_owned)
         .collect();
     if !granted.iter().any(|e| e == ENTITLEMENT) {
-        return deny(Reason::NotEntitled);
+        let mut denied = deny(Reason::NotEntitled);
+        denied.required_actions = required_actions(policy, account, now);
+        return denied;
     }
     Authorization {
         allow: true,
@@ -102,5 +109,6 @@ pub fn check_account(
         account_id: Some(claims.sub.clone()),
         entitlements: Some(granted),
         expires_at: DateTime::from_timestamp(claims.exp, 0),
+        required_actions: Vec::new(),
     }
 }

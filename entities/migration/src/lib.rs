@@ -15,6 +15,7 @@ mod m20261201_120000_sms_fraud_limits;
 mod m20261202_000001_webhooks;
 mod m20261202_000002_status_lists;
 mod m20261202_000003_decisions;
+mod m20261202_000005_jitsi_keys;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_webhooks::Migration),
             Box::new(m20261202_000002_status_lists::Migration),
             Box::new(m20261202_000003_decisions::Migration),
+            Box::new(m20261202_000005_jitsi_keys::Migration),
         ]
     }
 }
