@@ -46,18 +46,6 @@ pub struct JitsiExchangeResponse {
     pub expires_at: DateTime<Utc>,
 }
 
-/// A refusal as the exchanges write it: 403 with `code` = the authorize reason and what the
-/// person can do about it.
-fn refused(denied: Authorization) -> ApiError {
-    let reason = denied.reason;
-    ApiError::forbidden(
-        reason.as_str(),
-        format!("authorize would refuse this token: {}", reason.as_str()),
-    )
-    .with("reason", reason.as_str())
-    .with("required_actions", denied.required_actions)
-}
-
 /// Exchange a Vouch token for a Jitsi Meet token for one room, when authorize would allow it
 /// (signature, time, revocation, device binding and the account's current decision).
 #[utoipa::path(
@@ -99,7 +87,7 @@ pub async fn post_exchange_jitsi(
         presented,
         now,
     )
-    .map_err(refused)?;
+    .map_err(Authorization::refusal)?;
     let claims = &verified.1;
     let snapshot = state
         .accounts
@@ -107,7 +95,7 @@ pub async fn post_exchange_jitsi(
         .await?;
     let decision = check_account(&state.policy, claims, snapshot.as_deref(), now);
     if !decision.allow {
-        return Err(refused(decision));
+        return Err(decision.refusal());
     }
     let exchanged = exchange(
         settings,

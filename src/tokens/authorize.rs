@@ -13,7 +13,7 @@ use super::{
     verify::{Reason, Verified, VerifiedTokens},
     Claims, ENTITLEMENT,
 };
-use crate::{config::TokenSettings, crypto::ct_eq, domain::policy::Policy};
+use crate::{config::TokenSettings, crypto::ct_eq, domain::policy::Policy, error::ApiError};
 
 /// What a meeting server presents.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +39,15 @@ pub struct Authorization {
 }
 
 impl Authorization {
+    /// A refusal as the exchanges answer it: 403 with `code` = the reason, and
+    /// `required_actions`, what the person can do about it.
+    pub fn refusal(self) -> ApiError {
+        let reason = self.reason.as_str();
+        ApiError::forbidden(reason, format!("authorize refuses this token: {reason}"))
+            .with("reason", reason)
+            .with("required_actions", self.required_actions)
+    }
+
     fn deny(reason: Reason, account_id: Option<String>) -> Self {
         Authorization {
             allow: false,
