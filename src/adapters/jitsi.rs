@@ -1,6 +1,18 @@
 //! Jitsi Meet: the token a Vouch token is exchanged for (RS256, Prosody's token auth with
 //! `context.features.e2ee`) and the public keys Prosody's `asap_key_server` fetches by the
 //! SHA-256 of a token's `kid`. The keys are a ring of their own (`services::jitsi_keys`).
+//!
+//! Prosody's side (the `VirtualHost` of the Jitsi Meet domain, token authentication):
+//! ```lua
+//! authentication = "token"
+//! app_id = "vouch"                                         -- = jitsi.app_id
+//! asap_key_server = "https://vouch.example.org/v1/jitsi/asap"
+//! asap_accepted_issuers = { "vouch" }                      -- = jitsi.app_id
+//! asap_accepted_audiences = { "jitsi" }
+//! allow_empty_token = false
+//! ```
+//! with `jitsi.domain` set to that `VirtualHost`. The meeting's web front end asks its backend
+//! (role `meeting`) to exchange the participant's Vouch token and passes the result as `?jwt=`.
 
 use std::{
     sync::{Arc, Mutex},
