@@ -1,6 +1,6 @@
 //! Work an instance does on its own: mirror revocations (every 250 ms, by `seq`), reload keys
-//! (token and Jitsi keys) written by other instances, rotate keys when due, erase removed keys, forget expired
-//! revocations, record expired exceptions and purge their sealed text when due.
+//! (token and Jitsi keys) written by other instances, rotate keys when due, erase removed keys,
+//! forget expired revocations, record expired exceptions and purge their sealed text when due.
 
 use std::{
     sync::{Arc, Weak},
