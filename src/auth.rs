@@ -1,6 +1,7 @@
 //! Bearer API keys: the `Caller` extractor authenticates through the [`Authenticator`] (its
 //! own app data: the database and a cache of recently seen keys), handlers then `require` roles.
 
+use crate::error::ErrorCode;
 use std::{future::Future, pin::Pin, time::Duration};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
@@ -34,7 +35,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::forbidden(
-                "forbidden",
+                ErrorCode::Forbidden,
                 format!("the {} role may not do this", self.role.as_str()),
             ))
         }
@@ -84,8 +85,7 @@ impl Authenticator {
         let client = clients::authenticate(self.db.conn(), &key)
             .await?
             .ok_or_else(invalid)?;
-        let role = Role::parse(&client.role)
-            .ok_or_else(|| ApiError::internal("stored client has an unknown role"))?;
+        let role: Role = crate::services::stored("client role", &client.role)?;
         let caller = Caller {
             client_id: client.id,
             name: client.name,
@@ -103,7 +103,7 @@ impl Authenticator {
 fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
     let missing = || {
         ApiError::unauthorized(
-            "missing_credentials",
+            ErrorCode::MissingCredentials,
             "send an API key as `Authorization: Bearer <key>`",
         )
     };
@@ -122,7 +122,7 @@ fn bearer(req: &HttpRequest) -> Result<String, ApiError> {
 
 fn invalid() -> ApiError {
     ApiError::unauthorized(
-        "invalid_credentials",
+        ErrorCode::InvalidCredentials,
         "the API key is not valid or was revoked",
     )
 }

@@ -99,7 +99,8 @@ pub enum AuditCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    Role::parse(s).ok_or_else(|| format!("unknown role `{s}` (backend, meeting, reviewer, admin)"))
+    s.parse()
+        .map_err(|_| format!("unknown role `{s}` (backend, meeting, reviewer, admin)"))
 }
 
 impl Command {

@@ -16,6 +16,179 @@ use serde_json::{Map, Value};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// Every stable `code` Vouch sends in a problem, spelled once (snake_case on the wire).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum ErrorCode {
+    AccountExists,
+    AccountNotFound,
+    AccountSuspended,
+    AlreadyApproved,
+    BadRequest,
+    BillingLinkChanged,
+    ClientError,
+    ClientExists,
+    ClientNotFound,
+    Conflict,
+    CustomerLinked,
+    DatabaseUnavailable,
+    DeviceMismatch,
+    ExceptionDecided,
+    ExceptionNotApproved,
+    ExceptionNotFound,
+    ExceptionPending,
+    Expired,
+    Forbidden,
+    FourEyes,
+    HeadersTooLarge,
+    InternalError,
+    InvalidAudience,
+    InvalidBody,
+    InvalidCode,
+    InvalidCredentials,
+    InvalidCursor,
+    InvalidCustomerId,
+    InvalidDescription,
+    InvalidDeviceJkt,
+    InvalidDisplayName,
+    InvalidEmail,
+    InvalidEventType,
+    InvalidExpiresAt,
+    InvalidExpiringWithinDays,
+    InvalidExternalId,
+    InvalidLimit,
+    InvalidLocale,
+    InvalidName,
+    InvalidOrganization,
+    InvalidPhone,
+    InvalidPrincipal,
+    InvalidQuery,
+    InvalidReason,
+    InvalidReference,
+    InvalidRoom,
+    InvalidSignature,
+    InvalidStatement,
+    InvalidToken,
+    InvalidTtl,
+    InvalidUrl,
+    JitsiKeyNotFound,
+    LengthRequired,
+    LivemodeMismatch,
+    MalformedJson,
+    MalformedPayload,
+    MethodNotAllowed,
+    MissingCredentials,
+    NoSigningKey,
+    NotConfigured,
+    NotEntitled,
+    NotFound,
+    PayloadTooLarge,
+    PhoneCountryNotAllowed,
+    PhoneInUse,
+    RateLimited,
+    RequestTimeout,
+    Revoked,
+    RotationPending,
+    StatusListNotFound,
+    TimestampOutOfTolerance,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    UriTooLong,
+    UrlNotAllowed,
+    VerificationNotFound,
+    WebhookDisabled,
+    WebhookNotFound,
+    WrongAudience,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The status this code is always sent with; `None` for `internal_error` (any 5xx),
+    /// `client_error` (any other 4xx) and `account_suspended` (409 or 403), which carry the
+    /// status the failure arose with.
+    pub fn status(self) -> Option<StatusCode> {
+        use ErrorCode::*;
+        Some(match self {
+            BadRequest
+            | InvalidAudience
+            | InvalidBody
+            | InvalidCode
+            | InvalidCursor
+            | InvalidCustomerId
+            | InvalidDescription
+            | InvalidDeviceJkt
+            | InvalidDisplayName
+            | InvalidEmail
+            | InvalidEventType
+            | InvalidExpiresAt
+            | InvalidExpiringWithinDays
+            | InvalidExternalId
+            | InvalidLimit
+            | InvalidLocale
+            | InvalidName
+            | InvalidOrganization
+            | InvalidPhone
+            | InvalidPrincipal
+            | InvalidQuery
+            | InvalidReason
+            | InvalidReference
+            | InvalidRoom
+            | InvalidSignature
+            | InvalidStatement
+            | InvalidTtl
+            | InvalidUrl
+            | LivemodeMismatch
+            | MalformedJson
+            | MalformedPayload
+            | PhoneCountryNotAllowed
+            | TimestampOutOfTolerance
+            | UrlNotAllowed => StatusCode::BAD_REQUEST,
+            InvalidCredentials | MissingCredentials | Unauthorized => StatusCode::UNAUTHORIZED,
+            // The authorize reasons, as the meeting-server exchanges refuse with them.
+            DeviceMismatch | Expired | Forbidden | FourEyes | InvalidToken | NotEntitled
+            | Revoked | WrongAudience => StatusCode::FORBIDDEN,
+            AccountNotFound | ClientNotFound | ExceptionNotFound | JitsiKeyNotFound | NotFound
+            | StatusListNotFound | VerificationNotFound | WebhookNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            AccountExists | AlreadyApproved | BillingLinkChanged | ClientExists | Conflict
+            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending
+            | PhoneInUse | RotationPending | WebhookDisabled => StatusCode::CONFLICT,
+            LengthRequired => StatusCode::LENGTH_REQUIRED,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UriTooLong => StatusCode::URI_TOO_LONG,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            DatabaseUnavailable | NoSigningKey | NotConfigured | Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            // 409 where a suspended account may not do something (send codes), 403 where an
+            // exchange refuses its token for the authorize reason `account_suspended`.
+            InternalError | ClientError | AccountSuspended => return None,
+        })
+    }
+}
+
 /// RFC 9457 problem details as Vouch writes them.
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({
@@ -33,7 +206,7 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     /// Stable, machine-readable reason.
-    pub code: String,
+    pub code: ErrorCode,
     /// Extension members (e.g. `missing` for `not_entitled`).
     #[serde(flatten)]
     #[schema(value_type = Object)]
@@ -44,7 +217,7 @@ pub struct Problem {
 #[error("{code}: {detail}")]
 pub struct ApiError {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub detail: String,
     pub extensions: Map<String, Value>,
     pub retry_after: Option<u64>,
@@ -53,7 +226,11 @@ pub struct ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, detail: impl Into<String>) -> Self {
+        debug_assert!(
+            code.status().is_none_or(|s| s == status),
+            "{code} is sent with another status than {status}"
+        );
         ApiError {
             status,
             code,
@@ -63,27 +240,27 @@ impl ApiError {
         }
     }
 
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn bad_request(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, detail)
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
 
-    pub fn forbidden(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn forbidden(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, code, detail)
     }
 
-    pub fn unauthorized(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unauthorized(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, code, detail)
     }
 
-    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
     }
 
@@ -92,7 +269,7 @@ impl ApiError {
         tracing::error!(error = %context, "internal error");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "an unexpected error occurred; it has been logged",
         )
     }
@@ -108,7 +285,7 @@ impl ApiError {
             title: self.status.canonical_reason().unwrap_or("Error").to_owned(),
             status: self.status.as_u16(),
             detail: self.detail.clone(),
-            code: self.code.to_owned(),
+            code: self.code,
             extensions: self.extensions.clone(),
         }
     }
@@ -169,13 +346,13 @@ impl From<DbErr> for ApiError {
         if is_unavailable(&err) {
             tracing::warn!(error = %err, "database unavailable");
             return ApiError::unavailable(
-                "database_unavailable",
+                ErrorCode::DatabaseUnavailable,
                 "the database is unavailable; retry later",
             );
         }
         if is_unique_violation(&err) {
             return ApiError::conflict(
-                "conflict",
+                ErrorCode::Conflict,
                 "the request conflicts with an existing resource",
             );
         }
@@ -186,29 +363,38 @@ impl From<DbErr> for ApiError {
 /// Problem details for a status that arose outside our handlers (router, extractors).
 pub fn problem_for_status(status: StatusCode) -> ApiError {
     let (code, detail) = match status.as_u16() {
-        400 => ("bad_request", "the request could not be understood"),
-        401 => ("unauthorized", "authentication is required"),
-        403 => ("forbidden", "this client may not do that"),
-        404 => ("not_found", "no such resource"),
+        400 => (ErrorCode::BadRequest, "the request could not be understood"),
+        401 => (ErrorCode::Unauthorized, "authentication is required"),
+        403 => (ErrorCode::Forbidden, "this client may not do that"),
+        404 => (ErrorCode::NotFound, "no such resource"),
         405 => (
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "the method is not allowed on this resource",
         ),
-        408 => ("request_timeout", "the request took too long to arrive"),
-        411 => ("length_required", "a Content-Length is required"),
-        413 => ("payload_too_large", "the request body is too large"),
-        414 => ("uri_too_long", "the request URI is too long"),
+        408 => (
+            ErrorCode::RequestTimeout,
+            "the request took too long to arrive",
+        ),
+        411 => (ErrorCode::LengthRequired, "a Content-Length is required"),
+        413 => (ErrorCode::PayloadTooLarge, "the request body is too large"),
+        414 => (ErrorCode::UriTooLong, "the request URI is too long"),
         415 => (
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the request body must be application/json",
         ),
-        431 => ("headers_too_large", "the request headers are too large"),
-        503 => ("unavailable", "the service is temporarily unavailable"),
+        431 => (
+            ErrorCode::HeadersTooLarge,
+            "the request headers are too large",
+        ),
+        503 => (
+            ErrorCode::Unavailable,
+            "the service is temporarily unavailable",
+        ),
         s if s >= 500 => (
-            "internal_error",
+            ErrorCode::InternalError,
             "an unexpected error occurred; it has been logged",
         ),
-        _ => ("client_error", "the request was not accepted"),
+        _ => (ErrorCode::ClientError, "the request was not accepted"),
     };
     ApiError::new(status, code, detail)
 }
@@ -238,4 +424,37 @@ pub fn problemize(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         new.headers_mut().insert(name, value);
     }
     ServiceResponse::new(req, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use strum::VariantArray;
+
+    use super::*;
+
+    #[test]
+    fn every_code_is_one_snake_case_string_on_the_wire_and_in_the_type_uri() {
+        for &code in ErrorCode::VARIANTS {
+            let wire = serde_json::to_value(code).unwrap();
+            assert_eq!(wire, Value::String(code.as_str().to_owned()));
+            assert_eq!(code.as_str().parse::<ErrorCode>().unwrap(), code);
+            assert!(code
+                .as_str()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
+        }
+        let problem = ApiError::not_found(ErrorCode::AccountNotFound, "no account").problem();
+        assert_eq!(problem.type_, "urn:vouch:problem:account_not_found");
+        assert_eq!(problem.code.as_str(), "account_not_found");
+    }
+
+    #[test]
+    fn a_status_from_outside_the_handlers_gets_a_code_that_goes_with_it() {
+        for s in 400..600 {
+            let status = StatusCode::from_u16(s).unwrap();
+            let err = problem_for_status(status);
+            assert_eq!(err.status, status);
+            assert!(err.code.status().is_none_or(|fixed| fixed == status), "{s}");
+        }
+    }
 }

@@ -4,7 +4,7 @@ use actix_web::App;
 use utoipa::{
     openapi::{
         security::{Http, HttpAuthScheme, SecurityScheme},
-        ContentBuilder, OpenApi as Spec, Ref, ResponseBuilder,
+        ContentBuilder, OpenApi as Spec, Ref, RefOr, ResponseBuilder,
     },
     Modify, OpenApi,
 };
@@ -52,20 +52,22 @@ impl Modify for Security {
     }
 }
 
-/// Every operation documents the problem responses it can produce, beyond those it names.
+/// Every operation documents the problem responses it can produce, beyond those it names; and
+/// every error response, named or not, carries the problem body, so a handler's annotation
+/// names only the status and the codes: `(status = 404, description = "`account_not_found`")`.
 struct ProblemResponses;
 
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut Spec) {
+        let content = || {
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build()
+        };
         let problem = |description: &str| {
             ResponseBuilder::new()
                 .description(description)
-                .content(
-                    crate::error::PROBLEM_JSON,
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("Problem")))
-                        .build(),
-                )
+                .content(crate::error::PROBLEM_JSON, content())
                 .build()
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
@@ -77,6 +79,15 @@ impl Modify for ProblemResponses {
                 item.delete.as_mut(),
             ];
             for op in ops.into_iter().flatten() {
+                for (status, response) in op.responses.responses.iter_mut() {
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if let (true, RefOr::T(response)) = (is_error, response) {
+                        if response.content.is_empty() {
+                            let media_type = crate::error::PROBLEM_JSON.to_owned();
+                            response.content.insert(media_type, content().into());
+                        }
+                    }
+                }
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_body = op.request_body.is_some();
                 let responses = &mut op.responses.responses;

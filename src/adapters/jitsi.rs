@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     crypto::sha256_hex,
-    error::ApiError,
+    error::{ApiError, ErrorCode},
     tokens::{
         keyring::{KeyRing, Keys, LoadedKey},
         keys::{Jwk, KeyError},
@@ -158,7 +158,7 @@ pub fn parse_room(room: &str) -> Result<&str, ApiError> {
         && !room.chars().any(char::is_control);
     if !ok {
         return Err(ApiError::bad_request(
-            "invalid_room",
+            ErrorCode::InvalidRoom,
             format!(
                 "room must name one room: 1 to {MAX_ROOM} characters, not `*`, no control characters"
             ),
@@ -172,7 +172,7 @@ pub fn parse_name(name: Option<&str>) -> Result<Option<&str>, ApiError> {
     match name {
         Some(n) if n.chars().count() > MAX_NAME || n.chars().any(char::is_control) => {
             Err(ApiError::bad_request(
-                "invalid_name",
+                ErrorCode::InvalidName,
                 format!("name must be at most {MAX_NAME} characters, no control characters"),
             ))
         }
@@ -193,12 +193,18 @@ pub fn exchange(
 ) -> Result<Exchanged, ApiError> {
     let (app_id, domain) = settings.configured().ok_or_else(not_configured)?;
     let key = ring.signer(now).ok_or_else(|| {
-        ApiError::unavailable("no_signing_key", "no Jitsi key is active; retry shortly")
+        ApiError::unavailable(
+            ErrorCode::NoSigningKey,
+            "no Jitsi key is active; retry shortly",
+        )
     })?;
     let nbf = now.timestamp();
     let exp = vouch_exp.min(nbf.saturating_add(settings.token_ttl_seconds as i64));
     if exp <= nbf {
-        return Err(ApiError::forbidden("expired", "the token has expired"));
+        return Err(ApiError::forbidden(
+            ErrorCode::Expired,
+            "the token has expired",
+        ));
     }
     let claims = JitsiClaims {
         iss: app_id.to_owned(),
@@ -228,7 +234,7 @@ pub fn exchange(
 
 pub fn not_configured() -> ApiError {
     ApiError::unavailable(
-        "not_configured",
+        ErrorCode::NotConfigured,
         "the Jitsi exchange is not configured (jitsi.app_id and jitsi.domain)",
     )
 }
@@ -280,11 +286,18 @@ mod tests {
         assert!(parse_room("standup").is_ok());
         assert!(parse_room("Team Room ü").is_ok());
         for bad in ["", "  ", "*", "a\nb", &"x".repeat(257)] {
-            assert_eq!(parse_room(bad).unwrap_err().code, "invalid_room", "{bad:?}");
+            assert_eq!(
+                parse_room(bad).unwrap_err().code,
+                ErrorCode::InvalidRoom,
+                "{bad:?}"
+            );
         }
         assert_eq!(parse_name(None).unwrap(), None);
         assert_eq!(parse_name(Some("Ada")).unwrap(), Some("Ada"));
-        assert_eq!(parse_name(Some("a\u{7}")).unwrap_err().code, "invalid_name");
+        assert_eq!(
+            parse_name(Some("a\u{7}")).unwrap_err().code,
+            ErrorCode::InvalidName
+        );
     }
 
     #[test]

@@ -96,7 +96,18 @@ pub struct AuthSettings {
     pub cache_seconds: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    serde::Serialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 pub enum Algorithm {
     EdDSA,
     ES256,
@@ -105,11 +116,7 @@ pub enum Algorithm {
 
 impl Algorithm {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::EdDSA => "EdDSA",
-            Algorithm::ES256 => "ES256",
-            Algorithm::RS256 => "RS256",
-        }
+        self.into()
     }
 
     pub fn to_jwt(self) -> jsonwebtoken::Algorithm {
@@ -117,15 +124,6 @@ impl Algorithm {
             Algorithm::EdDSA => jsonwebtoken::Algorithm::EdDSA,
             Algorithm::ES256 => jsonwebtoken::Algorithm::ES256,
             Algorithm::RS256 => jsonwebtoken::Algorithm::RS256,
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "EdDSA" => Some(Algorithm::EdDSA),
-            "ES256" => Some(Algorithm::ES256),
-            "RS256" => Some(Algorithm::RS256),
-            _ => None,
         }
     }
 }

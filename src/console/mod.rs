@@ -2,6 +2,7 @@
 //! served at `/admin/`. It is static files only; everything it shows comes from the public API,
 //! called by the browser with the person's own API key. Not part of the API (nor its spec).
 
+use crate::error::ErrorCode;
 use std::sync::LazyLock;
 
 use actix_web::{
@@ -105,7 +106,7 @@ async fn redirect() -> HttpResponse {
 async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     let mut res = ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         format!("{} is not allowed here; allowed: GET, HEAD", req.method()),
     )
     .error_response();
@@ -121,7 +122,8 @@ async fn file(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
     };
     let Some(index) = ASSETS.iter().position(|a| a.name == name) else {
         return harden(
-            ApiError::not_found("not_found", "no such file in the admin console").error_response(),
+            ApiError::not_found(ErrorCode::NotFound, "no such file in the admin console")
+                .error_response(),
         );
     };
     let asset = &ASSETS[index];

@@ -135,7 +135,7 @@ fn minutes_left(expires_at: DateTime<Utc>, now: DateTime<Utc>) -> i64 {
 async fn close(
     state: &AppState,
     message: &outbox_message::Model,
-    status: &'static str,
+    status: outbox::MessageStatus,
     error: Option<&str>,
 ) -> Result<(), ApiError> {
     let txn = state.db.begin_write().await?;
@@ -148,23 +148,36 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
     let now = state.now();
     if message.expires_at <= now {
         tracing::info!(message_id = %message.id, "code expired before delivery; dropped");
-        return close(state, &message, outbox::EXPIRED, None).await;
+        return close(state, &message, outbox::MessageStatus::Expired, None).await;
     }
-    let open = verifications::get(state.db.conn(), &message.verification_id)
-        .await?
-        .is_some_and(|v| verifications::effective_status(&v, now) == VerificationStatus::Pending);
+    let open = match verifications::get(state.db.conn(), &message.verification_id).await? {
+        Some(v) => verifications::effective_status(&v, now)? == VerificationStatus::Pending,
+        None => false,
+    };
     if !open {
-        return close(state, &message, outbox::CANCELED, None).await;
+        return close(state, &message, outbox::MessageStatus::Canceled, None).await;
     }
     let (Some(payload), Some(channel)) = (
         outbox::open(&state.master_key, &message),
-        Channel::parse(&message.channel),
+        message.channel.parse::<Channel>().ok(),
     ) else {
         tracing::error!(message_id = %message.id, "outbox payload cannot be opened; message dropped");
-        return close(state, &message, outbox::FAILED, Some("payload unreadable")).await;
+        return close(
+            state,
+            &message,
+            outbox::MessageStatus::Failed,
+            Some("payload unreadable"),
+        )
+        .await;
     };
     let Some(code) = Code::parse(&payload.code) else {
-        return close(state, &message, outbox::FAILED, Some("payload unreadable")).await;
+        return close(
+            state,
+            &message,
+            outbox::MessageStatus::Failed,
+            Some("payload unreadable"),
+        )
+        .await;
     };
     let outgoing = Outgoing {
         channel,
@@ -200,7 +213,7 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
             }
             Err(e) => {
                 tracing::warn!(reason = %e.reason(), "verification message given up");
-                outbox::mark_closed(&*txn, &message, outbox::FAILED, Some(e.reason()), now)
+                outbox::mark_closed(&*txn, &message, outbox::MessageStatus::Failed, Some(e.reason()), now)
                     .await?
             }
         };

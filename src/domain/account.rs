@@ -138,9 +138,20 @@ impl AsRef<str> for AccountId {
 }
 
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum AccountStatus {
     Active,
     Suspended,
@@ -148,18 +159,7 @@ pub enum AccountStatus {
 
 impl AccountStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "active",
-            AccountStatus::Suspended => "suspended",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(AccountStatus::Active),
-            "suspended" => Some(AccountStatus::Suspended),
-            _ => None,
-        }
+        self.into()
     }
 }
 

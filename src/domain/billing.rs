@@ -33,7 +33,10 @@ impl CustomerId {
 }
 
 /// Stripe's subscription statuses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum SubscriptionStatus {
     Incomplete,
     IncompleteExpired,
@@ -48,34 +51,13 @@ pub enum SubscriptionStatus {
 }
 
 impl SubscriptionStatus {
+    /// Stripe's status string; one this version does not know is `Unknown` (fail closed).
     pub fn parse(s: &str) -> Self {
-        use SubscriptionStatus::*;
-        match s {
-            "incomplete" => Incomplete,
-            "incomplete_expired" => IncompleteExpired,
-            "trialing" => Trialing,
-            "active" => Active,
-            "past_due" => PastDue,
-            "unpaid" => Unpaid,
-            "paused" => Paused,
-            "canceled" => Canceled,
-            _ => Unknown,
-        }
+        s.parse().unwrap_or(SubscriptionStatus::Unknown)
     }
 
     pub fn as_str(self) -> &'static str {
-        use SubscriptionStatus::*;
-        match self {
-            Incomplete => "incomplete",
-            IncompleteExpired => "incomplete_expired",
-            Trialing => "trialing",
-            Active => "active",
-            PastDue => "past_due",
-            Unpaid => "unpaid",
-            Paused => "paused",
-            Canceled => "canceled",
-            Unknown => "unknown",
-        }
+        self.into()
     }
 
     /// Stripe never moves a subscription out of these.

@@ -14,8 +14,12 @@ use serde::{Deserialize, Serialize};
     Serialize,
     Deserialize,
     utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
 )]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EvidenceKind {
     Email,
     Phone,
@@ -34,22 +38,25 @@ impl EvidenceKind {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            EvidenceKind::Email => "email",
-            EvidenceKind::Phone => "phone",
-            EvidenceKind::Payment => "payment",
-            EvidenceKind::Nonprofit => "nonprofit",
-            EvidenceKind::Dissident => "dissident",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == s)
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum EvidenceStatus {
     Active,
     Lapsed,
@@ -58,19 +65,6 @@ pub enum EvidenceStatus {
 
 impl EvidenceStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            EvidenceStatus::Active => "active",
-            EvidenceStatus::Lapsed => "lapsed",
-            EvidenceStatus::Revoked => "revoked",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(EvidenceStatus::Active),
-            "lapsed" => Some(EvidenceStatus::Lapsed),
-            "revoked" => Some(EvidenceStatus::Revoked),
-            _ => None,
-        }
+        self.into()
     }
 }

@@ -10,8 +10,22 @@ pub const MAX_STATEMENT_CHARS: usize = 10_000;
 pub const MAX_LINE_CHARS: usize = 200;
 pub const MAX_REASON_CHARS: usize = 2_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Category {
     /// Staff of a nonprofit organisation.
     Nonprofit,
@@ -21,18 +35,7 @@ pub enum Category {
 
 impl Category {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Nonprofit => "nonprofit",
-            Category::Dissident => "dissident",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "nonprofit" => Some(Category::Nonprofit),
-            "dissident" => Some(Category::Dissident),
-            _ => None,
-        }
+        self.into()
     }
 
     /// The evidence an approval creates.
@@ -44,8 +47,22 @@ impl Category {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum ExceptionStatus {
     /// Waiting for (more) approvals.
     Pending,
@@ -61,24 +78,7 @@ pub enum ExceptionStatus {
 
 impl ExceptionStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            ExceptionStatus::Pending => "pending",
-            ExceptionStatus::Approved => "approved",
-            ExceptionStatus::Denied => "denied",
-            ExceptionStatus::Revoked => "revoked",
-            ExceptionStatus::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(ExceptionStatus::Pending),
-            "approved" => Some(ExceptionStatus::Approved),
-            "denied" => Some(ExceptionStatus::Denied),
-            "revoked" => Some(ExceptionStatus::Revoked),
-            "expired" => Some(ExceptionStatus::Expired),
-            _ => None,
-        }
+        self.into()
     }
 
     /// What a reader sees: an approval past its end is expired, whether or not that has been
@@ -220,10 +220,13 @@ mod tests {
         assert_eq!(Revoked.effective(end, t("2027-01-01T00:00:00Z")), Revoked);
         assert_eq!(Pending.effective(None, now), Pending);
         for s in [Pending, Approved, Denied, Revoked, Expired] {
-            assert_eq!(ExceptionStatus::parse(s.as_str()), Some(s));
+            assert_eq!(s.as_str().parse::<ExceptionStatus>().ok(), Some(s));
         }
-        assert_eq!(Category::parse("dissident"), Some(Category::Dissident));
-        assert_eq!(Category::parse("Dissident"), None);
+        assert_eq!(
+            "dissident".parse::<Category>().ok(),
+            Some(Category::Dissident)
+        );
+        assert_eq!("Dissident".parse::<Category>().ok(), None);
         assert_eq!(Category::Nonprofit.evidence_kind(), EvidenceKind::Nonprofit);
     }
 

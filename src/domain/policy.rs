@@ -110,7 +110,8 @@ impl Policy {
                 let kinds = alternative
                     .iter()
                     .map(|k| {
-                        EvidenceKind::parse(k).ok_or_else(|| PolicyError::UnknownKind(k.clone()))
+                        k.parse::<EvidenceKind>()
+                            .map_err(|_| PolicyError::UnknownKind(k.clone()))
                     })
                     .collect::<Result<BTreeSet<_>, _>>()?;
                 if entitlement == "e2ee" && kinds == BTreeSet::from([EvidenceKind::Email]) {

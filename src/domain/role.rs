@@ -2,8 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Role {
     /// Meeting backends: accounts, verifications, exception submission, token issuance.
     Backend,
@@ -17,21 +31,6 @@ pub enum Role {
 
 impl Role {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Backend => "backend",
-            Role::Meeting => "meeting",
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "backend" => Some(Role::Backend),
-            "meeting" => Some(Role::Meeting),
-            "reviewer" => Some(Role::Reviewer),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
+        self.into()
     }
 }

@@ -4,8 +4,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::crypto::random_bytes;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Channel {
     Email,
     Sms,
@@ -13,23 +26,25 @@ pub enum Channel {
 
 impl Channel {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Sms => "sms",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "email" => Some(Channel::Email),
-            "sms" => Some(Channel::Sms),
-            _ => None,
-        }
+        self.into()
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum VerificationStatus {
     /// Waiting for the right code.
     Pending,
@@ -42,24 +57,7 @@ pub enum VerificationStatus {
 
 impl VerificationStatus {
     pub fn as_str(self) -> &'static str {
-        match self {
-            VerificationStatus::Pending => "pending",
-            VerificationStatus::Approved => "approved",
-            VerificationStatus::Expired => "expired",
-            VerificationStatus::MaxAttemptsReached => "max_attempts_reached",
-            VerificationStatus::Canceled => "canceled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "pending" => Some(VerificationStatus::Pending),
-            "approved" => Some(VerificationStatus::Approved),
-            "expired" => Some(VerificationStatus::Expired),
-            "max_attempts_reached" => Some(VerificationStatus::MaxAttemptsReached),
-            "canceled" => Some(VerificationStatus::Canceled),
-            _ => None,
-        }
+        self.into()
     }
 }
 
@@ -133,10 +131,10 @@ mod tests {
             VerificationStatus::MaxAttemptsReached,
             VerificationStatus::Canceled,
         ] {
-            assert_eq!(VerificationStatus::parse(s.as_str()), Some(s));
+            assert_eq!(s.as_str().parse::<VerificationStatus>().ok(), Some(s));
             assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
         }
-        assert_eq!(Channel::parse("sms"), Some(Channel::Sms));
-        assert_eq!(Channel::parse("fax"), None);
+        assert_eq!("sms".parse::<Channel>().ok(), Some(Channel::Sms));
+        assert_eq!("fax".parse::<Channel>().ok(), None);
     }
 }

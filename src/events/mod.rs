@@ -36,7 +36,10 @@ pub const EVENT_TYPES: [&str; 7] = [
 pub const ENTITLEMENT: &str = "e2ee";
 
 /// Why an account lost its entitlement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum RevokedReason {
     Suspended,
     Lapsed,
@@ -47,13 +50,7 @@ pub enum RevokedReason {
 
 impl RevokedReason {
     pub fn as_str(self) -> &'static str {
-        match self {
-            RevokedReason::Suspended => "suspended",
-            RevokedReason::Lapsed => "lapsed",
-            RevokedReason::ExceptionRevoked => "exception_revoked",
-            RevokedReason::Erased => "erased",
-            RevokedReason::Policy => "policy",
-        }
+        self.into()
     }
 }
 

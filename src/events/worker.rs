@@ -227,7 +227,7 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
     let keys = webhooks::signing_keys(&state.master_key, &endpoint, state.now());
     let sent = match (
         &event,
-        endpoint.status == webhooks::ENABLED,
+        endpoint.status == webhooks::EndpointStatus::Enabled.as_str(),
         keys.is_empty(),
     ) {
         (_, false, _) => Err("endpoint disabled"),

@@ -1,6 +1,7 @@
 //! `/v1/accounts`: create, read, look up, update, erase.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::account;
@@ -14,7 +15,7 @@ use crate::{
         account::{AccountId, AccountStatus, DisplayName, Email, ExternalId, UnknownAccount},
         role::Role,
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         accounts::{self, AccountPatch, NewAccount},
         decisions::{self, Cause},
@@ -79,17 +80,19 @@ pub struct AccountResponse {
     pub phone_verified: bool,
 }
 
-impl From<account::Model> for AccountResponse {
-    fn from(a: account::Model) -> Self {
-        AccountResponse {
-            status: AccountStatus::parse(&a.status).unwrap_or(AccountStatus::Suspended),
+impl TryFrom<account::Model> for AccountResponse {
+    type Error = ApiError;
+
+    fn try_from(a: account::Model) -> Result<Self, ApiError> {
+        Ok(AccountResponse {
+            status: crate::services::stored("account status", &a.status)?,
             id: a.id,
             external_id: a.external_id,
             display_name: a.display_name,
             created_at: a.created_at,
             email_verified: a.email_verified,
             phone_verified: a.phone_verified,
-        }
+        })
     }
 }
 
@@ -106,14 +109,14 @@ pub struct AccountListQuery {
     pub cursor: Option<String>,
 }
 
-fn invalid(code: &'static str) -> impl Fn(&'static str) -> ApiError {
+fn invalid(code: ErrorCode) -> impl Fn(&'static str) -> ApiError {
     move |detail| ApiError::bad_request(code, detail)
 }
 
 /// A malformed account id names no account: the same 404 as an unknown one.
 impl From<UnknownAccount> for ApiError {
     fn from(e: UnknownAccount) -> Self {
-        ApiError::not_found("account_not_found", e.to_string())
+        ApiError::not_found(ErrorCode::AccountNotFound, e.to_string())
     }
 }
 
@@ -123,13 +126,13 @@ impl TryFrom<CreateAccountRequest> for NewAccount {
     fn try_from(body: CreateAccountRequest) -> Result<Self, Self::Error> {
         Ok(NewAccount {
             external_id: ExternalId::parse(&body.external_id)
-                .map_err(invalid("invalid_external_id"))?,
+                .map_err(invalid(ErrorCode::InvalidExternalId))?,
             email: body
                 .email
                 .as_deref()
                 .map(Email::parse)
                 .transpose()
-                .map_err(invalid("invalid_email"))?,
+                .map_err(invalid(ErrorCode::InvalidEmail))?,
             display_name: body
                 .display_name
                 .as_deref()
@@ -160,7 +163,7 @@ impl TryFrom<PatchAccountRequest> for AccountPatch {
 fn display_name(s: &str) -> Result<Option<String>, ApiError> {
     DisplayName::parse(s)
         .map(|name| name.map(DisplayName::into_inner))
-        .map_err(invalid("invalid_display_name"))
+        .map_err(invalid(ErrorCode::InvalidDisplayName))
 }
 
 /// Create an account.
@@ -169,8 +172,8 @@ fn display_name(s: &str) -> Result<Option<String>, ApiError> {
     request_body = CreateAccountRequest,
     responses(
         (status = 201, body = AccountResponse),
-        (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`account_exists`: the external_id is taken", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`"),
+        (status = 409, description = "`account_exists`: the external_id is taken"),
     ),
     security(("api_key" = []))
 )]
@@ -188,7 +191,7 @@ pub async fn post_account(
     txn.commit().await?;
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/accounts/{}", account.id)))
-        .json(AccountResponse::from(account)))
+        .json(AccountResponse::try_from(account)?))
 }
 
 /// List accounts, or look one up by `external_id`.
@@ -218,7 +221,7 @@ pub async fn get_accounts(
         limit + 1,
     )
     .await?;
-    let page = Page::from_rows(rows, limit, |a| a.id.clone(), AccountResponse::from);
+    let page = Page::try_from_rows(rows, limit, |a| a.id.clone(), AccountResponse::try_from)?;
     Ok(HttpResponse::Ok().json(page))
 }
 
@@ -228,7 +231,7 @@ pub async fn get_accounts(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = AccountResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -241,7 +244,7 @@ pub async fn get_account(
     caller.require(&[Role::Backend, Role::Reviewer])?;
     let id = AccountId::parse(&id)?;
     let account = accounts::require(state.db.conn(), id.as_str()).await?;
-    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+    Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))
 }
 
 /// Change an account's display name, or (admins) suspend or reactivate it.
@@ -251,7 +254,7 @@ pub async fn get_account(
     request_body = PatchAccountRequest,
     responses(
         (status = 200, body = AccountResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -266,7 +269,7 @@ pub async fn patch_account(
     let body = body.into_inner();
     if body.status.is_some() && !caller.is(Role::Admin) {
         return Err(ApiError::forbidden(
-            "forbidden",
+            ErrorCode::Forbidden,
             "only admins may change an account's status",
         ));
     }
@@ -278,7 +281,7 @@ pub async fn patch_account(
     decisions::reconcile(&*txn, &state.policy, now, &account.id, Cause::Status).await?;
     txn.commit().await?;
     state.account_changed(&account.id);
-    Ok(HttpResponse::Ok().json(AccountResponse::from(account)))
+    Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))
 }
 
 /// Erase an account: personal data and evidence are deleted, entitlements withdrawn; the
@@ -288,7 +291,7 @@ pub async fn patch_account(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 204, description = "Erased"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]

@@ -1,6 +1,7 @@
 //! `/v1/admin`: API clients and the audit log (admin only).
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 
 use chrono::{DateTime, Utc};
@@ -12,7 +13,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::{Authenticator, Caller},
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         audit::{self, ChainReport},
         clients,
@@ -66,10 +67,12 @@ pub struct CreatedClientResponse {
     pub key: String,
 }
 
-impl From<api_client::Model> for ClientResponse {
-    fn from(c: api_client::Model) -> Self {
-        ClientResponse {
-            role: Role::parse(&c.role).unwrap_or(Role::Meeting),
+impl TryFrom<api_client::Model> for ClientResponse {
+    type Error = ApiError;
+
+    fn try_from(c: api_client::Model) -> Result<Self, ApiError> {
+        Ok(ClientResponse {
+            role: crate::services::stored("client role", &c.role)?,
             id: c.id,
             name: c.name,
             principal: c.principal,
@@ -77,7 +80,7 @@ impl From<api_client::Model> for ClientResponse {
             created_at: c.created_at,
             created_by: c.created_by,
             revoked_at: c.revoked_at,
-        }
+        })
     }
 }
 
@@ -87,8 +90,8 @@ impl From<api_client::Model> for ClientResponse {
     request_body = CreateClientRequest,
     responses(
         (status = 201, body = CreatedClientResponse),
-        (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`client_exists`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`"),
+        (status = 409, description = "`client_exists`"),
     ),
     security(("api_key" = []))
 )]
@@ -113,7 +116,7 @@ pub async fn post_client(
     Ok(HttpResponse::Created()
         .insert_header(("Cache-Control", "no-store"))
         .json(CreatedClientResponse {
-            client: client.into(),
+            client: client.try_into()?,
             key,
         }))
 }
@@ -130,12 +133,12 @@ pub async fn get_clients(
     let limit = query.limit()?;
     let after = query.after()?;
     let rows = clients::list(state.db.conn(), after.as_deref(), limit + 1).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(
+    Ok(HttpResponse::Ok().json(Page::try_from_rows(
         rows,
         limit,
         |c| c.id.clone(),
-        ClientResponse::from,
-    )))
+        ClientResponse::try_from,
+    )?))
 }
 
 /// Revoke an API client's key.
@@ -144,7 +147,7 @@ pub async fn get_clients(
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
-        (status = 404, description = "`client_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`client_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -233,7 +236,9 @@ pub async fn get_audit(
         .after()?
         .map(|s| s.parse::<i64>())
         .transpose()
-        .map_err(|_| ApiError::bad_request("invalid_cursor", "cursor is not one we issued"))?;
+        .map_err(|_| {
+            ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not one we issued")
+        })?;
     let filter = audit::Filter {
         action: query.action.clone(),
         actor: query.actor.clone(),

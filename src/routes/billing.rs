@@ -2,6 +2,7 @@
 //! account and its Stripe customer.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{get, http::StatusCode, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt as _;
@@ -18,7 +19,7 @@ use crate::{
         role::Role,
         stripe::{self, Event, SignatureError},
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         accounts,
         billing::{self, Outcome},
@@ -74,7 +75,7 @@ async fn read_body(
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes"),
         )
     };
@@ -89,7 +90,7 @@ async fn read_body(
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
-            ApiError::bad_request("bad_request", "the request body could not be read")
+            ApiError::bad_request(ErrorCode::BadRequest, "the request body could not be read")
         })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
@@ -111,21 +112,21 @@ fn verified_event(
     stripe::verify(header, body, secrets, now, settings.tolerance_seconds).map_err(
         |e| match e {
             SignatureError::OutOfTolerance => ApiError::bad_request(
-                "timestamp_out_of_tolerance",
+                ErrorCode::TimestampOutOfTolerance,
                 format!(
                     "the signature's timestamp is more than {} seconds from now",
                     settings.tolerance_seconds
                 ),
             ),
-            other => ApiError::bad_request("invalid_signature", other.to_string()),
+            other => ApiError::bad_request(ErrorCode::InvalidSignature, other.to_string()),
         },
     )?;
     let event = stripe::parse_event(body)
-        .map_err(|e| ApiError::bad_request("malformed_payload", e.to_string()))?;
+        .map_err(|e| ApiError::bad_request(ErrorCode::MalformedPayload, e.to_string()))?;
     if event.livemode != settings.livemode {
         let mode = |live: bool| if live { "live" } else { "test" };
         return Err(ApiError::bad_request(
-            "livemode_mismatch",
+            ErrorCode::LivemodeMismatch,
             format!(
                 "this endpoint takes {}-mode events (stripe.livemode); this is a {}-mode event",
                 mode(settings.livemode),
@@ -175,9 +176,9 @@ fn log_receipt(event: &Event, outcome: Outcome) {
     request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json"),
     responses(
         (status = 200, description = "Received: applied, pending a customer link, ignored, or a duplicate", body = WebhookResponse),
-        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed"),
+        (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`"),
+        (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later"),
     )
 )]
 #[post("/v1/webhooks/stripe")]
@@ -190,7 +191,7 @@ pub async fn post_stripe_webhook(
     let secrets = settings.secrets();
     if secrets.is_empty() {
         return Err(ApiError::unavailable(
-            "not_configured",
+            ErrorCode::NotConfigured,
             "no Stripe webhook secret is configured (stripe.webhook_secrets)",
         ));
     }
@@ -248,9 +249,9 @@ pub struct BillingLinkResponse {
     responses(
         (status = 200, description = "Already linked to this customer", body = BillingLinkResponse),
         (status = 201, description = "Linked", body = BillingLinkResponse),
-        (status = 400, description = "`invalid_customer_id`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`customer_linked`: the customer belongs to another account", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_customer_id`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`customer_linked`: the customer belongs to another account"),
     ),
     security(("api_key" = []))
 )]
@@ -263,7 +264,7 @@ pub async fn put_billing(
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let customer_id = CustomerId::parse(body.customer_id.trim())
-        .map_err(|m| ApiError::bad_request("invalid_customer_id", m))?;
+        .map_err(|m| ApiError::bad_request(ErrorCode::InvalidCustomerId, m))?;
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
@@ -309,7 +310,7 @@ pub struct BillingResponse {
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = BillingResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]

@@ -1,5 +1,6 @@
 //! `/v1/accounts/{id}/evidence` and `/v1/accounts/{id}/entitlements`.
 
+use crate::error::ErrorCode;
 use std::collections::BTreeMap;
 
 use actix_web::{get, web, HttpResponse};
@@ -16,7 +17,7 @@ use crate::{
         policy::Decision,
         role::Role,
     },
-    error::{ApiResult, Problem},
+    error::ApiResult,
     services::{
         accounts, evidence,
         page::{Page, PageQuery},
@@ -41,13 +42,16 @@ pub struct EvidenceResponse {
 }
 
 impl EvidenceResponse {
-    fn from_row(row: evidence_row::Model, now: DateTime<Utc>) -> Option<Self> {
+    fn from_row(
+        row: evidence_row::Model,
+        now: DateTime<Utc>,
+    ) -> Result<Self, crate::error::ApiError> {
         let fact = evidence::fact(&row)?;
         let status = match fact.status {
             EvidenceStatus::Active if !fact.is_active(now) => EvidenceStatus::Lapsed,
             s => s,
         };
-        Some(EvidenceResponse {
+        Ok(EvidenceResponse {
             id: row.id,
             kind: fact.kind,
             status,
@@ -74,7 +78,7 @@ pub struct EntitlementsResponse {
     params(("id" = String, Path, description = "Account id"), PageQuery),
     responses(
         (status = 200, body = Page<EvidenceResponse>),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -91,16 +95,13 @@ pub async fn get_evidence(
     let account = accounts::require(state.db.conn(), &id).await?;
     let rows = evidence::list(state.db.conn(), &account.id, after.as_deref(), limit + 1).await?;
     let now = state.now();
-    let page = Page::from_rows(
+    let page = Page::try_from_rows(
         rows,
         limit,
         |r| r.id.clone(),
         |r| EvidenceResponse::from_row(r, now),
-    );
-    Ok(HttpResponse::Ok().json(Page {
-        items: page.items.into_iter().flatten().collect::<Vec<_>>(),
-        next_cursor: page.next_cursor,
-    }))
+    )?;
+    Ok(HttpResponse::Ok().json(page))
 }
 
 /// What the account is entitled to now, and why.
@@ -109,7 +110,7 @@ pub async fn get_evidence(
     params(("id" = String, Path, description = "Account id")),
     responses(
         (status = 200, body = EntitlementsResponse),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -123,7 +124,7 @@ pub async fn get_entitlements(
     let snapshot = evidence::snapshot(state.db.conn(), &id)
         .await?
         .ok_or_else(|| {
-            crate::error::ApiError::not_found("account_not_found", "no account with this id")
+            crate::error::ApiError::not_found(ErrorCode::AccountNotFound, "no account with this id")
         })?;
     let decisions = state
         .policy

@@ -3,6 +3,7 @@
 //! reviewers and admins, and every such read is audited.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use std::collections::HashMap;
 
 use actix_web::{get, post, web, HttpResponse};
@@ -20,7 +21,7 @@ use crate::{
         exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
         role::Role,
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{
         decisions::{self, Cause},
         exceptions::{self, Actor, Decision, Filter, Opened, Submission, Verdict},
@@ -103,7 +104,7 @@ impl TryFrom<SubmitExceptionRequest> for Submission {
     type Error = ApiError;
 
     fn try_from(body: SubmitExceptionRequest) -> Result<Self, Self::Error> {
-        let line = |field: &'static str, code: &'static str, value: Option<String>| {
+        let line = |field: &'static str, code: ErrorCode, value: Option<String>| {
             value
                 .as_deref()
                 .map(|s| parse_line(field, s))
@@ -114,15 +115,19 @@ impl TryFrom<SubmitExceptionRequest> for Submission {
         Ok(Submission {
             category: body.category,
             statement: Statement::parse(&body.statement)
-                .map_err(|m| ApiError::bad_request("invalid_statement", m))?,
-            organization: line("organization", "invalid_organization", body.organization)?,
-            reference: line("reference", "invalid_reference", body.reference)?,
+                .map_err(|m| ApiError::bad_request(ErrorCode::InvalidStatement, m))?,
+            organization: line(
+                "organization",
+                ErrorCode::InvalidOrganization,
+                body.organization,
+            )?,
+            reference: line("reference", ErrorCode::InvalidReference, body.reference)?,
         })
     }
 }
 
 fn invalid_reason(parsed: Result<Reason, &'static str>) -> ApiResult<Reason> {
-    parsed.map_err(|m| ApiError::bad_request("invalid_reason", m))
+    parsed.map_err(|m| ApiError::bad_request(ErrorCode::InvalidReason, m))
 }
 
 impl TryFrom<DecisionRequest> for Decision {
@@ -136,7 +141,7 @@ impl TryFrom<DecisionRequest> for Decision {
         };
         if verdict == Verdict::Deny && body.expires_at.is_some() {
             return Err(ApiError::bad_request(
-                "invalid_expires_at",
+                ErrorCode::InvalidExpiresAt,
                 "only an approval may set expires_at",
             ));
         }
@@ -345,9 +350,9 @@ fn actor(caller: &Caller) -> Actor<'_> {
     request_body = SubmitExceptionRequest,
     responses(
         (status = 201, description = "Submitted; pending review", body = ExceptionResponse),
-        (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)"),
     ),
     security(("api_key" = []))
 )]
@@ -404,7 +409,7 @@ pub struct ExceptionListQuery {
     params(ExceptionListQuery),
     responses(
         (status = 200, body = Page<ExceptionResponse>),
-        (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`"),
     ),
     security(("api_key" = []))
 )]
@@ -428,7 +433,7 @@ pub async fn get_exceptions(
                 Ok(Duration::days(i64::from(days)))
             } else {
                 Err(ApiError::bad_request(
-                    "invalid_expiring_within_days",
+                    ErrorCode::InvalidExpiringWithinDays,
                     "expiring_within_days must be between 1 and 3650",
                 ))
             }
@@ -485,7 +490,7 @@ pub struct ExceptionQuery {
     params(("eid" = String, Path, description = "Exception id"), ExceptionQuery),
     responses(
         (status = 200, body = ExceptionResponse),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`exception_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -532,10 +537,10 @@ pub async fn get_exception(
     request_body = DecisionRequest,
     responses(
         (status = 200, description = "The request's new state: `pending` (approval recorded, more needed), `approved` or `denied`", body = ExceptionResponse),
-        (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)"),
+        (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide"),
+        (status = 404, description = "`exception_not_found`"),
+        (status = 409, description = "`already_approved`: this reviewer approved it already; `exception_decided`: it is no longer pending (its `exception_status` included)"),
     ),
     security(("api_key" = []))
 )]
@@ -579,9 +584,9 @@ pub async fn post_exception_decision(
     request_body = RevokeExceptionRequest,
     responses(
         (status = 200, description = "Revoked", body = ExceptionResponse),
-        (status = 400, description = "`invalid_reason`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`exception_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_reason`"),
+        (status = 404, description = "`exception_not_found`"),
+        (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)"),
     ),
     security(("api_key" = []))
 )]

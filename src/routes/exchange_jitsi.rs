@@ -12,7 +12,7 @@ use crate::{
     adapters::jitsi::{self, exchange, find_by_hash, not_configured, parse_name, parse_room},
     auth::Caller,
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult, ErrorCode},
     services::jitsi_keys,
     state::AppState,
     tokens::authorize::{check_account, check_token, Authorization, Presented},
@@ -53,9 +53,9 @@ pub struct JitsiExchangeResponse {
     request_body = JitsiExchangeRequest,
     responses(
         (status = 200, body = JitsiExchangeResponse),
-        (status = 400, description = "`invalid_room`, `invalid_name`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "`not_configured`: `jitsi.app_id` and `jitsi.domain` are not both set; `no_signing_key`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_room`, `invalid_name`"),
+        (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)"),
+        (status = 503, description = "`not_configured`: `jitsi.app_id` and `jitsi.domain` are not both set; `no_signing_key`"),
     ),
     security(("api_key" = []))
 )]
@@ -120,7 +120,7 @@ pub async fn post_exchange_jitsi(
     params(("kid_hash" = String, Path, description = "Lowercase hex SHA-256 of the token's `kid`, followed by `.pem`", example = "3f0b…e9.pem")),
     responses(
         (status = 200, description = "The key as PEM (`-----BEGIN PUBLIC KEY-----`)", body = String, content_type = "application/x-pem-file"),
-        (status = 404, description = "`jitsi_key_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`jitsi_key_not_found`"),
     )
 )]
 #[get("/v1/jitsi/asap/{kid_hash}")]
@@ -128,7 +128,8 @@ pub async fn get_asap_key(
     state: web::Data<AppState>,
     kid_hash: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let not_found = || ApiError::not_found("jitsi_key_not_found", "no Jitsi key with this name");
+    let not_found =
+        || ApiError::not_found(ErrorCode::JitsiKeyNotFound, "no Jitsi key with this name");
     let hash = kid_hash
         .strip_suffix(".pem")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))

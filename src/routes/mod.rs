@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource. Handlers parse input into domain types, call one
 //! service function and map the result; they never touch the database themselves.
 
+use crate::error::ErrorCode;
 use actix_web::{
     dev::ResourceDef,
     error::{JsonPayloadError, PathError, QueryPayloadError},
@@ -58,7 +59,7 @@ pub fn query_config() -> web::QueryConfig {
             }
             _ => "invalid query string".to_owned(),
         };
-        ApiError::bad_request("invalid_query", detail).into()
+        ApiError::bad_request(ErrorCode::InvalidQuery, detail).into()
     })
 }
 
@@ -70,7 +71,7 @@ pub fn path_config() -> web::PathConfig {
             }
             _ => "invalid path".to_owned(),
         };
-        ApiError::not_found("not_found", detail).into()
+        ApiError::not_found(ErrorCode::NotFound, detail).into()
     })
 }
 
@@ -80,13 +81,13 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
     match err {
         JsonPayloadError::ContentType => ApiError::new(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "the request body must be sent as Content-Type: application/json",
         ),
         JsonPayloadError::Overflow { limit }
         | JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("the request body is larger than {limit} bytes"),
         ),
         JsonPayloadError::Deserialize(e) => body_error(&e),
@@ -95,12 +96,14 @@ pub fn json_error(err: JsonPayloadError) -> ApiError {
             let status = e.status_code();
             let mut problem = problem_for_status(status);
             if status.is_server_error() {
-                problem =
-                    ApiError::bad_request("bad_request", "the request body could not be read");
+                problem = ApiError::bad_request(
+                    ErrorCode::BadRequest,
+                    "the request body could not be read",
+                );
             }
             problem
         }
-        _ => ApiError::bad_request("invalid_body", "the request body could not be read"),
+        _ => ApiError::bad_request(ErrorCode::InvalidBody, "the request body could not be read"),
     }
 }
 
@@ -108,7 +111,7 @@ pub fn body_error(e: &serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
         Category::Syntax | Category::Eof | Category::Io => ApiError::bad_request(
-            "malformed_json",
+            ErrorCode::MalformedJson,
             format!(
                 "the body is not valid JSON (line {}, column {})",
                 e.line(),
@@ -122,7 +125,7 @@ pub fn body_error(e: &serde_json::Error) -> ApiError {
                 .rsplit_once(" at line ")
                 .map_or(msg.as_str(), |(m, _)| m);
             ApiError::bad_request(
-                "invalid_body",
+                ErrorCode::InvalidBody,
                 format!(
                     "{} (line {}, column {})",
                     without_values(msg),
@@ -236,7 +239,7 @@ pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpRes
             .join(", ");
         let mut res = ApiError::new(
             actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             // A made-up method is not echoed (it may be kilobytes of anything).
             format!(
                 "{} is not allowed here; allowed: {allow}",
@@ -249,7 +252,7 @@ pub async fn fallback(req: HttpRequest, table: web::Data<RouteTable>) -> HttpRes
         }
         return res;
     }
-    ApiError::not_found("not_found", "no such route").error_response()
+    ApiError::not_found(ErrorCode::NotFound, "no such route").error_response()
 }
 
 #[cfg(test)]

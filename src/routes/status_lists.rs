@@ -1,12 +1,13 @@
 //! Token Status Lists: the signed list a meeting server checks tokens against offline.
 
+use crate::error::ErrorCode;
 use actix_web::{get, http::header, web, FromRequest, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     state::AppState,
 };
 
@@ -27,7 +28,7 @@ pub const CONTENT_TYPE: &str = "application/statuslist+jwt";
     params(("id" = String, Path, description = "List id, from a token's `status.status_list.uri`")),
     responses(
         (status = 200, description = "The signed status list", body = String, content_type = "application/statuslist+jwt"),
-        (status = 404, description = "`status_list_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`status_list_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -42,7 +43,8 @@ pub async fn get_status_list(
         let caller = Caller::extract(&req).await?;
         caller.require(&[Role::Meeting])?;
     }
-    let not_found = || ApiError::not_found("status_list_not_found", "no status list with this id");
+    let not_found =
+        || ApiError::not_found(ErrorCode::StatusListNotFound, "no status list with this id");
     // Ids are 1, 2, ...; anything else names no list.
     let list_id = id
         .parse::<i64>()

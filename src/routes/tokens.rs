@@ -13,7 +13,7 @@ use crate::{
         account::{AccountId, UnknownAccount},
         role::Role,
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::{jitsi_keys, keys, revocations},
     state::AppState,
     tokens::{
@@ -66,9 +66,9 @@ pub struct IssueTokenResponse {
     request_body = IssueTokenRequest,
     responses(
         (status = 201, body = IssueTokenResponse),
-        (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination; empty when suspended) or `forbidden`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
+        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination; empty when suspended) or `forbidden`"),
+        (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -323,7 +323,7 @@ pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<H
     tag = "admin",
     responses(
         (status = 201, body = KeyResponse),
-        (status = 409, description = "`rotation_pending`: a published key is still waiting to sign", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`rotation_pending`: a published key is still waiting to sign"),
     ),
     security(("api_key" = []))
 )]

@@ -2,6 +2,7 @@
 //! email or SMS, check it, read a verification's status.
 
 use super::json::Json;
+use crate::error::ErrorCode;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::verification;
@@ -17,7 +18,7 @@ use crate::{
         role::Role,
         verification::{Channel, Code, VerificationStatus},
     },
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     services::verifications::{self, Destination},
     state::AppState,
 };
@@ -85,11 +86,15 @@ pub struct VerificationResponse {
 }
 
 impl VerificationResponse {
-    fn new(row: verification::Model, delivery_status: Option<String>, now: DateTime<Utc>) -> Self {
-        VerificationResponse {
-            status: verifications::effective_status(&row, now),
+    fn new(
+        row: verification::Model,
+        delivery_status: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        Ok(VerificationResponse {
+            status: verifications::effective_status(&row, now)?,
             attempts_remaining: verifications::attempts_remaining(&row),
-            channel: Channel::parse(&row.channel).unwrap_or(Channel::Email),
+            channel: crate::services::stored("verification channel", &row.channel)?,
             id: row.id,
             account_id: row.account_id,
             expires_at: row.expires_at,
@@ -97,7 +102,7 @@ impl VerificationResponse {
             created_at: row.created_at,
             approved_at: row.approved_at,
             delivery_status,
-        }
+        })
     }
 }
 
@@ -113,7 +118,7 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
     match body.channel {
         Channel::Email => Email::parse(&body.to)
             .map(Destination::Email)
-            .map_err(|detail| ApiError::bad_request("invalid_email", detail)),
+            .map_err(|detail| ApiError::bad_request(ErrorCode::InvalidEmail, detail)),
         Channel::Sms => {
             let sms = &state.settings.sms;
             PhoneNumber::parse(
@@ -123,9 +128,11 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
             )
             .map(Destination::Phone)
             .map_err(|e| match e {
-                PhoneError::Invalid => ApiError::bad_request("invalid_phone", e.to_string()),
+                PhoneError::Invalid => {
+                    ApiError::bad_request(ErrorCode::InvalidPhone, e.to_string())
+                }
                 PhoneError::CountryNotAllowed => {
-                    ApiError::bad_request("phone_country_not_allowed", e.to_string())
+                    ApiError::bad_request(ErrorCode::PhoneCountryNotAllowed, e.to_string())
                 }
             })
         }
@@ -143,10 +150,10 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
     request_body = CreateVerificationRequest,
     responses(
         (status = 201, body = VerificationResponse),
-        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`account_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "`rate_limited`; `limit` says which: `destination` (this account, this address or number), `account`, and for SMS `young_account`, `sms_prefix`, `sms_country`, `young_accounts_budget`, `sms_budget` (all with `Retry-After`), or `sms_lifetime` (the account's lifetime cap: no `Retry-After`, it does not reset)", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`"),
+        (status = 404, description = "`account_not_found`"),
+        (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`"),
+        (status = 429, description = "`rate_limited`; `limit` says which: `destination` (this account, this address or number), `account`, and for SMS `young_account`, `sms_prefix`, `sms_country`, `young_accounts_budget`, `sms_budget` (all with `Retry-After`), or `sms_lifetime` (the account's lifetime cap: no `Retry-After`, it does not reset)"),
     ),
     security(("api_key" = []))
 )]
@@ -161,7 +168,7 @@ pub async fn post_verification(
     let destination = parse_destination(&state, &body)?;
     if body.locale.as_deref().is_some_and(|l| !valid_locale(l)) {
         return Err(ApiError::bad_request(
-            "invalid_locale",
+            ErrorCode::InvalidLocale,
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
@@ -184,9 +191,9 @@ pub async fn post_verification(
         .insert_header(("Location", format!("/v1/verifications/{}", row.id)))
         .json(VerificationResponse::new(
             row,
-            Some(crate::services::outbox::PENDING.to_owned()),
+            Some(crate::services::outbox::MessageStatus::Pending.to_string()),
             now,
-        )))
+        )?))
 }
 
 /// Check a code. A wrong code answers `pending` with the attempts left; after the last one,
@@ -197,9 +204,9 @@ pub async fn post_verification(
     request_body = CheckVerificationRequest,
     responses(
         (status = 200, body = CheckVerificationResponse),
-        (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)"),
+        (status = 404, description = "`verification_not_found`"),
+        (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled"),
     ),
     security(("api_key" = []))
 )]
@@ -211,8 +218,9 @@ pub async fn post_verification_check(
     body: Json<CheckVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
-    let code = Code::parse(&body.code)
-        .ok_or_else(|| ApiError::bad_request("invalid_code", "code must be exactly six digits"))?;
+    let code = Code::parse(&body.code).ok_or_else(|| {
+        ApiError::bad_request(ErrorCode::InvalidCode, "code must be exactly six digits")
+    })?;
     let now = state.now();
     let outcome = verifications::check(
         &state.db,
@@ -230,7 +238,7 @@ pub async fn post_verification_check(
         state.account_changed(&row.account_id);
     }
     Ok(HttpResponse::Ok().json(CheckVerificationResponse {
-        status: verifications::effective_status(&row, now),
+        status: verifications::effective_status(&row, now)?,
         attempts_remaining: verifications::attempts_remaining(&row),
         id: row.id,
     }))
@@ -242,7 +250,7 @@ pub async fn post_verification_check(
     params(("vid" = String, Path, description = "Verification id")),
     responses(
         (status = 200, body = VerificationResponse),
-        (status = 404, description = "`verification_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`verification_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -255,5 +263,5 @@ pub async fn get_verification(
     caller.require(&[Role::Backend, Role::Reviewer])?;
     let row = verifications::require(state.db.conn(), &vid).await?;
     let delivery = verifications::delivery_status(state.db.conn(), &row.id).await?;
-    Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())))
+    Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())?))
 }

@@ -1,5 +1,6 @@
 //! `/v1/admin/webhooks`: endpoints that receive signed entitlement events (admin only).
 
+use crate::error::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use entities::{webhook_delivery, webhook_endpoint};
@@ -11,7 +12,7 @@ use super::json::Json;
 use crate::{
     auth::Caller,
     domain::role::Role,
-    error::{ApiError, ApiResult, Problem},
+    error::{ApiError, ApiResult},
     events::{
         net::{self, UrlError},
         Event,
@@ -110,15 +111,20 @@ pub struct DeliveryResponse {
     pub delivered_at: Option<DateTime<Utc>>,
 }
 
-impl From<webhook_delivery::Model> for DeliveryResponse {
-    fn from(d: webhook_delivery::Model) -> Self {
-        let pending = matches!(d.status.as_str(), webhooks::PENDING | webhooks::SENDING);
-        DeliveryResponse {
+impl TryFrom<webhook_delivery::Model> for DeliveryResponse {
+    type Error = ApiError;
+
+    fn try_from(d: webhook_delivery::Model) -> Result<Self, ApiError> {
+        use webhooks::DeliveryStatus;
+        let stored: DeliveryStatus = crate::services::stored("webhook delivery status", &d.status)?;
+        // One being sent right now is, to the caller, still pending.
+        let pending = matches!(stored, DeliveryStatus::Pending | DeliveryStatus::Sending);
+        Ok(DeliveryResponse {
             id: d.id,
             event_id: d.event_id,
             event_type: d.event_type,
             status: if pending {
-                webhooks::PENDING.to_owned()
+                DeliveryStatus::Pending.to_string()
             } else {
                 d.status
             },
@@ -128,7 +134,7 @@ impl From<webhook_delivery::Model> for DeliveryResponse {
             next_attempt_at: pending.then_some(d.next_attempt_at),
             created_at: d.created_at,
             delivered_at: d.delivered_at,
-        }
+        })
     }
 }
 
@@ -141,8 +147,8 @@ pub struct TestPingResponse {
 
 fn url_error(e: UrlError) -> ApiError {
     match e {
-        UrlError::Invalid(m) => ApiError::bad_request("invalid_url", m),
-        UrlError::NotAllowed(m) => ApiError::bad_request("url_not_allowed", m),
+        UrlError::Invalid(m) => ApiError::bad_request(ErrorCode::InvalidUrl, m),
+        UrlError::NotAllowed(m) => ApiError::bad_request(ErrorCode::UrlNotAllowed, m),
     }
 }
 
@@ -152,7 +158,7 @@ fn url_error(e: UrlError) -> ApiError {
     request_body = CreateWebhookRequest,
     responses(
         (status = 201, body = WebhookWithSecretResponse),
-        (status = 400, description = "`invalid_url`, `url_not_allowed`, `invalid_event_type`, `invalid_description`, `invalid_body`", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_url`, `url_not_allowed`, `invalid_event_type`, `invalid_description`, `invalid_body`"),
     ),
     security(("api_key" = []))
 )]
@@ -176,7 +182,7 @@ pub async fn post_webhook(
         .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION || d.chars().any(char::is_control))
     {
         return Err(ApiError::bad_request(
-            "invalid_description",
+            ErrorCode::InvalidDescription,
             "description must be at most 200 characters, without control characters",
         ));
     }
@@ -228,7 +234,7 @@ pub async fn get_webhooks(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, body = WebhookResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -249,7 +255,7 @@ pub async fn get_webhook(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -273,7 +279,7 @@ pub async fn delete_webhook(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 200, body = WebhookWithSecretResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -303,7 +309,7 @@ pub async fn post_webhook_secret(
     params(("id" = String, Path, description = "Endpoint id"), PageQuery),
     responses(
         (status = 200, body = Page<DeliveryResponse>),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
 )]
@@ -320,12 +326,12 @@ pub async fn get_webhook_deliveries(
     let conn = state.db.conn();
     webhooks::require_endpoint(conn, &id).await?;
     let rows = webhooks::list_deliveries(conn, &id, before.as_deref(), limit + 1).await?;
-    Ok(HttpResponse::Ok().json(Page::from_rows(
+    Ok(HttpResponse::Ok().json(Page::try_from_rows(
         rows,
         limit,
         |d| d.id.clone(),
-        DeliveryResponse::from,
-    )))
+        DeliveryResponse::try_from,
+    )?))
 }
 
 /// Send a `ping` event to this endpoint (whatever its filter), signed like every event.
@@ -334,8 +340,8 @@ pub async fn get_webhook_deliveries(
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
         (status = 202, description = "Queued; it leaves within a second", body = TestPingResponse),
-        (status = 404, description = "`webhook_not_found`", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "`webhook_disabled`", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "`webhook_not_found`"),
+        (status = 409, description = "`webhook_disabled`"),
     ),
     security(("api_key" = []))
 )]
@@ -349,9 +355,9 @@ pub async fn post_webhook_test(
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let endpoint = webhooks::require_endpoint(&*txn, &id).await?;
-    if endpoint.status != webhooks::ENABLED {
+    if endpoint.status != webhooks::EndpointStatus::Enabled.as_str() {
         return Err(ApiError::conflict(
-            "webhook_disabled",
+            ErrorCode::WebhookDisabled,
             "the endpoint is disabled (its receiver answered 410 Gone); create it again",
         ));
     }

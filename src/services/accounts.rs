@@ -4,6 +4,8 @@
 //! key derived from the master key, bound to the account id), so a copy of the database does
 //! not yield it, and it goes with the row on erasure.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::account;
 use sea_orm::{
@@ -80,8 +82,8 @@ pub async fn seal_plaintext_emails(
             now,
             Entry {
                 actor: "system",
-                action: "account.emails_sealed",
-                target_type: "account",
+                action: AuditAction::AccountEmailsSealed,
+                target_type: AuditTarget::Account,
                 target_id: "*",
                 details: json!({ "accounts": sealed }),
             },
@@ -109,7 +111,7 @@ pub struct AccountPatch {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("account_not_found", "no account with this id")
+    ApiError::not_found(ErrorCode::AccountNotFound, "no account with this id")
 }
 
 pub async fn create(
@@ -138,7 +140,7 @@ pub async fn create(
     };
     let exists = || {
         ApiError::conflict(
-            "account_exists",
+            ErrorCode::AccountExists,
             "an account with this external_id already exists",
         )
     };
@@ -162,8 +164,8 @@ pub async fn create(
         now,
         Entry {
             actor,
-            action: "account.created",
-            target_type: "account",
+            action: AuditAction::AccountCreated,
+            target_type: AuditTarget::Account,
             target_id: &model.id,
             details: json!({}),
         },
@@ -224,14 +226,14 @@ pub async fn update(
         if status.as_str() != old_status {
             active.status = Set(status.as_str().to_owned());
             changed.push(match status {
-                AccountStatus::Suspended => "account.suspended",
-                AccountStatus::Active => "account.reactivated",
+                AccountStatus::Suspended => AuditAction::AccountSuspended,
+                AccountStatus::Active => AuditAction::AccountReactivated,
             });
         }
     }
     if let Some(name) = patch.display_name {
         active.display_name = Set(name);
-        changed.push("account.updated");
+        changed.push(AuditAction::AccountUpdated);
     }
     if changed.is_empty() {
         return require(conn, id).await;
@@ -240,7 +242,7 @@ pub async fn update(
     let updated = active.update(conn).await?;
     for action in changed {
         let details = match action {
-            "account.updated" => json!({"fields": ["display_name"]}),
+            AuditAction::AccountUpdated => json!({"fields": ["display_name"]}),
             _ => json!({"from": old_status, "to": updated.status}),
         };
         audit::append(
@@ -249,7 +251,7 @@ pub async fn update(
             Entry {
                 actor,
                 action,
-                target_type: "account",
+                target_type: AuditTarget::Account,
                 target_id: &updated.id,
                 details,
             },

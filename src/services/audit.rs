@@ -27,7 +27,7 @@ use crate::{
 
 const KEY_PURPOSE: &str = "vouch audit chain v1";
 /// The entry that keys a chain begun before entries carried a MAC.
-pub const CHAIN_KEYED: &str = "audit.chain_keyed";
+pub const CHAIN_KEYED: AuditAction = AuditAction::AuditChainKeyed;
 
 /// The key audit entries are MACed under: derived from the master key, never the key itself.
 pub fn chain_key(master: &MasterKey) -> MasterKey {
@@ -44,11 +44,135 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// The chain's advisory lock id (`db::lock`, where the lock policy is).
 pub use crate::db::lock::CHAIN_LOCK;
 
+/// What an audit entry records, as stored in `audit_log.action`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+pub enum AuditAction {
+    #[strum(serialize = "account.created")]
+    AccountCreated,
+    #[strum(serialize = "account.deleted")]
+    AccountDeleted,
+    #[strum(serialize = "account.emails_sealed")]
+    AccountEmailsSealed,
+    #[strum(serialize = "account.reactivated")]
+    AccountReactivated,
+    #[strum(serialize = "account.suspended")]
+    AccountSuspended,
+    #[strum(serialize = "account.updated")]
+    AccountUpdated,
+    #[strum(serialize = "audit.chain_keyed")]
+    AuditChainKeyed,
+    #[strum(serialize = "billing.customer_linked")]
+    BillingCustomerLinked,
+    #[strum(serialize = "billing.subscription_applied")]
+    BillingSubscriptionApplied,
+    #[strum(serialize = "client.created")]
+    ClientCreated,
+    #[strum(serialize = "client.revoked")]
+    ClientRevoked,
+    #[strum(serialize = "evidence.added")]
+    EvidenceAdded,
+    #[strum(serialize = "evidence.updated")]
+    EvidenceUpdated,
+    #[strum(serialize = "exception.approval_recorded")]
+    ExceptionApprovalRecorded,
+    #[strum(serialize = "exception.approved")]
+    ExceptionApproved,
+    #[strum(serialize = "exception.denied")]
+    ExceptionDenied,
+    #[strum(serialize = "exception.expired")]
+    ExceptionExpired,
+    #[strum(serialize = "exception.revoked")]
+    ExceptionRevoked,
+    #[strum(serialize = "exception.statement_read")]
+    ExceptionStatementRead,
+    #[strum(serialize = "exception.statements_purged")]
+    ExceptionStatementsPurged,
+    #[strum(serialize = "exception.submitted")]
+    ExceptionSubmitted,
+    #[strum(serialize = "jitsi_key.created")]
+    JitsiKeyCreated,
+    #[strum(serialize = "jitsi_key.removed")]
+    JitsiKeyRemoved,
+    #[strum(serialize = "jitsi_key.rotated")]
+    JitsiKeyRotated,
+    #[strum(serialize = "key.created")]
+    KeyCreated,
+    #[strum(serialize = "key.removed")]
+    KeyRemoved,
+    #[strum(serialize = "key.rotated")]
+    KeyRotated,
+    #[strum(serialize = "token.revoked")]
+    TokenRevoked,
+    #[strum(serialize = "verification.approved")]
+    VerificationApproved,
+    #[strum(serialize = "verification.canceled")]
+    VerificationCanceled,
+    #[strum(serialize = "verification.check_failed")]
+    VerificationCheckFailed,
+    #[strum(serialize = "verification.expired")]
+    VerificationExpired,
+    #[strum(serialize = "verification.sent")]
+    VerificationSent,
+    #[strum(serialize = "webhook.created")]
+    WebhookCreated,
+    #[strum(serialize = "webhook.deleted")]
+    WebhookDeleted,
+    #[strum(serialize = "webhook.disabled")]
+    WebhookDisabled,
+    #[strum(serialize = "webhook.secret_rotated")]
+    WebhookSecretRotated,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+/// What an audit entry is about, as stored in `audit_log.target_type`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantArray,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum AuditTarget {
+    Account,
+    AuditLog,
+    Client,
+    Exception,
+    JitsiKey,
+    SigningKey,
+    Webhook,
+}
+
+impl AuditTarget {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
 /// What happened, to what, by whom. `details` must never hold personal data or secrets.
 pub struct Entry<'a> {
     pub actor: &'a str,
-    pub action: &'a str,
-    pub target_type: &'a str,
+    pub action: AuditAction,
+    pub target_type: AuditTarget,
     pub target_id: &'a str,
     pub details: Value,
 }
@@ -97,8 +221,8 @@ pub async fn append(
         seq,
         at,
         actor: entry.actor.to_owned(),
-        action: entry.action.to_owned(),
-        target_type: entry.target_type.to_owned(),
+        action: entry.action.as_str().to_owned(),
+        target_type: entry.target_type.as_str().to_owned(),
         target_id: entry.target_id.to_owned(),
         details: entry.details.to_string(),
         prev_hash,
@@ -166,7 +290,7 @@ pub async fn key_chain(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
         Entry {
             actor: "system",
             action: CHAIN_KEYED,
-            target_type: "audit_log",
+            target_type: AuditTarget::AuditLog,
             target_id: "chain",
             details: serde_json::json!({ "legacy_entries": legacy }),
         },
@@ -310,7 +434,7 @@ pub async fn verify(
                                 .into(),
                         ));
                     }
-                    if !keyed && row.seq > 1 && row.action != CHAIN_KEYED {
+                    if !keyed && row.seq > 1 && row.action != CHAIN_KEYED.as_str() {
                         return Ok(broken(format!(
                             "the first keyed entry after unkeyed ones must be {CHAIN_KEYED}"
                         )));
@@ -365,7 +489,25 @@ pub async fn verify(
 
 #[cfg(test)]
 mod tests {
+    use strum::VariantArray;
+
     use super::*;
+
+    #[test]
+    fn actions_and_targets_are_stored_as_the_strings_the_log_has_always_held() {
+        for &action in AuditAction::VARIANTS {
+            let stored = action.as_str();
+            assert_eq!(stored.parse::<AuditAction>().unwrap(), action);
+            let (subject, verb) = stored.split_once('.').unwrap();
+            assert!(!subject.is_empty() && !verb.is_empty() && !verb.contains('.'));
+        }
+        assert_eq!(AuditAction::AccountDeleted.as_str(), "account.deleted");
+        assert_eq!(CHAIN_KEYED.as_str(), "audit.chain_keyed");
+        for &target in AuditTarget::VARIANTS {
+            assert_eq!(target.as_str().parse::<AuditTarget>().unwrap(), target);
+        }
+        assert_eq!(AuditTarget::SigningKey.as_str(), "signing_key");
+    }
 
     #[test]
     fn heads_parse_strictly() {

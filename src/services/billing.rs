@@ -8,6 +8,8 @@
 //! events recomputing the same subscription, or an event racing the link of its customer,
 //! cannot both miss each other.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::{billing_customer, evidence as evidence_row, stripe_event};
 use sea_orm::{
@@ -37,7 +39,10 @@ use crate::{
 pub const ACTOR: &str = "stripe";
 
 /// What became of a delivered event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "lowercase")]
 pub enum Outcome {
     /// Stored and applied to an account's payment evidence.
     Applied,
@@ -51,12 +56,7 @@ pub enum Outcome {
 
 impl Outcome {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Pending => "pending",
-            Outcome::Ignored => "ignored",
-            Outcome::Duplicate => "duplicate",
-        }
+        self.into()
     }
 }
 
@@ -323,8 +323,8 @@ async fn record_payment(
         now,
         Entry {
             actor: ACTOR,
-            action: "billing.subscription_applied",
-            target_type: "account",
+            action: AuditAction::BillingSubscriptionApplied,
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "subscription": subscription_id,
@@ -380,7 +380,7 @@ pub struct Linked {
 
 fn linked_elsewhere() -> ApiError {
     ApiError::conflict(
-        "customer_linked",
+        ErrorCode::CustomerLinked,
         "this customer is linked to another account",
     )
 }
@@ -414,8 +414,8 @@ pub async fn link_customer(
         now,
         Entry {
             actor,
-            action: "billing.customer_linked",
-            target_type: "account",
+            action: AuditAction::BillingCustomerLinked,
+            target_type: AuditTarget::Account,
             target_id: &account.id,
             details: json!({
                 "customer_id": customer_id,
@@ -459,7 +459,7 @@ async fn lock_customers(
     let replaced = link_of(conn, account_id).await?;
     if replaced.as_ref().map(|l| &l.customer_id) != before.map(|l| &l.customer_id) {
         return Err(ApiError::conflict(
-            "billing_link_changed",
+            ErrorCode::BillingLinkChanged,
             "the account's billing link changed meanwhile; retry",
         ));
     }

@@ -1,5 +1,7 @@
 //! API clients: creation (the key is shown once), listing, revocation, authentication.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use chrono::{DateTime, Utc};
 use entities::api_client;
@@ -42,7 +44,7 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::bad_request(
-            "invalid_name",
+            ErrorCode::InvalidName,
             "name must be 1–64 characters of letters, digits, '-', '_', '.', '@'",
         ))
     }
@@ -52,7 +54,7 @@ pub fn validate_name(name: &str) -> Result<(), ApiError> {
 pub fn validate_principal(principal: &str) -> Result<(), ApiError> {
     validate_name(principal).map_err(|_| {
         ApiError::bad_request(
-            "invalid_principal",
+            ErrorCode::InvalidPrincipal,
             "principal must be 1–64 characters of letters, digits, '-', '_', '.', '@'",
         )
     })
@@ -90,7 +92,7 @@ pub async fn create(
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::conflict(
-                "client_exists",
+                ErrorCode::ClientExists,
                 "a client with this name already exists",
             ))
         }
@@ -101,8 +103,8 @@ pub async fn create(
         now,
         Entry {
             actor,
-            action: "client.created",
-            target_type: "client",
+            action: AuditAction::ClientCreated,
+            target_type: AuditTarget::Client,
             target_id: &model.id,
             details: json!({"name": model.name, "role": model.role, "principal": model.principal}),
         },
@@ -141,7 +143,7 @@ pub async fn revoke(
 ) -> Result<api_client::Model, ApiError> {
     let client = get(conn, id)
         .await?
-        .ok_or_else(|| ApiError::not_found("client_not_found", "no client with this id"))?;
+        .ok_or_else(|| ApiError::not_found(ErrorCode::ClientNotFound, "no client with this id"))?;
     if client.revoked_at.is_some() {
         return Ok(client);
     }
@@ -153,8 +155,8 @@ pub async fn revoke(
         now,
         Entry {
             actor,
-            action: "client.revoked",
-            target_type: "client",
+            action: AuditAction::ClientRevoked,
+            target_type: AuditTarget::Client,
             target_id: &client.id,
             details: json!({"name": client.name, "role": client.role}),
         },

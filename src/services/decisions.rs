@@ -200,7 +200,7 @@ async fn current(
     let Some(account) = accounts::get(conn, account_id).await? else {
         return Ok(None);
     };
-    if account.status != AccountStatus::Active.as_str() {
+    if super::stored::<AccountStatus>("account status", &account.status)? != AccountStatus::Active {
         return Ok(Some(Current {
             value: StatusValue::Suspended,
             external_id: account.external_id,
@@ -208,7 +208,10 @@ async fn current(
         }));
     }
     let rows = evidence::list_all(conn, account_id).await?;
-    let facts: Vec<_> = rows.iter().filter_map(evidence::fact).collect();
+    let facts = rows
+        .iter()
+        .map(evidence::fact)
+        .collect::<Result<Vec<_>, _>>()?;
     let decisions = policy.evaluate(true, &facts, now);
     let (value, granted_by) = match decisions.get(ENTITLEMENT) {
         Some(d) if d.granted => (

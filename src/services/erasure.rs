@@ -2,6 +2,7 @@
 //! statements) go; the audit trail keeps only the id and how many rows went. At the top of the
 //! service layers, as it reaches into each of them.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::{account, evidence};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
@@ -36,8 +37,8 @@ pub async fn erase_account(
         now,
         Entry {
             actor,
-            action: "account.deleted",
-            target_type: "account",
+            action: AuditAction::AccountDeleted,
+            target_type: AuditTarget::Account,
             target_id: &account.id,
             details: json!({
                 "evidence_erased": evidence.rows_affected,

@@ -2,6 +2,7 @@
 //! change evidence. Every change writes an audit entry in the same transaction and keeps the
 //! account's `email_verified` / `phone_verified` flags in step.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::{account, evidence};
 use sea_orm::{
@@ -56,7 +57,7 @@ pub async fn record(
         Entry {
             actor,
             action,
-            target_type: "account",
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "evidence_id": row.id,
@@ -79,7 +80,7 @@ async fn upsert(
     account_id: &str,
     change: &EvidenceChange,
     now: DateTime<Utc>,
-) -> Result<(evidence::Model, &'static str, Option<String>), DbErr> {
+) -> Result<(evidence::Model, AuditAction, Option<String>), DbErr> {
     let existing = evidence::Entity::find()
         .filter(evidence::Column::AccountId.eq(account_id))
         .filter(evidence::Column::Kind.eq(change.kind.as_str()))
@@ -95,7 +96,7 @@ async fn upsert(
         active.updated_at = Set(now);
         return Ok((
             active.update(conn).await?,
-            "evidence.updated",
+            AuditAction::EvidenceUpdated,
             Some(previous),
         ));
     }
@@ -113,7 +114,7 @@ async fn upsert(
     evidence::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
         .await?;
-    Ok((row, "evidence.added", None))
+    Ok((row, AuditAction::EvidenceAdded, None))
 }
 
 /// Keep `email_verified` / `phone_verified` equal to "has active evidence of that kind".
@@ -123,10 +124,8 @@ async fn sync_flags(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let rows = list_all(conn, &account.id).await?;
-    let has = |kind: EvidenceKind| {
-        rows.iter()
-            .any(|r| r.kind == kind.as_str() && fact(r).is_some_and(|f| f.is_active(now)))
-    };
+    let facts = rows.iter().map(fact).collect::<Result<Vec<_>, _>>()?;
+    let has = |kind: EvidenceKind| facts.iter().any(|f| f.kind == kind && f.is_active(now));
     let (email, phone) = (has(EvidenceKind::Email), has(EvidenceKind::Phone));
     if account.email_verified != email || account.phone_verified != phone {
         let mut active = account.into_active_model();
@@ -164,10 +163,11 @@ pub async fn list(
     q.limit(limit).all(conn).await
 }
 
-pub fn fact(row: &evidence::Model) -> Option<Fact> {
-    Some(Fact {
-        kind: EvidenceKind::parse(&row.kind)?,
-        status: EvidenceStatus::parse(&row.status)?,
+/// A stored evidence row as the policy reads it; an unknown kind or status is an error.
+pub fn fact(row: &evidence::Model) -> Result<Fact, DbErr> {
+    Ok(Fact {
+        kind: super::stored("evidence kind", &row.kind)?,
+        status: super::stored("evidence status", &row.status)?,
         expires_at: row.expires_at,
     })
 }
@@ -183,8 +183,9 @@ pub async fn snapshot(
     let rows = list_all(conn, account_id).await?;
     let status = super::status_lists::position(conn, account_id).await?;
     Ok(Some(AccountSnapshot {
-        active: account.status == AccountStatus::Active.as_str(),
-        facts: rows.iter().filter_map(fact).collect(),
+        active: super::stored::<AccountStatus>("account status", &account.status)?
+            == AccountStatus::Active,
+        facts: rows.iter().map(fact).collect::<Result<_, _>>()?,
         status,
     }))
 }

@@ -17,7 +17,7 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{
-    audit::{self, Entry},
+    audit::{self, AuditAction, AuditTarget, Entry},
     keys::ReloadError,
 };
 use crate::{
@@ -99,7 +99,15 @@ pub async fn ensure(
         .any(|k| k.retires_at.is_none_or(|r| r > now) && !k.private_key_sealed.is_empty());
     if !usable {
         let key = insert_new(conn, master, now, now).await?;
-        audit_key(conn, "system", "jitsi_key.created", &key, now, json!({})).await?;
+        audit_key(
+            conn,
+            "system",
+            AuditAction::JitsiKeyCreated,
+            &key,
+            now,
+            json!({}),
+        )
+        .await?;
     }
     Ok(())
 }
@@ -135,7 +143,7 @@ pub(super) async fn rotate_alongside(
     audit_key(
         conn,
         actor,
-        "jitsi_key.rotated",
+        AuditAction::JitsiKeyRotated,
         &new,
         now,
         json!({"retiring": retiring}),
@@ -159,7 +167,15 @@ pub(super) async fn erase_removed(
         let mut active = key.clone().into_active_model();
         active.private_key_sealed = Set(String::new());
         active.update(conn).await?;
-        audit_key(conn, "system", "jitsi_key.removed", &key, now, json!({})).await?;
+        audit_key(
+            conn,
+            "system",
+            AuditAction::JitsiKeyRemoved,
+            &key,
+            now,
+            json!({}),
+        )
+        .await?;
     }
     Ok(count)
 }
@@ -167,7 +183,7 @@ pub(super) async fn erase_removed(
 async fn audit_key(
     conn: &impl ConnectionTrait,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     key: &jitsi_key::Model,
     now: DateTime<Utc>,
     mut details: serde_json::Value,
@@ -180,7 +196,7 @@ async fn audit_key(
         Entry {
             actor,
             action,
-            target_type: "jitsi_key",
+            target_type: AuditTarget::JitsiKey,
             target_id: &key.kid,
             details,
         },

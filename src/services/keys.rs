@@ -3,6 +3,8 @@
 //! Rotation publishes the new key at once and lets it sign only one JWKS max-age later; the
 //! old key stops signing at that moment and stays published until its last token expires.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::signing_key;
 use sea_orm::{
@@ -104,7 +106,15 @@ pub async fn ensure(
         None => {
             // Nothing signs (a new deployment): no verifier can have cached our JWKS yet.
             let key = insert_new(conn, master, settings.algorithm, now, now).await?;
-            audit_key(conn, "system", "key.created", &key, now, json!({})).await?;
+            audit_key(
+                conn,
+                "system",
+                AuditAction::KeyCreated,
+                &key,
+                now,
+                json!({}),
+            )
+            .await?;
         }
         Some(active)
             if active.alg != alg && !keys.iter().any(|k| is_pending(k, now) && k.alg == alg) =>
@@ -138,7 +148,7 @@ async fn rotate_locked(
     let keys = all(conn).await?;
     if let Some(pending) = keys.iter().find(|k| is_pending(k, now)) {
         return Err(ApiError::conflict(
-            "rotation_pending",
+            ErrorCode::RotationPending,
             format!(
                 "key {} is already published and starts signing at {}",
                 pending.kid,
@@ -165,7 +175,7 @@ async fn rotate_locked(
     audit_key(
         conn,
         actor,
-        "key.rotated",
+        AuditAction::KeyRotated,
         &new,
         now,
         json!({"retiring": retiring}),
@@ -220,7 +230,15 @@ pub async fn erase_removed(
         let mut active = key.clone().into_active_model();
         active.private_key_sealed = Set(String::new());
         active.update(conn).await?;
-        audit_key(conn, "system", "key.removed", &key, now, json!({})).await?;
+        audit_key(
+            conn,
+            "system",
+            AuditAction::KeyRemoved,
+            &key,
+            now,
+            json!({}),
+        )
+        .await?;
     }
     Ok(count)
 }
@@ -228,7 +246,7 @@ pub async fn erase_removed(
 async fn audit_key(
     conn: &impl ConnectionTrait,
     actor: &str,
-    action: &str,
+    action: AuditAction,
     key: &signing_key::Model,
     now: DateTime<Utc>,
     mut details: serde_json::Value,
@@ -241,7 +259,7 @@ async fn audit_key(
         Entry {
             actor,
             action,
-            target_type: "signing_key",
+            target_type: AuditTarget::SigningKey,
             target_id: &key.kid,
             details,
         },

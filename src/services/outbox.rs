@@ -17,12 +17,31 @@ use crate::{crypto::MasterKey, domain::ids::new_id, domain::verification::Code};
 
 pub const ID_PREFIX: &str = "msg";
 
-pub const PENDING: &str = "pending";
-pub const SENDING: &str = "sending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
-pub const CANCELED: &str = "canceled";
-pub const EXPIRED: &str = "expired";
+/// A message's state, as stored in `outbox_message.status`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum MessageStatus {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+    Canceled,
+    Expired,
+}
+
+impl MessageStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<MessageStatus> for sea_orm::Value {
+    fn from(status: MessageStatus) -> Self {
+        status.as_str().into()
+    }
+}
 
 /// What the sealed payload holds. Its `Debug` shows neither field.
 #[derive(Serialize, Deserialize)]
@@ -65,7 +84,7 @@ pub async fn enqueue(
         verification_id: verification.id.clone(),
         channel: verification.channel.clone(),
         recipient_masked: verification.to_masked.clone(),
-        status: PENDING.to_owned(),
+        status: MessageStatus::Pending.to_string(),
         attempts: 0,
         next_attempt_at: now,
         expires_at: verification.expires_at,
@@ -83,7 +102,9 @@ pub async fn enqueue(
 
 fn due(now: DateTime<Utc>) -> sea_orm::Select<outbox_message::Entity> {
     outbox_message::Entity::find()
-        .filter(outbox_message::Column::Status.is_in([PENDING, SENDING]))
+        .filter(
+            outbox_message::Column::Status.is_in([MessageStatus::Pending, MessageStatus::Sending]),
+        )
         .filter(outbox_message::Column::NextAttemptAt.lte(now))
 }
 
@@ -111,7 +132,10 @@ pub async fn claim(
     let mut claimed = Vec::with_capacity(rows.len());
     for mut row in rows {
         let res = outbox_message::Entity::update_many()
-            .col_expr(outbox_message::Column::Status, Expr::value(SENDING))
+            .col_expr(
+                outbox_message::Column::Status,
+                Expr::value(MessageStatus::Sending),
+            )
             .col_expr(
                 outbox_message::Column::Attempts,
                 Expr::col(outbox_message::Column::Attempts).add(1),
@@ -126,7 +150,7 @@ pub async fn claim(
             .exec(conn)
             .await?;
         if res.rows_affected == 1 {
-            row.status = SENDING.to_owned();
+            row.status = MessageStatus::Sending.to_string();
             row.attempts += 1;
             row.next_attempt_at = lease_until;
             claimed.push(row);
@@ -146,7 +170,7 @@ async fn finish(
     let res = update
         .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
         .filter(outbox_message::Column::Id.eq(claimed.id.as_str()))
-        .filter(outbox_message::Column::Status.eq(SENDING))
+        .filter(outbox_message::Column::Status.eq(MessageStatus::Sending))
         .filter(outbox_message::Column::Attempts.eq(claimed.attempts))
         .exec(conn)
         .await?;
@@ -170,7 +194,10 @@ pub async fn mark_delivered(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let update = erase(outbox_message::Entity::update_many())
-        .col_expr(outbox_message::Column::Status, Expr::value(DELIVERED))
+        .col_expr(
+            outbox_message::Column::Status,
+            Expr::value(MessageStatus::Delivered),
+        )
         .col_expr(outbox_message::Column::DeliveredAt, Expr::value(now))
         .col_expr(
             outbox_message::Column::ProviderRef,
@@ -192,7 +219,10 @@ pub async fn mark_retry(
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
     let update = outbox_message::Entity::update_many()
-        .col_expr(outbox_message::Column::Status, Expr::value(PENDING))
+        .col_expr(
+            outbox_message::Column::Status,
+            Expr::value(MessageStatus::Pending),
+        )
         .col_expr(
             outbox_message::Column::NextAttemptAt,
             Expr::value(next_attempt_at),
@@ -205,7 +235,7 @@ pub async fn mark_retry(
 pub async fn mark_closed(
     conn: &impl ConnectionTrait,
     claimed: &outbox_message::Model,
-    status: &'static str,
+    status: MessageStatus,
     error: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
@@ -226,13 +256,16 @@ pub async fn cancel_for(
     now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     let res = erase(outbox_message::Entity::update_many())
-        .col_expr(outbox_message::Column::Status, Expr::value(CANCELED))
+        .col_expr(
+            outbox_message::Column::Status,
+            Expr::value(MessageStatus::Canceled),
+        )
         .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
         .filter(
             outbox_message::Column::VerificationId
                 .is_in(verification_ids.iter().map(String::as_str)),
         )
-        .filter(outbox_message::Column::Status.eq(PENDING))
+        .filter(outbox_message::Column::Status.eq(MessageStatus::Pending))
         .exec(conn)
         .await?;
     Ok(res.rows_affected)
@@ -244,10 +277,10 @@ fn expirable_condition(now: DateTime<Utc>) -> sea_orm::Condition {
         .add(outbox_message::Column::ExpiresAt.lte(now))
         .add(
             sea_orm::Condition::any()
-                .add(outbox_message::Column::Status.eq(PENDING))
+                .add(outbox_message::Column::Status.eq(MessageStatus::Pending))
                 .add(
                     sea_orm::Condition::all()
-                        .add(outbox_message::Column::Status.eq(SENDING))
+                        .add(outbox_message::Column::Status.eq(MessageStatus::Sending))
                         .add(outbox_message::Column::NextAttemptAt.lte(now)),
                 ),
         )
@@ -266,7 +299,10 @@ pub async fn has_expirable(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> R
 /// A message in flight is left alone unless its claim has lapsed too.
 pub async fn expire(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64, DbErr> {
     let res = erase(outbox_message::Entity::update_many())
-        .col_expr(outbox_message::Column::Status, Expr::value(EXPIRED))
+        .col_expr(
+            outbox_message::Column::Status,
+            Expr::value(MessageStatus::Expired),
+        )
         .col_expr(outbox_message::Column::UpdatedAt, Expr::value(now))
         .filter(expirable_condition(now))
         .exec(conn)

@@ -1,5 +1,6 @@
 //! Cursor pagination: `?limit=` (default 50, max 200) and an opaque `?cursor=`.
 
+use crate::error::ErrorCode;
 use base64::{
     alphabet,
     engine::{
@@ -43,7 +44,7 @@ impl PageQuery {
             None => Ok(DEFAULT_LIMIT),
             Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
             Some(_) => Err(ApiError::bad_request(
-                "invalid_limit",
+                ErrorCode::InvalidLimit,
                 "limit must be between 1 and 200",
             )),
         }
@@ -62,7 +63,9 @@ impl PageQuery {
             .ok()
             .filter(|b| b.len() <= MAX_CURSOR_BYTES)
             .map(|b| Some(String::from_utf8_lossy(&b).into_owned()))
-            .ok_or_else(|| ApiError::bad_request("invalid_cursor", "cursor is not one we issued"))
+            .ok_or_else(|| {
+                ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not one we issued")
+            })
     }
 }
 
@@ -92,6 +95,20 @@ impl<T> Page<T> {
             items: rows.into_iter().map(map).collect(),
             next_cursor,
         }
+    }
+
+    /// `from_rows` with a mapping that can fail (a stored value this version does not know).
+    pub fn try_from_rows<R, E>(
+        rows: Vec<R>,
+        limit: u64,
+        key: impl Fn(&R) -> String,
+        map: impl Fn(R) -> Result<T, E>,
+    ) -> Result<Page<T>, E> {
+        let page = Page::from_rows(rows, limit, key, map);
+        Ok(Page {
+            items: page.items.into_iter().collect::<Result<_, E>>()?,
+            next_cursor: page.next_cursor,
+        })
     }
 }
 

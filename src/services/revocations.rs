@@ -1,5 +1,6 @@
 //! Revoked tokens: remembered until the token would have expired anyway.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::revoked_token;
 use sea_orm::{
@@ -58,8 +59,8 @@ pub async fn revoke(
         now,
         Entry {
             actor,
-            action: "token.revoked",
-            target_type: "account",
+            action: AuditAction::TokenRevoked,
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({"jti": jti, "expires_at": expires_at}),
         },

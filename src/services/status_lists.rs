@@ -106,15 +106,23 @@ pub async fn position(
         }))
 }
 
-/// The account's stored value, if it has a position.
+/// The account's stored value, if it has a position; a value this version does not know is an
+/// error, not "no value".
 pub async fn value(
     conn: &impl ConnectionTrait,
     account_id: &str,
 ) -> Result<Option<StatusValue>, DbErr> {
-    Ok(status_list_entry::Entity::find_by_id(account_id.to_owned())
+    let Some(entry) = status_list_entry::Entity::find_by_id(account_id.to_owned())
         .one(conn)
         .await?
-        .and_then(|e| StatusValue::from_u8(e.value as u8)))
+    else {
+        return Ok(None);
+    };
+    u8::try_from(entry.value)
+        .ok()
+        .and_then(StatusValue::from_u8)
+        .map(Some)
+        .ok_or_else(|| DbErr::Custom(format!("unknown stored status-list value {}", entry.value)))
 }
 
 /// Store the account's value (in the caller's transaction); `true` if it changed. An account

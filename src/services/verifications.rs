@@ -13,6 +13,8 @@
 //! SMS send holds the global budget lock, so the shared counts (country, prefix, young pool)
 //! need no lock of their own; the lifetime counter lives on the account, under its lock.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::{account, outbox_message, verification, verification_send, verified_phone};
 use sea_orm::{
@@ -127,27 +129,32 @@ fn code_hash(master: &MasterKey, verification_id: &str, code: &Code) -> String {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("verification_not_found", "no verification with this id")
+    ApiError::not_found(
+        ErrorCode::VerificationNotFound,
+        "no verification with this id",
+    )
 }
 
 fn phone_in_use(max: u32) -> ApiError {
     ApiError::conflict(
-        "phone_in_use",
+        ErrorCode::PhoneInUse,
         format!("this phone number already backs the phone verification of {max} accounts"),
     )
 }
 
 /// The status as callers see it: a pending verification past its expiry is expired, and one
 /// whose attempts are used up is closed, whether or not that was written yet.
-pub fn effective_status(row: &verification::Model, now: DateTime<Utc>) -> VerificationStatus {
-    match VerificationStatus::parse(&row.status) {
-        Some(VerificationStatus::Pending) if row.attempts >= row.max_attempts => {
+pub fn effective_status(
+    row: &verification::Model,
+    now: DateTime<Utc>,
+) -> Result<VerificationStatus, DbErr> {
+    Ok(match super::stored("verification status", &row.status)? {
+        VerificationStatus::Pending if row.attempts >= row.max_attempts => {
             VerificationStatus::MaxAttemptsReached
         }
-        Some(VerificationStatus::Pending) if now >= row.expires_at => VerificationStatus::Expired,
-        Some(status) => status,
-        None => VerificationStatus::Canceled,
-    }
+        VerificationStatus::Pending if now >= row.expires_at => VerificationStatus::Expired,
+        status => status,
+    })
 }
 
 pub fn attempts_remaining(row: &verification::Model) -> u32 {
@@ -195,7 +202,7 @@ async fn enforce(
     tracing::info!(limit = which, retry_after, "verification send rate limited");
     let mut err = ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         detail,
     )
     .with("limit", which)
@@ -224,7 +231,7 @@ fn lifetime_spent() -> ApiError {
     tracing::info!(limit = "sms_lifetime", "verification send rate limited");
     ApiError::new(
         actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "rate_limited",
+        ErrorCode::RateLimited,
         "this account has been sent the most SMS codes an account may ever be sent; \
          this limit does not reset (verify by email or another way, or ask the operator)",
     )
@@ -303,8 +310,8 @@ pub async fn start(
         now,
         Entry {
             actor,
-            action: "verification.sent",
-            target_type: "account",
+            action: AuditAction::VerificationSent,
+            target_type: AuditTarget::Account,
             target_id: account_id,
             details: json!({
                 "verification_id": row.id,
@@ -340,9 +347,9 @@ async fn sendable_account(
     account_id: &str,
 ) -> Result<account::Model, ApiError> {
     let account = accounts::require(conn, account_id).await?;
-    if account.status != AccountStatus::Active.as_str() {
+    if super::stored::<AccountStatus>("account status", &account.status)? != AccountStatus::Active {
         return Err(ApiError::conflict(
-            "account_suspended",
+            ErrorCode::AccountSuspended,
             "codes are not sent for a suspended account",
         ));
     }
@@ -741,8 +748,8 @@ async fn close(
             now,
             Entry {
                 actor,
-                action: "verification.expired",
-                target_type: "account",
+                action: AuditAction::VerificationExpired,
+                target_type: AuditTarget::Account,
                 target_id: &row.account_id,
                 details: json!({"verification_id": row.id}),
             },
@@ -760,7 +767,7 @@ async fn count_attempt(
     now: DateTime<Utc>,
 ) -> Result<Attempt, ApiError> {
     let row = require(conn, id).await?;
-    if effective_status(&row, now) != VerificationStatus::Pending {
+    if effective_status(&row, now)? != VerificationStatus::Pending {
         return Ok(Attempt::Closed(close(conn, actor, row, now).await?));
     }
     let counted = verification::Entity::update_many()
@@ -811,8 +818,8 @@ async fn record_failure(
         now,
         Entry {
             actor,
-            action: "verification.check_failed",
-            target_type: "account",
+            action: AuditAction::VerificationCheckFailed,
+            target_type: AuditTarget::Account,
             target_id: &row.account_id,
             details: json!({
                 "verification_id": row.id,
@@ -848,9 +855,7 @@ async fn approve(
     row: verification::Model,
     now: DateTime<Utc>,
 ) -> Result<Approval, ApiError> {
-    let channel = Channel::parse(&row.channel).ok_or_else(|| {
-        ApiError::internal(format!("verification {} has an unknown channel", row.id))
-    })?;
+    let channel: Channel = super::stored("verification channel", &row.channel)?;
     if channel == Channel::Sms && refuse_shared_phone(conn, actor, settings, &row, now).await? {
         return Ok(Approval::PhoneInUse);
     }
@@ -889,8 +894,8 @@ async fn approve(
         now,
         Entry {
             actor,
-            action: "verification.approved",
-            target_type: "account",
+            action: AuditAction::VerificationApproved,
+            target_type: AuditTarget::Account,
             target_id: &row.account_id,
             details: json!({"verification_id": row.id, "channel": row.channel}),
         },
@@ -928,8 +933,8 @@ async fn refuse_shared_phone(
             now,
             Entry {
                 actor,
-                action: "verification.canceled",
-                target_type: "account",
+                action: AuditAction::VerificationCanceled,
+                target_type: AuditTarget::Account,
                 target_id: &row.account_id,
                 details: json!({"verification_id": row.id, "reason": "phone_in_use"}),
             },

@@ -3,6 +3,8 @@
 //! (instances never claim the same row), SQLite's single writer elsewhere, and a lease after
 //! which another worker may take over a delivery whose worker died.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -28,13 +30,51 @@ pub const ENDPOINT_PREFIX: &str = "whk";
 pub const EVENT_PREFIX: &str = "msg";
 pub const DELIVERY_PREFIX: &str = "whd";
 
-pub const ENABLED: &str = "enabled";
-pub const DISABLED: &str = "disabled";
+/// An endpoint's state, as stored in `webhook_endpoint.status`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum EndpointStatus {
+    Enabled,
+    Disabled,
+}
 
-pub const PENDING: &str = "pending";
-pub const SENDING: &str = "sending";
-pub const DELIVERED: &str = "delivered";
-pub const FAILED: &str = "failed";
+impl EndpointStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<EndpointStatus> for sea_orm::Value {
+    fn from(status: EndpointStatus) -> Self {
+        status.as_str().into()
+    }
+}
+
+/// A delivery's state, as stored in `webhook_delivery.status`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::IntoStaticStr, strum::EnumString, strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Sending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<DeliveryStatus> for sea_orm::Value {
+    fn from(status: DeliveryStatus) -> Self {
+        status.as_str().into()
+    }
+}
 
 /// How long the previous secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_HOURS: i64 = 24;
@@ -71,14 +111,15 @@ pub fn endpoint_events(endpoint: &webhook_endpoint::Model) -> Vec<String> {
 }
 
 fn subscribes(endpoint: &webhook_endpoint::Model, event_type: &str) -> bool {
-    endpoint.status == ENABLED && endpoint_events(endpoint).iter().any(|t| t == event_type)
+    endpoint.status == EndpointStatus::Enabled.as_str()
+        && endpoint_events(endpoint).iter().any(|t| t == event_type)
 }
 
 /// Check an events filter: known types, no duplicates kept, at least one.
 pub fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     if events.is_empty() {
         return Err(ApiError::bad_request(
-            "invalid_event_type",
+            ErrorCode::InvalidEventType,
             "events must name at least one event type (leave it out for all)",
         ));
     }
@@ -86,7 +127,7 @@ pub fn validate_events(events: &[String]) -> Result<Vec<String>, ApiError> {
     for e in events {
         if !EVENT_TYPES.contains(&e.as_str()) {
             return Err(ApiError::bad_request(
-                "invalid_event_type",
+                ErrorCode::InvalidEventType,
                 format!(
                     "events may only name these types: {}",
                     EVENT_TYPES.join(", ")
@@ -153,7 +194,7 @@ pub async fn create_endpoint(
         url: url.to_owned(),
         description: description.map(str::to_owned),
         events,
-        status: ENABLED.to_owned(),
+        status: EndpointStatus::Enabled.to_string(),
         previous_secret_sealed: None,
         previous_secret_expires_at: None,
         created_by: actor.to_owned(),
@@ -169,8 +210,8 @@ pub async fn create_endpoint(
         now,
         Entry {
             actor,
-            action: "webhook.created",
-            target_type: "webhook",
+            action: AuditAction::WebhookCreated,
+            target_type: AuditTarget::Webhook,
             target_id: &model.id,
             details: json!({"url": url_origin(&model.url), "events": endpoint_events(&model)}),
         },
@@ -189,7 +230,10 @@ pub async fn get_endpoint(
 }
 
 pub fn not_found() -> ApiError {
-    ApiError::not_found("webhook_not_found", "no webhook endpoint with this id")
+    ApiError::not_found(
+        ErrorCode::WebhookNotFound,
+        "no webhook endpoint with this id",
+    )
 }
 
 pub async fn require_endpoint(
@@ -231,8 +275,8 @@ pub async fn delete_endpoint(
         now,
         Entry {
             actor,
-            action: "webhook.deleted",
-            target_type: "webhook",
+            action: AuditAction::WebhookDeleted,
+            target_type: AuditTarget::Webhook,
             target_id: id,
             details: json!({"url": url_origin(&endpoint.url)}),
         },
@@ -267,8 +311,8 @@ pub async fn rotate_secret(
         now,
         Entry {
             actor,
-            action: "webhook.secret_rotated",
-            target_type: "webhook",
+            action: AuditAction::WebhookSecretRotated,
+            target_type: AuditTarget::Webhook,
             target_id: id,
             details: json!({"previous_secret_until": until}),
         },
@@ -305,7 +349,7 @@ async fn insert_delivery(
         endpoint_id: endpoint_id.to_owned(),
         event_id: event.id.clone(),
         event_type: event.event_type.clone(),
-        status: PENDING.to_owned(),
+        status: DeliveryStatus::Pending.to_string(),
         attempts: 0,
         next_attempt_at: now,
         last_status_code: None,
@@ -328,7 +372,7 @@ pub async fn emit(
     event: &Event,
 ) -> Result<(webhook_event::Model, usize), DbErr> {
     let endpoints = webhook_endpoint::Entity::find()
-        .filter(webhook_endpoint::Column::Status.eq(ENABLED))
+        .filter(webhook_endpoint::Column::Status.eq(EndpointStatus::Enabled))
         .order_by_asc(webhook_endpoint::Column::Id)
         .all(conn)
         .await?;
@@ -383,7 +427,10 @@ pub async fn list_deliveries(
 
 fn due(now: DateTime<Utc>) -> sea_orm::Select<webhook_delivery::Entity> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.is_in([PENDING, SENDING]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Pending, DeliveryStatus::Sending]),
+        )
         .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
 }
 
@@ -430,7 +477,10 @@ pub async fn claim(
             continue;
         }
         let res = webhook_delivery::Entity::update_many()
-            .col_expr(webhook_delivery::Column::Status, Expr::value(SENDING))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Sending),
+            )
             .col_expr(
                 webhook_delivery::Column::Attempts,
                 Expr::col(webhook_delivery::Column::Attempts).add(1),
@@ -446,7 +496,7 @@ pub async fn claim(
             .await?;
         if res.rows_affected == 1 {
             *count += 1;
-            row.status = SENDING.to_owned();
+            row.status = DeliveryStatus::Sending.to_string();
             row.attempts += 1;
             row.next_attempt_at = lease_until;
             claimed.push(row);
@@ -483,7 +533,10 @@ pub async fn record(
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now));
     update = match outcome {
         Outcome::Delivered { status_code } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(DELIVERED))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Delivered),
+            )
             .col_expr(webhook_delivery::Column::DeliveredAt, Expr::value(now))
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
@@ -498,7 +551,10 @@ pub async fn record(
             status_code,
             error,
         } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(PENDING))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Pending),
+            )
             .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(at))
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
@@ -506,7 +562,10 @@ pub async fn record(
             )
             .col_expr(webhook_delivery::Column::LastError, Expr::value(error)),
         Outcome::Failed { status_code, error } => update
-            .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED))
+            .col_expr(
+                webhook_delivery::Column::Status,
+                Expr::value(DeliveryStatus::Failed),
+            )
             .col_expr(
                 webhook_delivery::Column::LastStatusCode,
                 Expr::value(status_code),
@@ -515,7 +574,7 @@ pub async fn record(
     };
     let res = update
         .filter(webhook_delivery::Column::Id.eq(claimed.id.as_str()))
-        .filter(webhook_delivery::Column::Status.eq(SENDING))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Sending))
         .filter(webhook_delivery::Column::Attempts.eq(claimed.attempts))
         .exec(conn)
         .await?;
@@ -529,22 +588,28 @@ pub async fn disable_endpoint(
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let res = webhook_endpoint::Entity::update_many()
-        .col_expr(webhook_endpoint::Column::Status, Expr::value(DISABLED))
+        .col_expr(
+            webhook_endpoint::Column::Status,
+            Expr::value(EndpointStatus::Disabled),
+        )
         .col_expr(webhook_endpoint::Column::DisabledAt, Expr::value(now))
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_endpoint::Column::Id.eq(id))
-        .filter(webhook_endpoint::Column::Status.eq(ENABLED))
+        .filter(webhook_endpoint::Column::Status.eq(EndpointStatus::Enabled))
         .exec(conn)
         .await?;
     webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(FAILED))
+        .col_expr(
+            webhook_delivery::Column::Status,
+            Expr::value(DeliveryStatus::Failed),
+        )
         .col_expr(
             webhook_delivery::Column::LastError,
             Expr::value("endpoint disabled"),
         )
         .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
         .filter(webhook_delivery::Column::EndpointId.eq(id))
-        .filter(webhook_delivery::Column::Status.eq(PENDING))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending))
         .exec(conn)
         .await?;
     if res.rows_affected == 1 {
@@ -553,8 +618,8 @@ pub async fn disable_endpoint(
             now,
             Entry {
                 actor: "system",
-                action: "webhook.disabled",
-                target_type: "webhook",
+                action: AuditAction::WebhookDisabled,
+                target_type: AuditTarget::Webhook,
                 target_id: id,
                 details: json!({"reason": "410 Gone"}),
             },
@@ -566,7 +631,10 @@ pub async fn disable_endpoint(
 
 fn settled_before(cutoff: DateTime<Utc>) -> sea_orm::Select<webhook_delivery::Entity> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::Status.is_in([DELIVERED, FAILED]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
+        )
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
 }
 
@@ -602,7 +670,10 @@ pub async fn has_prunable(
 /// Delete deliveries settled before `cutoff`, then events no delivery refers to any more.
 pub async fn prune(conn: &impl ConnectionTrait, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
     let deliveries = webhook_delivery::Entity::delete_many()
-        .filter(webhook_delivery::Column::Status.is_in([DELIVERED, FAILED]))
+        .filter(
+            webhook_delivery::Column::Status
+                .is_in([DeliveryStatus::Delivered, DeliveryStatus::Failed]),
+        )
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
         .exec(conn)
         .await?;

@@ -3,6 +3,7 @@
 //! signature is due or made with a key that no longer signs), so serving a list is handing out
 //! a cached byte string.
 
+use crate::error::ErrorCode;
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak},
@@ -241,7 +242,10 @@ impl StatusLists {
 }
 
 fn no_signer() -> ApiError {
-    ApiError::unavailable("no_signing_key", "no key can sign status lists right now")
+    ApiError::unavailable(
+        ErrorCode::NoSigningKey,
+        "no key can sign status lists right now",
+    )
 }
 
 /// Bring this instance's lists up to date with the database (every entry changed after the

@@ -13,7 +13,12 @@ use super::{
     verify::{Reason, Verified, VerifiedTokens},
     Claims, ENTITLEMENT,
 };
-use crate::{config::TokenSettings, crypto::ct_eq, domain::policy::Policy, error::ApiError};
+use crate::{
+    config::TokenSettings,
+    crypto::ct_eq,
+    domain::policy::Policy,
+    error::{ApiError, ErrorCode},
+};
 
 /// What a meeting server presents.
 #[derive(Debug, Clone, Copy)]
@@ -42,8 +47,19 @@ impl Authorization {
     /// A refusal as the exchanges answer it: 403 with `code` = the reason, and
     /// `required_actions`, what the person can do about it.
     pub fn refusal(self) -> ApiError {
+        let code = match self.reason {
+            Reason::InvalidToken => ErrorCode::InvalidToken,
+            Reason::Expired => ErrorCode::Expired,
+            Reason::WrongAudience => ErrorCode::WrongAudience,
+            Reason::Revoked => ErrorCode::Revoked,
+            Reason::NotEntitled => ErrorCode::NotEntitled,
+            Reason::DeviceMismatch => ErrorCode::DeviceMismatch,
+            Reason::AccountSuspended => ErrorCode::AccountSuspended,
+            // Not a refusal; never asked for one.
+            Reason::Ok => ErrorCode::Forbidden,
+        };
         let reason = self.reason.as_str();
-        ApiError::forbidden(reason, format!("authorize refuses this token: {reason}"))
+        ApiError::forbidden(code, format!("authorize refuses this token: {reason}"))
             .with("reason", reason)
             .with("required_actions", self.required_actions)
     }

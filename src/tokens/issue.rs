@@ -1,6 +1,7 @@
 //! Issuance: what a token request may ask for, whether the account is entitled now, and the
 //! signed token.
 
+use crate::error::ErrorCode;
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use chrono::{DateTime, Utc};
 
@@ -40,7 +41,7 @@ impl TokenRequest {
             Some(a) if settings.audiences.contains(&a) => a,
             Some(_) => {
                 return Err(ApiError::bad_request(
-                    "invalid_audience",
+                    ErrorCode::InvalidAudience,
                     format!("audience must be one of: {}", settings.audiences.join(", ")),
                 ))
             }
@@ -48,7 +49,7 @@ impl TokenRequest {
         let ttl_seconds = ttl_seconds.unwrap_or(settings.default_ttl_seconds);
         if ttl_seconds == 0 || ttl_seconds > settings.max_ttl_seconds {
             return Err(ApiError::bad_request(
-                "invalid_ttl",
+                ErrorCode::InvalidTtl,
                 format!(
                     "ttl_seconds must be between 1 and {}",
                     settings.max_ttl_seconds
@@ -57,7 +58,7 @@ impl TokenRequest {
         }
         if device_jkt.as_deref().is_some_and(|jkt| !valid_jkt(jkt)) {
             return Err(ApiError::bad_request(
-                "invalid_device_jkt",
+                ErrorCode::InvalidDeviceJkt,
                 "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
             ));
         }
@@ -92,7 +93,10 @@ pub fn issue(
     let decisions = policy.evaluate(account.active, &account.facts, now);
     let decision = entitled(policy, decisions.get(ENTITLEMENT), account, now)?;
     let key = ring.signer(now).ok_or_else(|| {
-        ApiError::unavailable("no_signing_key", "no signing key is active; retry shortly")
+        ApiError::unavailable(
+            ErrorCode::NoSigningKey,
+            "no signing key is active; retry shortly",
+        )
     })?;
     let iat = now.timestamp();
     let claims = Claims {
@@ -136,14 +140,16 @@ fn entitled<'a>(
     let decision =
         decision.ok_or_else(|| ApiError::internal("the policy defines no e2ee entitlement"))?;
     if !decision.granted {
-        return Err(ApiError::forbidden("not_entitled", decision.reason.clone())
-            .with("entitlement", ENTITLEMENT)
-            .with(
-                "missing",
-                serde_json::to_value(&decision.missing).unwrap_or_default(),
-            )
-            .with("policy", policy.name.clone())
-            .with("required_actions", required_actions(policy, account, now)));
+        return Err(
+            ApiError::forbidden(ErrorCode::NotEntitled, decision.reason.clone())
+                .with("entitlement", ENTITLEMENT)
+                .with(
+                    "missing",
+                    serde_json::to_value(&decision.missing).unwrap_or_default(),
+                )
+                .with("policy", policy.name.clone())
+                .with("required_actions", required_actions(policy, account, now)),
+        );
     }
     Ok(decision)
 }

@@ -16,8 +16,20 @@ use super::{
 };
 use crate::{config::Algorithm, crypto::MasterKey};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum KeyState {
     Next,
     Active,
@@ -49,12 +61,7 @@ impl KeyState {
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            KeyState::Next => "next",
-            KeyState::Active => "active",
-            KeyState::Retired => "retired",
-            KeyState::Removed => "removed",
-        }
+        self.into()
     }
 }
 
@@ -78,7 +85,10 @@ impl LoadedKey {
         model: &signing_key::Model,
         master: &MasterKey,
     ) -> Result<LoadedKey, KeyError> {
-        let alg = Algorithm::parse(&model.alg).ok_or(KeyError("unknown algorithm"))?;
+        let alg = model
+            .alg
+            .parse::<Algorithm>()
+            .map_err(|_| KeyError("unknown algorithm"))?;
         let jwk: Jwk =
             serde_json::from_str(&model.public_jwk).map_err(|_| KeyError("bad stored JWK"))?;
         let signer = if model.private_key_sealed.is_empty() {

@@ -12,8 +12,20 @@ use super::{keyring::KeyRing, Claims, TOKEN_TYPE};
 use crate::{config::TokenSettings, crypto::sha256};
 
 /// Why a token does not allow E2EE (the contract's `reason` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    utoipa::ToSchema,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     Ok,
     InvalidToken,
@@ -38,16 +50,7 @@ impl Reason {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Ok => "ok",
-            Reason::InvalidToken => "invalid_token",
-            Reason::Expired => "expired",
-            Reason::WrongAudience => "wrong_audience",
-            Reason::Revoked => "revoked",
-            Reason::NotEntitled => "not_entitled",
-            Reason::DeviceMismatch => "device_mismatch",
-            Reason::AccountSuspended => "account_suspended",
-        }
+        self.into()
     }
 }
 

@@ -274,8 +274,8 @@ async fn a_chain_from_before_keying_is_keyed_once_at_start_up() {
             chrono::Utc::now(),
             audit::Entry {
                 actor: "cli",
-                action: "client.created",
-                target_type: "client",
+                action: audit::AuditAction::ClientCreated,
+                target_type: audit::AuditTarget::Client,
                 target_id: &format!("cli_{i}"),
                 details: json!({}),
             },

@@ -430,7 +430,10 @@ impl TestApp {
             .master_key()
             .open(&row.kid, &row.private_key_sealed)
             .unwrap();
-        let alg = vouch::config::Algorithm::parse(&row.alg).expect("a known algorithm");
+        let alg = row
+            .alg
+            .parse::<vouch::config::Algorithm>()
+            .expect("a known algorithm");
         let (signer, _) = vouch::tokens::keys::parse(alg, &pkcs8).unwrap();
         let input = format!(
             "{}.{}",

@@ -1,6 +1,7 @@
 //! Work nobody asks for: recording the expiry of approvals past their end, purging sealed text
 //! once its retention is over, and erasing an account's requests.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
 use entities::{exception_approval as approval, exception_request as request};
 use sea_orm::{
@@ -85,8 +86,8 @@ async fn expire(
         now,
         Entry {
             actor: SYSTEM,
-            action: "exception.expired",
-            target_type: "exception",
+            action: AuditAction::ExceptionExpired,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -173,8 +174,8 @@ async fn purge(
         now,
         Entry {
             actor: SYSTEM,
-            action: "exception.statements_purged",
-            target_type: "exception",
+            action: AuditAction::ExceptionStatementsPurged,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,

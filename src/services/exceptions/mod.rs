@@ -18,6 +18,7 @@ mod maintenance;
 mod review;
 mod sealing;
 
+use crate::error::ErrorCode;
 use chrono::{DateTime, Duration, Utc};
 use entities::{exception_approval as approval, exception_request as request};
 use sea_orm::{
@@ -78,7 +79,7 @@ pub struct Filter {
 }
 
 fn not_found() -> ApiError {
-    ApiError::not_found("exception_not_found", "no exception with this id")
+    ApiError::not_found(ErrorCode::ExceptionNotFound, "no exception with this id")
 }
 
 pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u32 {
@@ -89,15 +90,13 @@ pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u
 }
 
 pub fn category(row: &request::Model) -> Result<Category, ApiError> {
-    Category::parse(&row.category)
-        .ok_or_else(|| ApiError::internal(format!("exception {} has an unknown category", row.id)))
+    Ok(super::stored("exception category", &row.category)?)
 }
 
 /// The status as readers see it (an approval past its end is expired).
 pub fn status(row: &request::Model, now: DateTime<Utc>) -> Result<ExceptionStatus, ApiError> {
-    ExceptionStatus::parse(&row.status)
-        .map(|s| s.effective(row.expires_at, now))
-        .ok_or_else(|| ApiError::internal(format!("exception {} has an unknown status", row.id)))
+    let stored: ExceptionStatus = super::stored("exception status", &row.status)?;
+    Ok(stored.effective(row.expires_at, now))
 }
 
 pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<Option<request::Model>, DbErr> {

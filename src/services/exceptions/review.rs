@@ -2,6 +2,8 @@
 //! request, then deny it or record an approval, then complete it once enough people approved),
 //! and revocation.
 
+use crate::error::ErrorCode;
+use crate::services::audit::{AuditAction, AuditTarget};
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, Utc};
@@ -59,21 +61,21 @@ pub struct Decision {
 
 fn pending_exists() -> ApiError {
     ApiError::conflict(
-        "exception_pending",
+        ErrorCode::ExceptionPending,
         "the account already has an open request in this category",
     )
 }
 
 fn four_eyes() -> ApiError {
     ApiError::forbidden(
-        "four_eyes",
+        ErrorCode::FourEyes,
         "the principal that submitted a request may not decide it (with any of its keys); another person must",
     )
 }
 
 fn already_approved() -> ApiError {
     ApiError::conflict(
-        "already_approved",
+        ErrorCode::AlreadyApproved,
         "this principal already approved this request (with this or another of its keys); the next approval must come from another person",
     )
 }
@@ -112,8 +114,8 @@ pub async fn submit(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.submitted",
-            target_type: "exception",
+            action: AuditAction::ExceptionSubmitted,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -230,7 +232,7 @@ async fn take_pending(
     }
     if let Some(end) = decision.expires_at {
         check_requested_end(end, now, Duration::days(settings.max_validity_days as i64))
-            .map_err(|m| ApiError::bad_request("invalid_expires_at", m))?;
+            .map_err(|m| ApiError::bad_request(ErrorCode::InvalidExpiresAt, m))?;
     }
     let taken = request::Entity::update_many()
         .col_expr(request::Column::UpdatedAt, Expr::value(now))
@@ -241,7 +243,7 @@ async fn take_pending(
     let row = require(conn, id).await?;
     if taken.rows_affected == 0 {
         return Err(ApiError::conflict(
-            "exception_decided",
+            ErrorCode::ExceptionDecided,
             "this request was already decided; submit a new one",
         )
         .with("exception_status", status(&row, now)?.as_str()));
@@ -272,8 +274,8 @@ async fn deny(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.denied",
-            target_type: "exception",
+            action: AuditAction::ExceptionDenied,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -345,8 +347,8 @@ async fn audit_approval(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.approval_recorded",
-            target_type: "exception",
+            action: AuditAction::ExceptionApprovalRecorded,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -400,8 +402,8 @@ async fn complete(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.approved",
-            target_type: "exception",
+            action: AuditAction::ExceptionApproved,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
@@ -454,7 +456,7 @@ pub async fn revoke(
     let row = require(conn, id).await?;
     if revoked.rows_affected == 0 {
         return Err(ApiError::conflict(
-            "exception_not_approved",
+            ErrorCode::ExceptionNotApproved,
             "only an approved (or expired) exception can be revoked; deny a pending one",
         )
         .with("exception_status", status(&row, now)?.as_str()));
@@ -491,8 +493,8 @@ async fn revoke_evidence(
         now,
         Entry {
             actor: actor.name,
-            action: "exception.revoked",
-            target_type: "exception",
+            action: AuditAction::ExceptionRevoked,
+            target_type: AuditTarget::Exception,
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,

@@ -1,6 +1,7 @@
 //! Sealing of exception text: the derived key, the binding of sealed text to its record and
 //! field, and the audited opening of a request's sealed text for a reviewer.
 
+use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
 use entities::{exception_approval as approval, exception_request as request};
 use sea_orm::ConnectionTrait;
@@ -124,8 +125,8 @@ pub async fn read_sealed(
             now,
             Entry {
                 actor,
-                action: "exception.statement_read",
-                target_type: "exception",
+                action: AuditAction::ExceptionStatementRead,
+                target_type: AuditTarget::Exception,
                 target_id: &row.id,
                 details: json!({"account_id": row.account_id, "fields": fields}),
             },
