@@ -1,6 +1,6 @@
 //! Work an instance does on its own: mirror revocations (every 250 ms, by `seq`), reload keys
-//! written by other instances, rotate keys when due, erase removed keys, forget expired
-//! revocations, record expired exceptions and purge their sealed text when due.
+//! (token and Jitsi keys) written by other instances, rotate keys when due, erase removed keys,
+//! forget expired revocations, record expired exceptions and purge their sealed text when due.
 
 use std::{
     sync::{Arc, Weak},
@@ -14,7 +14,7 @@ use crate::{
     error::ApiError,
     services::{
         decisions::{self, Cause},
-        exceptions, keys, revocations,
+        exceptions, jitsi_keys, keys, revocations,
     },
     state::AppState,
 };
@@ -57,6 +57,10 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
     if let Err(e) = keys::reload(state.db.conn(), &state.keys, &state.master_key).await {
         tracing::warn!(error = %e, "reloading signing keys failed");
     }
+    if let Err(e) = jitsi_keys::reload(state.db.conn(), &state.jitsi.keys, &state.master_key).await
+    {
+        tracing::warn!(error = %e, "reloading Jitsi keys failed");
+    }
     let txn = state.db.begin_write().await?;
     let rotated =
         keys::rotate_if_due(&*txn, &state.master_key, &state.settings.tokens, now).await?;
@@ -72,6 +76,11 @@ pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
     if changed {
         if let Err(e) = keys::reload(state.db.conn(), &state.keys, &state.master_key).await {
             tracing::warn!(error = %e, "reloading signing keys failed");
+        }
+        if let Err(e) =
+            jitsi_keys::reload(state.db.conn(), &state.jitsi.keys, &state.master_key).await
+        {
+            tracing::warn!(error = %e, "reloading Jitsi keys failed");
         }
     }
     state.revocations.purge((now - leeway).timestamp());

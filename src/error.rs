@@ -86,6 +86,7 @@ pub enum ErrorCode {
     InvalidToken,
     InvalidTtl,
     InvalidUrl,
+    JitsiKeyNotFound,
     LengthRequired,
     LivemodeMismatch,
     MalformedJson,
@@ -121,9 +122,9 @@ impl ErrorCode {
         self.into()
     }
 
-    /// The status this code is always sent with; `None` for `internal_error` (any 5xx) and
-    /// `client_error` (any other 4xx), which carry the status the failure arose with, and for
-    /// `account_suspended` (409 for a change, 403 as a token exchange's refusal).
+    /// The status this code is always sent with; `None` for `internal_error` (any 5xx),
+    /// `client_error` (any other 4xx) and `account_suspended` (409 or 403), which carry the
+    /// status the failure arose with.
     pub fn status(self) -> Option<StatusCode> {
         use ErrorCode::*;
         Some(match self {
@@ -162,12 +163,10 @@ impl ErrorCode {
             | TimestampOutOfTolerance
             | UrlNotAllowed => StatusCode::BAD_REQUEST,
             InvalidCredentials | MissingCredentials | Unauthorized => StatusCode::UNAUTHORIZED,
-            // Authorize's reasons, as a token exchange's refusal names them.
-            DeviceMismatch | Expired | InvalidToken | Revoked | WrongAudience => {
-                StatusCode::FORBIDDEN
-            }
-            Forbidden | FourEyes | NotEntitled => StatusCode::FORBIDDEN,
-            AccountNotFound | ClientNotFound | ExceptionNotFound | NotFound
+            // The authorize reasons, as the meeting-server exchanges refuse with them.
+            DeviceMismatch | Expired | Forbidden | FourEyes | InvalidToken | NotEntitled
+            | Revoked | WrongAudience => StatusCode::FORBIDDEN,
+            AccountNotFound | ClientNotFound | ExceptionNotFound | JitsiKeyNotFound | NotFound
             | StatusListNotFound | VerificationNotFound | WebhookNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -183,10 +182,9 @@ impl ErrorCode {
             DatabaseUnavailable | NoSigningKey | NotConfigured | Unavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            // 409 for a change a suspended account may not make; 403 where a token exchange
-            // refuses it (authorize's reason).
-            AccountSuspended => return None,
-            InternalError | ClientError => return None,
+            // 409 where a suspended account may not do something (send codes), 403 where an
+            // exchange refuses its token for the authorize reason `account_suspended`.
+            InternalError | ClientError | AccountSuspended => return None,
         })
     }
 }

@@ -32,6 +32,7 @@ use crate::error::Problem;
         (name = "exceptions", description = "Nonprofit and dissident exceptions: submission, four-eyes review, revocation"),
         (name = "admin", description = "API clients, keys and the audit log"),
         (name = "webhooks", description = "Signed entitlement events (Standard Webhooks) to meeting servers"),
+        (name = "meeting servers", description = "Adapters for meeting servers: Vouch tokens exchanged for their own tokens, and the keys they verify them with"),
         (name = "operations", description = "Health, readiness and metrics"),
     )
 )]

@@ -18,7 +18,7 @@ use crate::{
     delivery::{self, Delivery},
     docs, openapi,
     routes::{self, RouteTable},
-    services::{accounts, audit, clients, keys},
+    services::{accounts, audit, clients, jitsi_keys, keys},
     state::AppState,
     telemetry::{self, AccessLog, Metrics},
     tokens::{
@@ -77,6 +77,11 @@ impl Application {
             keys::ensure(&*txn, &master_key, &settings.tokens, clock.now())
                 .await
                 .map_err(|e| StartupError::Keys(e.detail))?;
+            if settings.jitsi.configured().is_some() {
+                jitsi_keys::ensure(&*txn, &master_key, clock.now())
+                    .await
+                    .map_err(|e| StartupError::Keys(e.detail))?;
+            }
             txn.commit().await?;
         }
         let delivery = Delivery::from_settings(&settings)?;
@@ -99,6 +104,7 @@ impl Application {
             )),
             revocations: RevocationSet::default(),
             keys: Keys::default(),
+            jitsi: Default::default(),
             verified_tokens: VerifiedTokens::new(20_000),
             master_key,
             metrics: web::Data::new(Metrics::default()),
@@ -110,6 +116,9 @@ impl Application {
         });
 
         keys::reload(state.db.conn(), &state.keys, &state.master_key)
+            .await
+            .map_err(|e| StartupError::Keys(e.to_string()))?;
+        jitsi_keys::reload(state.db.conn(), &state.jitsi.keys, &state.master_key)
             .await
             .map_err(|e| StartupError::Keys(e.to_string()))?;
         background::poll_revocations(&state)

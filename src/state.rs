@@ -31,6 +31,8 @@ pub struct AppState {
     pub accounts: AccountCache,
     pub revocations: RevocationSet,
     pub keys: Keys,
+    /// The Jitsi Meet key ring (RS256), apart from the token keys.
+    pub jitsi: crate::adapters::jitsi::JitsiRing,
     pub verified_tokens: VerifiedTokens,
     /// The same metrics the telemetry middleware records into (its own app data).
     pub metrics: web::Data<Metrics>,

@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod exception_approval;
 pub mod exception_request;
 pub mod instance_state;
+pub mod jitsi_key;
 pub mod livekit_admission;
 pub mod livekit_removal;
 pub mod outbox_message;

@@ -5,6 +5,7 @@
 //! revocation, device binding, then the account as it is now) through [`check_presented`], and
 //! refuses with a 403 whose `code` is authorize's reason.
 
+pub mod jitsi;
 pub mod livekit;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use crate::{
     error::{ApiError, ErrorCode},
     state::AppState,
     tokens::{
-        authorize::{check_account, check_token, Presented},
+        authorize::{check_account, check_token, Authorization, Presented},
         valid_jkt,
         verify::{Reason, Verified},
     },
@@ -67,30 +68,19 @@ pub fn validate_request(
     Ok(())
 }
 
-/// The refusal an exchange answers when authorize would say no: 403, `code` = the reason.
+/// The refusal an exchange answers when authorize would say no for `reason` with nothing the
+/// person can do about it (the token itself is the problem): 403, `code` = the reason, as
+/// [`Authorization::refusal`] writes every exchange refusal.
 pub fn refused(reason: Reason) -> ApiError {
-    let detail = match reason {
-        Reason::InvalidToken => "the token is not a valid Vouch token",
-        Reason::Expired => "the token has expired",
-        Reason::WrongAudience => "the token is not meant for this audience",
-        Reason::Revoked => "the token has been revoked",
-        Reason::NotEntitled => "the account is not entitled to E2EE now",
-        Reason::DeviceMismatch => "the token is bound to another device",
-        Reason::AccountSuspended => "the account is suspended",
-        Reason::Ok => "refused",
-    };
-    let code = match reason {
-        Reason::InvalidToken => ErrorCode::InvalidToken,
-        Reason::Expired => ErrorCode::Expired,
-        Reason::WrongAudience => ErrorCode::WrongAudience,
-        Reason::Revoked => ErrorCode::Revoked,
-        Reason::NotEntitled => ErrorCode::NotEntitled,
-        Reason::DeviceMismatch => ErrorCode::DeviceMismatch,
-        Reason::AccountSuspended => ErrorCode::AccountSuspended,
-        Reason::Ok => ErrorCode::Forbidden,
-    };
-    debug_assert!(reason == Reason::Ok || code.as_str() == reason.as_str());
-    ApiError::forbidden(code, detail)
+    Authorization {
+        allow: false,
+        reason,
+        account_id: None,
+        entitlements: None,
+        expires_at: None,
+        required_actions: Vec::new(),
+    }
+    .refusal()
 }
 
 /// Check a presented Vouch token as authorize would; the verified token, or the 403 refusal.
@@ -108,7 +98,7 @@ pub async fn check_presented(
         presented,
         now,
     )
-    .map_err(|denied| refused(denied.reason))?;
+    .map_err(Authorization::refusal)?;
     let claims = &verified.1;
     let snapshot = state
         .accounts
@@ -116,7 +106,7 @@ pub async fn check_presented(
         .await?;
     let decision = check_account(&state.policy, claims, snapshot.as_deref(), now);
     if !decision.allow {
-        return Err(refused(decision.reason));
+        return Err(decision.refusal());
     }
     Ok(verified)
 }

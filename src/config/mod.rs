@@ -46,6 +46,7 @@ pub struct Settings {
     pub status_lists: crate::status_list::settings::StatusListSettings,
     #[serde(default)]
     pub livekit: crate::adapters::livekit::LiveKitSettings,
+    pub jitsi: crate::adapters::jitsi::JitsiSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]

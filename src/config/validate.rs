@@ -34,6 +34,9 @@ impl Settings {
         self.livekit
             .validate()
             .map_err(|message| invalid("livekit", message))?;
+        self.jitsi
+            .validate()
+            .map_err(|message| invalid("jitsi.token_ttl_seconds", message))?;
         self.validate_policy()
     }
 

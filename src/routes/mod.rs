@@ -20,6 +20,7 @@ pub mod billing;
 pub mod evidence;
 pub mod exceptions;
 pub mod exchange;
+pub mod exchange_jitsi;
 pub mod health;
 pub mod json;
 pub mod me;
@@ -43,6 +44,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     webhooks::configure(cfg);
     status_lists::configure(cfg);
     exchange::configure(cfg);
+    exchange_jitsi::configure(cfg);
 }
 
 pub fn json_config(limit: usize) -> web::JsonConfig {

@@ -14,7 +14,7 @@ use crate::{
         role::Role,
     },
     error::{ApiError, ApiResult},
-    services::{keys, revocations},
+    services::{jitsi_keys, keys, revocations},
     state::AppState,
     tokens::{
         authorize::{check_account, check_token, Authorization, Presented},
@@ -67,7 +67,7 @@ pub struct IssueTokenResponse {
     responses(
         (status = 201, body = IssueTokenResponse),
         (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
-        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it) or `forbidden`"),
+        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination; empty when suspended) or `forbidden`"),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -132,6 +132,13 @@ pub struct AuthorizeResponse {
     /// When the token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// On every refusal (absent when allowed): what the person can do to be entitled, one per
+    /// policy alternative the account could still satisfy, cheapest first: `verify_phone`,
+    /// `subscribe`, `request_exception`, and `verify_email` only as part of a combination.
+    /// Empty when the account is suspended or the token itself is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>, example = json!(["verify_phone", "subscribe", "request_exception"]))]
+    pub required_actions: Option<Vec<&'static str>>,
 }
 
 impl From<Authorization> for AuthorizeResponse {
@@ -142,6 +149,7 @@ impl From<Authorization> for AuthorizeResponse {
             account_id: a.account_id,
             entitlements: a.entitlements,
             expires_at: a.expires_at,
+            required_actions: (!a.allow).then_some(a.required_actions),
         }
     }
 }
@@ -309,7 +317,8 @@ pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<H
 }
 
 /// Rotate: a new key is published now and signs after one JWKS max-age; the current key
-/// retires then and stays published until its last token has expired.
+/// retires then and stays published until its last token has expired. The Jitsi key (when
+/// Jitsi is in use) rotates with it, on the same schedule.
 #[utoipa::path(
     tag = "admin",
     responses(
@@ -336,6 +345,9 @@ pub async fn post_rotate_key(
     .await?;
     txn.commit().await?;
     keys::reload(state.db.conn(), &state.keys, &state.master_key)
+        .await
+        .map_err(ApiError::internal)?;
+    jitsi_keys::reload(state.db.conn(), &state.jitsi.keys, &state.master_key)
         .await
         .map_err(ApiError::internal)?;
     Ok(HttpResponse::Created().json(key_response(&key, now)))

@@ -99,6 +99,12 @@ pub enum AuditAction {
     ExceptionStatementsPurged,
     #[strum(serialize = "exception.submitted")]
     ExceptionSubmitted,
+    #[strum(serialize = "jitsi_key.created")]
+    JitsiKeyCreated,
+    #[strum(serialize = "jitsi_key.removed")]
+    JitsiKeyRemoved,
+    #[strum(serialize = "jitsi_key.rotated")]
+    JitsiKeyRotated,
     #[strum(serialize = "key.created")]
     KeyCreated,
     #[strum(serialize = "key.removed")]
@@ -151,6 +157,7 @@ pub enum AuditTarget {
     AuditLog,
     Client,
     Exception,
+    JitsiKey,
     SigningKey,
     Webhook,
 }

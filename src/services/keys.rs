@@ -157,19 +157,21 @@ async fn rotate_locked(
         ));
     }
     let activates_at = now + Duration::seconds(settings.jwks_max_age_seconds as i64);
+    // Tokens the old key signs until then live at most max_ttl (+ leeway at the verifier).
+    let removes_at = activates_at
+        + Duration::seconds((settings.max_ttl_seconds + settings.leeway_seconds) as i64);
     let new = insert_new(conn, master, settings.algorithm, now, activates_at).await?;
     let mut retiring = Vec::new();
     for old in keys.into_iter().filter(|k| k.retires_at.is_none()) {
         retiring.push(old.kid.clone());
         let mut active = old.into_active_model();
         active.retires_at = Set(Some(activates_at));
-        // Tokens it signs until then live at most max_ttl (+ leeway at the verifier).
-        active.removes_at = Set(Some(
-            activates_at
-                + Duration::seconds((settings.max_ttl_seconds + settings.leeway_seconds) as i64),
-        ));
+        active.removes_at = Set(Some(removes_at));
         active.update(conn).await?;
     }
+    // The Jitsi ring turns with the token keys; its tokens never outlive the Vouch token
+    // exchanged for them, so the same removal time holds.
+    super::jitsi_keys::rotate_alongside(conn, master, actor, now, activates_at, removes_at).await?;
     audit_key(
         conn,
         actor,
@@ -211,8 +213,8 @@ pub async fn rotate_if_due(
         .map(Some)
 }
 
-/// Erase the private half of keys past their removal time; the row keeps the kid, so it is
-/// never used again.
+/// Erase the private half of keys (token and Jitsi keys) past their removal time; the row keeps
+/// the kid, so it is never used again.
 pub async fn erase_removed(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
@@ -222,7 +224,8 @@ pub async fn erase_removed(
         .filter(signing_key::Column::PrivateKeySealed.ne(""))
         .all(conn)
         .await?;
-    let count = removed.len() as u64;
+    let mut count = removed.len() as u64;
+    count += super::jitsi_keys::erase_removed(conn, now).await?;
     for key in removed {
         let mut active = key.clone().into_active_model();
         active.private_key_sealed = Set(String::new());

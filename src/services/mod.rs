@@ -9,6 +9,7 @@ pub mod decisions;
 pub mod erasure;
 pub mod evidence;
 pub mod exceptions;
+pub mod jitsi_keys;
 pub mod keys;
 pub mod livekit;
 pub mod outbox;

@@ -7,12 +7,18 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{
+    actions::required_actions,
     keyring::KeyRing,
     live::{AccountSnapshot, RevocationSet},
     verify::{Reason, Verified, VerifiedTokens},
     Claims, ENTITLEMENT,
 };
-use crate::{config::TokenSettings, crypto::ct_eq, domain::policy::Policy};
+use crate::{
+    config::TokenSettings,
+    crypto::ct_eq,
+    domain::policy::Policy,
+    error::{ApiError, ErrorCode},
+};
 
 /// What a meeting server presents.
 #[derive(Debug, Clone, Copy)]
@@ -32,9 +38,32 @@ pub struct Authorization {
     pub entitlements: Option<Vec<String>>,
     /// When the token expires (when allowed).
     pub expires_at: Option<DateTime<Utc>>,
+    /// What the person can do about a refusal (`tokens::actions`); empty when allowed, when
+    /// the token itself is the problem, and when the account is suspended.
+    pub required_actions: Vec<&'static str>,
 }
 
 impl Authorization {
+    /// A refusal as the exchanges answer it: 403 with `code` = the reason, and
+    /// `required_actions`, what the person can do about it.
+    pub fn refusal(self) -> ApiError {
+        let code = match self.reason {
+            Reason::InvalidToken => ErrorCode::InvalidToken,
+            Reason::Expired => ErrorCode::Expired,
+            Reason::WrongAudience => ErrorCode::WrongAudience,
+            Reason::Revoked => ErrorCode::Revoked,
+            Reason::NotEntitled => ErrorCode::NotEntitled,
+            Reason::DeviceMismatch => ErrorCode::DeviceMismatch,
+            Reason::AccountSuspended => ErrorCode::AccountSuspended,
+            // Not a refusal; never asked for one.
+            Reason::Ok => ErrorCode::Forbidden,
+        };
+        let reason = self.reason.as_str();
+        ApiError::forbidden(code, format!("authorize refuses this token: {reason}"))
+            .with("reason", reason)
+            .with("required_actions", self.required_actions)
+    }
+
     fn deny(reason: Reason, account_id: Option<String>) -> Self {
         Authorization {
             allow: false,
@@ -42,6 +71,7 @@ impl Authorization {
             account_id,
             entitlements: None,
             expires_at: None,
+            required_actions: Vec::new(),
         }
     }
 }
@@ -94,7 +124,9 @@ pub fn check_account(
         .map(str::to_owned)
         .collect();
     if !granted.iter().any(|e| e == ENTITLEMENT) {
-        return deny(Reason::NotEntitled);
+        let mut denied = deny(Reason::NotEntitled);
+        denied.required_actions = required_actions(policy, account, now);
+        return denied;
     }
     Authorization {
         allow: true,
@@ -102,5 +134,6 @@ pub fn check_account(
         account_id: Some(claims.sub.clone()),
         entitlements: Some(granted),
         expires_at: DateTime::from_timestamp(claims.exp, 0),
+        required_actions: Vec::new(),
     }
 }

@@ -6,8 +6,8 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine as _};
 use chrono::{DateTime, Utc};
 
 use super::{
-    keyring::KeyRing, live::AccountSnapshot, token_evidence, valid_jkt, Claims, Confirmation,
-    TokenStatus, ENTITLEMENT,
+    actions::required_actions, keyring::KeyRing, live::AccountSnapshot, token_evidence, valid_jkt,
+    Claims, Confirmation, TokenStatus, ENTITLEMENT,
 };
 use crate::{
     config::TokenSettings,
@@ -78,7 +78,8 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issue a token for an account as it is now: `not_entitled` (with what is `missing`) unless
+/// Issue a token for an account as it is now: `not_entitled` (with what is `missing` and the
+/// `required_actions` that would supply it) unless
 /// the policy grants the E2EE entitlement, `no_signing_key` while no key is active.
 pub fn issue(
     settings: &TokenSettings,
@@ -90,7 +91,7 @@ pub fn issue(
     now: DateTime<Utc>,
 ) -> Result<Issued, ApiError> {
     let decisions = policy.evaluate(account.active, &account.facts, now);
-    let decision = entitled(policy, decisions.get(ENTITLEMENT))?;
+    let decision = entitled(policy, decisions.get(ENTITLEMENT), account, now)?;
     let key = ring.signer(now).ok_or_else(|| {
         ApiError::unavailable(
             ErrorCode::NoSigningKey,
@@ -128,8 +129,14 @@ pub fn issue(
     })
 }
 
-/// The E2EE decision, if it grants the entitlement.
-fn entitled<'a>(policy: &Policy, decision: Option<&'a Decision>) -> Result<&'a Decision, ApiError> {
+/// The E2EE decision, if it grants the entitlement; otherwise `not_entitled` with what is
+/// missing and what the person can do about it.
+fn entitled<'a>(
+    policy: &Policy,
+    decision: Option<&'a Decision>,
+    account: &AccountSnapshot,
+    now: DateTime<Utc>,
+) -> Result<&'a Decision, ApiError> {
     let decision =
         decision.ok_or_else(|| ApiError::internal("the policy defines no e2ee entitlement"))?;
     if !decision.granted {
@@ -140,7 +147,8 @@ fn entitled<'a>(policy: &Policy, decision: Option<&'a Decision>) -> Result<&'a D
                     "missing",
                     serde_json::to_value(&decision.missing).unwrap_or_default(),
                 )
-                .with("policy", policy.name.clone()),
+                .with("policy", policy.name.clone())
+                .with("required_actions", required_actions(policy, account, now)),
         );
     }
     Ok(decision)

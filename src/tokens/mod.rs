@@ -1,5 +1,7 @@
-//! E2EE entitlement tokens: keys and the JWKS, issuance, and the checks behind authorize.
+//! E2EE entitlement tokens: keys and the JWKS, issuance, the checks behind authorize, and
+//! the actions a refusal offers.
 
+pub mod actions;
 pub mod authorize;
 pub mod issue;
 pub mod keyring;

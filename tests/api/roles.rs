@@ -261,6 +261,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             vec![],
         ),
         (
+            Method::POST,
+            "/v1/exchange/jitsi",
+            "/v1/exchange/jitsi".into(),
+            json!({"token": "x", "room": "r"}),
+            vec![Meeting],
+        ),
+        (
             Method::GET,
             "/v1/status-lists/{id}",
             "/v1/status-lists/1".into(),
@@ -277,12 +284,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
     ]
 }
 
-const PUBLIC: [&str; 5] = [
+const PUBLIC: [&str; 6] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/.well-known/jwks.json",
     "/v1/webhooks/stripe",
+    "/v1/jitsi/asap/{kid_hash}",
 ];
 
 #[tokio::test]

@@ -16,6 +16,7 @@ mod m20261202_000001_webhooks;
 mod m20261202_000002_status_lists;
 mod m20261202_000003_decisions;
 mod m20261202_000004_livekit_admissions;
+mod m20261202_000005_jitsi_keys;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_status_lists::Migration),
             Box::new(m20261202_000003_decisions::Migration),
             Box::new(m20261202_000004_livekit_admissions::Migration),
+            Box::new(m20261202_000005_jitsi_keys::Migration),
         ]
     }
 }
