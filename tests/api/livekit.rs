@@ -384,7 +384,13 @@ async fn the_exchange_refuses_what_authorize_would_refuse() {
     let token = app.issue_token(&lapsing).await;
     app.clock.advance(chrono::Duration::seconds(21));
     let res = exchange(&app, json!({"token": token, "room": "standup"})).await;
-    assert_problem(res, 403, "not_entitled").await;
+    let body = assert_problem(res, 403, "not_entitled").await;
+    // The refusal says what the person can do, as issuance and authorize do.
+    assert_eq!(
+        body["required_actions"],
+        json!(["verify_phone", "subscribe", "request_exception"]),
+        "{body}"
+    );
     fake.assert_no_errors();
 }
 
