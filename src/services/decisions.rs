@@ -13,7 +13,7 @@
 use chrono::{DateTime, Utc};
 use entities::{evidence as evidence_row, instance_state, status_list_entry};
 use sea_orm::{
-    sea_query::{OnConflict, Query},
+    sea_query::{Expr, ExprTrait, OnConflict, Query},
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
 
@@ -258,10 +258,22 @@ pub async fn lapse_candidates(
     after_account: &str,
     limit: u64,
 ) -> Result<Vec<String>, DbErr> {
+    // Correlated on the entry's primary key: a lookup per expired row, not a scan of every
+    // account's entry each round.
     let entitled = Query::select()
-        .column(status_list_entry::Column::AccountId)
+        .expr(Expr::value(1))
         .from(status_list_entry::Entity)
-        .and_where(status_list_entry::Column::Value.eq(StatusValue::Entitled.as_u8() as i16))
+        .and_where(
+            Expr::col((
+                status_list_entry::Entity,
+                status_list_entry::Column::AccountId,
+            ))
+            .equals((evidence_row::Entity, evidence_row::Column::AccountId)),
+        )
+        .and_where(ExprTrait::eq(
+            Expr::col((status_list_entry::Entity, status_list_entry::Column::Value)),
+            StatusValue::Entitled.as_u8() as i16,
+        ))
         .to_owned();
     let mut q = evidence_row::Entity::find()
         .select_only()
@@ -269,7 +281,7 @@ pub async fn lapse_candidates(
         .distinct()
         .filter(evidence_row::Column::ExpiresAt.lte(until))
         .filter(evidence_row::Column::AccountId.gt(after_account))
-        .filter(evidence_row::Column::AccountId.in_subquery(entitled))
+        .filter(Expr::exists(entitled))
         .order_by_asc(evidence_row::Column::AccountId)
         .limit(limit);
     if let Some(after) = after {
