@@ -9,13 +9,16 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::json::Json;
 use crate::{
-    adapters::jitsi::{self, exchange, find_by_hash, not_configured, parse_name, parse_room},
+    adapters::{
+        check_presented,
+        jitsi::{self, exchange, find_by_hash, not_configured, parse_name, parse_room},
+    },
     auth::Caller,
     domain::role::Role,
     error::{ApiError, ApiResult, ErrorCode},
     services::jitsi_keys,
     state::AppState,
-    tokens::authorize::{check_account, check_token, Authorization, Presented},
+    tokens::{authorize::Presented, valid_jkt},
 };
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -53,7 +56,7 @@ pub struct JitsiExchangeResponse {
     request_body = JitsiExchangeRequest,
     responses(
         (status = 200, body = JitsiExchangeResponse),
-        (status = 400, description = "`invalid_room`, `invalid_name`"),
+        (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`"),
         (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)"),
         (status = 503, description = "`not_configured`: `jitsi.app_id` and `jitsi.domain` are not both set; `no_signing_key`"),
     ),
@@ -73,30 +76,23 @@ pub async fn post_exchange_jitsi(
     let body = body.into_inner();
     let room = parse_room(&body.room)?;
     let name = parse_name(body.name.as_deref())?;
+    if body
+        .device_jkt
+        .as_deref()
+        .is_some_and(|jkt| !valid_jkt(jkt))
+    {
+        return Err(ApiError::bad_request(
+            ErrorCode::InvalidDeviceJkt,
+            "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
+        ));
+    }
     let now = state.now();
-    let ring = state.keys.current();
     let presented = Presented {
         token: &body.token,
         device_jkt: body.device_jkt.as_deref(),
     };
-    let verified = check_token(
-        &state.verified_tokens,
-        &ring,
-        &state.revocations,
-        &state.settings.tokens,
-        presented,
-        now,
-    )
-    .map_err(Authorization::refusal)?;
+    let verified = check_presented(&state, presented, now).await?;
     let claims = &verified.1;
-    let snapshot = state
-        .accounts
-        .snapshot(state.db.conn(), &claims.sub)
-        .await?;
-    let decision = check_account(&state.policy, claims, snapshot.as_deref(), now);
-    if !decision.allow {
-        return Err(decision.refusal());
-    }
     let exchanged = exchange(
         settings,
         &state.jitsi.keys.current(),

@@ -194,6 +194,17 @@ async fn refusals_carry_the_authorize_reason_and_what_to_do() {
         )
         .await;
     }
+    // A device key thumbprint that cannot be one is refused as issuance refuses it.
+    assert_problem(
+        exchange(
+            &app,
+            &json!({"token": token, "room": "r", "device_jkt": "short"}),
+        )
+        .await,
+        400,
+        "invalid_device_jkt",
+    )
+    .await;
     // Not ours.
     let body = assert_problem(
         exchange(&app, &json!({"token": "not.a.token", "room": "r"})).await,
