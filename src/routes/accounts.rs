@@ -173,7 +173,7 @@ fn display_name(s: &str) -> Result<Option<String>, ApiError> {
     responses(
         (status = 201, body = AccountResponse),
         (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`"),
-        (status = 409, description = "`account_exists`: the external_id is taken"),
+        (status = 409, description = "`account_exists`: the external_id is taken; the problem's `id` names the existing account"),
     ),
     security(("api_key" = []))
 )]

@@ -45,6 +45,9 @@ pub enum WebhookOutcome {
     Ignored,
     /// This event id was received before; nothing was done.
     Duplicate,
+    /// Stored, but the subscription already reflects a newer event (Stripe delivered it out
+    /// of order) and it changed nothing.
+    Stale,
 }
 
 impl From<Outcome> for WebhookOutcome {
@@ -54,6 +57,7 @@ impl From<Outcome> for WebhookOutcome {
             Outcome::Pending => WebhookOutcome::Pending,
             Outcome::Ignored => WebhookOutcome::Ignored,
             Outcome::Duplicate => WebhookOutcome::Duplicate,
+            Outcome::Stale => WebhookOutcome::Stale,
         }
     }
 }
@@ -175,7 +179,7 @@ fn log_receipt(event: &Event, outcome: Outcome) {
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256>[,v1=...]`")),
     request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json"),
     responses(
-        (status = 200, description = "Received: applied, pending a customer link, ignored, or a duplicate", body = WebhookResponse),
+        (status = 200, description = "Received: applied, pending a customer link, ignored, a duplicate, or stale (older than the state it found, so it changed nothing)", body = WebhookResponse),
         (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed"),
         (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`"),
         (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later"),

@@ -144,11 +144,10 @@ pub async fn create(
             "an account with this external_id already exists",
         )
     };
-    if find_by_external_id(conn, &model.external_id)
-        .await?
-        .is_some()
-    {
-        return Err(exists());
+    // The existing account's id, so the caller can carry on with it. Write transactions run
+    // one at a time, so this read sees any account a concurrent request created.
+    if let Some(existing) = find_by_external_id(conn, &model.external_id).await? {
+        return Err(exists().with("id", existing.id));
     }
     match account::Entity::insert(model.clone().into_active_model().reset_all())
         .exec_without_returning(conn)

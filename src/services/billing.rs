@@ -52,6 +52,9 @@ pub enum Outcome {
     Ignored,
     /// Seen before: nothing done.
     Duplicate,
+    /// Stored, but older than an event the subscription's state already reflects, and it
+    /// changed nothing (an out-of-order delivery: a newer state is never overridden).
+    Stale,
 }
 
 impl Outcome {
@@ -101,10 +104,10 @@ pub async fn receive(
         return Ok(receipt(Outcome::Ignored, Vec::new()));
     };
     let applied = apply_subscription(conn, &subject.subscription_id, past_due_grace, now).await?;
-    let outcome = if applied.account_id.is_some() {
-        Outcome::Applied
-    } else {
-        Outcome::Pending
+    let outcome = match &applied.account_id {
+        None => Outcome::Pending,
+        Some(_) if stale(&applied, &event.id) => Outcome::Stale,
+        Some(_) => Outcome::Applied,
     };
     Ok(receipt(outcome, applied.changed_accounts))
 }
@@ -165,6 +168,18 @@ async fn store_event(
 struct Applied {
     account_id: Option<String>,
     changed_accounts: Vec<String>,
+    /// The newest event the subscription's state reflects (`None`: no state yet).
+    newest_event: Option<String>,
+}
+
+/// Whether the event `event_id`, just applied, came too late to matter: the state already
+/// reflects a newer event, and no account's evidence changed.
+fn stale(applied: &Applied, event_id: &str) -> bool {
+    applied.changed_accounts.is_empty()
+        && applied
+            .newest_event
+            .as_deref()
+            .is_some_and(|newest| newest != event_id)
 }
 
 /// The account a subscription belongs to: the newest `metadata.vouch_account_id` naming an
@@ -247,6 +262,7 @@ async fn apply_subscription(
     Ok(Applied {
         account_id,
         changed_accounts,
+        newest_event: state.map(|s| s.event_id),
     })
 }
 

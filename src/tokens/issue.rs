@@ -78,9 +78,10 @@ pub struct Issued {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Issue a token for an account as it is now: `not_entitled` (with what is `missing` and the
-/// `required_actions` that would supply it) unless
-/// the policy grants the E2EE entitlement, `no_signing_key` while no key is active.
+/// Issue a token for an account as it is now: `account_suspended` (with no `required_actions`)
+/// for a suspended account, `not_entitled` (with what is `missing` and the `required_actions`
+/// that would supply it) unless the policy grants the E2EE entitlement, `no_signing_key` while
+/// no key is active.
 pub fn issue(
     settings: &TokenSettings,
     policy: &Policy,
@@ -90,6 +91,14 @@ pub fn issue(
     request: TokenRequest,
     now: DateTime<Utc>,
 ) -> Result<Issued, ApiError> {
+    if !account.active {
+        // Not `not_entitled`: no evidence would help while the account is suspended.
+        return Err(ApiError::forbidden(
+            ErrorCode::AccountSuspended,
+            "the account is suspended; it gets no tokens until it is reactivated",
+        )
+        .with("required_actions", Vec::<&str>::new()));
+    }
     let decisions = policy.evaluate(account.active, &account.facts, now);
     let decision = entitled(policy, decisions.get(ENTITLEMENT), account, now)?;
     let key = ring.signer(now).ok_or_else(|| {

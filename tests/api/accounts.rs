@@ -58,7 +58,7 @@ async fn create_get_and_look_up_an_account() {
 #[tokio::test]
 async fn duplicate_external_ids_conflict_even_when_concurrent() {
     let app = spawn_app().await;
-    app.create_account("dup").await;
+    let existing = app.create_account("dup").await;
     let res = app
         .post(
             "/v1/accounts",
@@ -66,22 +66,31 @@ async fn duplicate_external_ids_conflict_even_when_concurrent() {
             &json!({"external_id": "dup"}),
         )
         .await;
-    assert_problem(res, 409, "account_exists").await;
+    // The conflict names the account that holds the external_id, so the caller can use it.
+    let problem = assert_problem(res, 409, "account_exists").await;
+    assert_eq!(problem["id"], existing["id"], "{problem}");
 
     let body = json!({"external_id": "race"});
     let results = futures_util::future::join_all(
         (0..8).map(|_| app.post("/v1/accounts", &app.backend_key, &body)),
     )
     .await;
-    let created = results
-        .iter()
-        .filter(|r| r.status() == StatusCode::CREATED)
-        .count();
-    let conflicts = results
-        .iter()
-        .filter(|r| r.status() == StatusCode::CONFLICT)
-        .count();
-    assert_eq!((created, conflicts), (1, 7));
+    let mut created = Vec::new();
+    let mut conflicts = Vec::new();
+    for res in results {
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        match status {
+            StatusCode::CREATED => created.push(body["id"].clone()),
+            StatusCode::CONFLICT => conflicts.push(body["id"].clone()),
+            other => panic!("{other}: {body}"),
+        }
+    }
+    assert_eq!((created.len(), conflicts.len()), (1, 7));
+    assert!(
+        conflicts.iter().all(|id| *id == created[0]),
+        "{conflicts:?}"
+    );
 }
 
 #[tokio::test]

@@ -8,6 +8,10 @@ use vouch::domain::evidence::{EvidenceKind::*, EvidenceStatus::*};
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
 
 async fn refused_issuance(app: &TestApp, id: &str) -> Value {
+    refused_issuance_as(app, id, "not_entitled").await
+}
+
+async fn refused_issuance_as(app: &TestApp, id: &str, code: &str) -> Value {
     assert_problem(
         app.post(
             &format!("/v1/accounts/{id}/tokens"),
@@ -16,7 +20,7 @@ async fn refused_issuance(app: &TestApp, id: &str) -> Value {
         )
         .await,
         403,
-        "not_entitled",
+        code,
     )
     .await
 }
@@ -58,7 +62,7 @@ async fn a_suspended_account_has_nothing_to_do() {
         &json!({"status": "suspended"}),
     )
     .await;
-    let body = refused_issuance(&app, &id).await;
+    let body = refused_issuance_as(&app, &id, "account_suspended").await;
     assert_eq!(body["required_actions"], json!([]));
     let decision = app.authorize(&token, None).await;
     assert_eq!(decision["reason"], "account_suspended");

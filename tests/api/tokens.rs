@@ -336,13 +336,16 @@ async fn accounts_without_a_basis_get_no_token() {
         &json!({"status": "suspended"}),
     )
     .await;
+    // Suspended: no evidence would help, so not `not_entitled` with a `missing` list.
     let problem = assert_problem(
         app.post(&path, &app.backend_key, &json!({})).await,
         403,
-        "not_entitled",
+        "account_suspended",
     )
     .await;
     assert!(problem["detail"].as_str().unwrap().contains("suspended"));
+    assert_eq!(problem["required_actions"], json!([]));
+    assert!(problem.get("missing").is_none(), "{problem}");
 
     assert_problem(
         app.post(

@@ -142,8 +142,14 @@ async fn out_of_order_events_never_override_a_newer_state() {
         t - 100,
         sub.object("canceled", period_end),
     );
-    for payload in [&deleted, &updated, &created] {
-        assert_eq!(deliver(&app, payload).await, "applied");
+    // The newest is applied; the older ones find it applied already and change nothing:
+    // `stale`, as the response says.
+    for (payload, outcome) in [
+        (&deleted, "applied"),
+        (&updated, "stale"),
+        (&created, "stale"),
+    ] {
+        assert_eq!(deliver(&app, payload).await, outcome);
         assert!(!granted(&app, &acc).await);
         assert!(payment_evidence(&app, &acc)
             .await
@@ -183,13 +189,15 @@ async fn out_of_order_events_never_override_a_newer_state() {
     assert_eq!(deliver(&app, &renewed).await, "applied");
     let before = payment_evidence(&app, &acc).await;
     assert_eq!(before[0]["verified_at"], rfc3339(t - 200));
-    // The older past_due arrives after the newer active: no effect.
-    assert_eq!(deliver(&app, &past_due).await, "applied");
+    // The older past_due arrives after the newer active: no effect, and the answer says so.
+    assert_eq!(deliver(&app, &past_due).await, "stale");
     assert_eq!(payment_evidence(&app, &acc).await, before);
     assert!(granted(&app, &acc).await);
     assert_eq!(deliver(&app, &deleted).await, "applied");
     assert!(!granted(&app, &acc).await);
-    // An update older than the cancellation arrives last: still canceled.
+    // An update older than the cancellation arrives last: still canceled. Not `stale`: it
+    // moves the last time the subscription was seen paid (the lapsed evidence's
+    // `verified_at`), so it did change something.
     assert_eq!(deliver(&app, &stale_active).await, "applied");
     assert!(!granted(&app, &acc).await);
     let evidence = payment_evidence(&app, &acc).await;
@@ -211,7 +219,7 @@ async fn out_of_order_events_never_override_a_newer_state() {
         sub.object("active", period_end),
     );
     assert_eq!(deliver(&app, &updated).await, "applied");
-    assert_eq!(deliver(&app, &created).await, "applied");
+    assert_eq!(deliver(&app, &created).await, "stale");
     assert!(granted(&app, &acc).await);
 }
 
