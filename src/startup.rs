@@ -141,7 +141,11 @@ impl Application {
         }
 
         let listener = TcpListener::bind(&state.settings.listen)?;
-        let port = listener.local_addr()?.port();
+        let bound = listener.local_addr()?;
+        for warning in crate::config::startup_warnings(&state.settings, bound) {
+            tracing::warn!("{warning}");
+        }
+        let port = bound.port();
         let server = serve(listener, state.clone())?;
         tracing::info!(port, "listening");
         Ok(Application {

@@ -10,6 +10,9 @@ use serde::Deserialize;
 use crate::domain::policy::{Policy, PolicyError};
 
 mod validate;
+mod warnings;
+
+pub use warnings::{startup_warnings, DEFAULT_ISSUER};
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");

@@ -9,7 +9,7 @@ use lettre::{
 };
 use secrecy::ExposeSecret;
 
-use super::{email_bodies, log_line, DeliveryError, Outgoing};
+use super::{email_bodies, log_line, DeliveryError, Outgoing, Sent};
 use crate::config::{ConfigError, Settings};
 
 pub enum EmailTransport {
@@ -54,7 +54,7 @@ impl EmailTransport {
         })
     }
 
-    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Option<String>, DeliveryError> {
+    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Sent, DeliveryError> {
         match self {
             EmailTransport::Log { dev_codes } => {
                 tracing::info!(
@@ -65,7 +65,7 @@ impl EmailTransport {
                         dev_codes.then_some(message.code)
                     )
                 );
-                Ok(None)
+                Ok(Sent::Logged)
             }
             EmailTransport::Smtp {
                 transport,
@@ -84,7 +84,7 @@ impl EmailTransport {
                     .multipart(MultiPart::alternative_plain_html(text, html))
                     .map_err(|e| DeliveryError::Permanent(format!("message: {e}")))?;
                 transport.send(email).await.map_err(classify)?;
-                Ok(None)
+                Ok(Sent::Delivered(None))
             }
         }
     }

@@ -31,6 +31,17 @@ pub struct Outgoing<'a> {
     pub minutes: i64,
 }
 
+/// What became of a message that did not fail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sent {
+    /// Handed to the provider (SMTP server or SMS API), with the provider's id when it gives
+    /// one.
+    Delivered(Option<String>),
+    /// No provider is configured: a log transport wrote a line instead, and nobody received
+    /// anything.
+    Logged,
+}
+
 /// Why a delivery failed. The reason is short and never holds provider text, which may echo
 /// the recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,16 +77,23 @@ pub fn sms_body(code: &Code, minutes: i64) -> String {
     render(SMS_TEMPLATE.trim_end(), code, minutes)
 }
 
-/// The line a log transport writes: masked recipient; the code only in development mode.
+/// The line a log transport writes: masked recipient; the code only in development mode, and
+/// then the line says which setting put it there, so a reader knows why a code is in the log.
 pub fn log_line(channel: Channel, masked: &str, code: Option<&Code>) -> String {
+    let setting = match channel {
+        Channel::Email => "email.smtp_url",
+        Channel::Sms => "sms.twilio_base_url",
+    };
     match code {
         Some(code) => format!(
-            "{} code for {masked}: {} (delivery.dev_log_codes is on: never in production)",
+            "{} code for {masked}: {} (not sent: {setting} is unset; the code is logged because \
+             delivery.dev_log_codes = true, for development only)",
             channel.as_str(),
             code.expose()
         ),
         None => format!(
-            "{} code for {masked} not sent: no provider configured (log transport)",
+            "{} code for {masked} not sent: {setting} is unset (log transport; \
+             delivery.dev_log_codes = true would log the code, for development only)",
             channel.as_str()
         ),
     }
@@ -109,8 +127,9 @@ impl Delivery {
         self.notify.clone()
     }
 
-    /// Send one message; `Ok` carries the provider's id for it, when it gives one.
-    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Option<String>, DeliveryError> {
+    /// Send one message: delivered to a provider (with its id for it, when it gives one), or
+    /// only logged when none is configured.
+    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Sent, DeliveryError> {
         // The transports have their own timeouts; this bounds anything they miss.
         let attempt = async {
             match message.channel {
@@ -155,7 +174,11 @@ mod tests {
             line.contains("+1******2671") && !line.contains("042517"),
             "{line}"
         );
+        assert!(line.contains("sms.twilio_base_url is unset"), "{line}");
         let dev = log_line(Channel::Email, "a***@example.org", Some(&code));
         assert!(dev.contains("042517"), "{dev}");
+        // Why the code is there, by the setting's name.
+        assert!(dev.contains("delivery.dev_log_codes = true"), "{dev}");
+        assert!(dev.contains("email.smtp_url is unset"), "{dev}");
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{log_line, sms_body, DeliveryError, Outgoing};
+use super::{log_line, sms_body, DeliveryError, Outgoing, Sent};
 use crate::config::{ConfigError, Settings};
 
 pub enum SmsTransport {
@@ -69,7 +69,7 @@ impl SmsTransport {
         })
     }
 
-    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Option<String>, DeliveryError> {
+    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Sent, DeliveryError> {
         match self {
             SmsTransport::Log { dev_codes } => {
                 tracing::info!(
@@ -80,7 +80,7 @@ impl SmsTransport {
                         dev_codes.then_some(message.code)
                     )
                 );
-                Ok(None)
+                Ok(Sent::Logged)
             }
             SmsTransport::Twilio {
                 client,
@@ -117,7 +117,7 @@ impl SmsTransport {
                 // the numeric code is kept (the message echoes the number).
                 let body: serde_json::Value = res.json().await.unwrap_or_default();
                 if status.is_success() {
-                    return Ok(body["sid"].as_str().map(str::to_owned));
+                    return Ok(Sent::Delivered(body["sid"].as_str().map(str::to_owned)));
                 }
                 let reason = match body["code"].as_u64() {
                     Some(code) => format!("sms http {} (provider code {code})", status.as_u16()),

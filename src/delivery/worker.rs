@@ -14,7 +14,7 @@ use entities::outbox_message;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use super::{DeliveryError, Outgoing};
+use super::{DeliveryError, Outgoing, Sent};
 use crate::{
     config::DeliverySettings,
     crypto::random_bytes,
@@ -200,9 +200,12 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
     async {
         let txn = state.db.begin_write().await?;
         let recorded = match &result {
-            Ok(provider_ref) => {
+            Ok(Sent::Delivered(provider_ref)) => {
                 tracing::info!("verification message delivered");
-                outbox::mark_delivered(&*txn, &message, provider_ref.clone(), now).await?
+                outbox::mark_delivered(&*txn, &message, provider_ref.clone(), false, now).await?
+            }
+            Ok(Sent::Logged) => {
+                outbox::mark_delivered(&*txn, &message, None, true, now).await?
             }
             Err(DeliveryError::Retryable(reason))
                 if message.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX) =>

@@ -79,8 +79,9 @@ pub struct VerificationResponse {
     pub attempts_remaining: u32,
     pub created_at: DateTime<Utc>,
     pub approved_at: Option<DateTime<Utc>>,
-    /// The message's state: `pending`, `sending`, `delivered`, `failed`, `canceled` or
-    /// `expired`.
+    /// The message's state: `pending`, `sending`, `delivered` (handed to the SMTP server or
+    /// SMS provider), `logged` (no provider is configured: only written to the log, nobody
+    /// received it), `failed`, `canceled` or `expired`.
     #[schema(example = "delivered")]
     pub delivery_status: Option<String>,
 }

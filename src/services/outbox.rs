@@ -2,7 +2,7 @@
 //! verification, claimed by a worker (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances
 //! never claim the same row; SQLite has a single writer), and their outcome recorded. The
 //! recipient and the code are sealed under the master key and erased once the message is
-//! delivered or given up.
+//! delivered (or logged, without a provider) or given up.
 
 use chrono::{DateTime, Utc};
 use entities::{outbox_message, verification};
@@ -26,6 +26,8 @@ pub enum MessageStatus {
     Pending,
     Sending,
     Delivered,
+    /// No provider is configured: a log transport wrote a line instead; nobody received it.
+    Logged,
     Failed,
     Canceled,
     Expired,
@@ -186,18 +188,22 @@ fn erase(
     )
 }
 
-/// Delivered: the payload (recipient and code) is erased.
+/// Done: handed to the provider (`provider_ref`: its id for the message, if any), or only
+/// logged (`logged`: no provider is configured). The payload (recipient and code) is erased.
 pub async fn mark_delivered(
     conn: &impl ConnectionTrait,
     claimed: &outbox_message::Model,
     provider_ref: Option<String>,
+    logged: bool,
     now: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
+    let status = if logged {
+        MessageStatus::Logged
+    } else {
+        MessageStatus::Delivered
+    };
     let update = erase(outbox_message::Entity::update_many())
-        .col_expr(
-            outbox_message::Column::Status,
-            Expr::value(MessageStatus::Delivered),
-        )
+        .col_expr(outbox_message::Column::Status, Expr::value(status))
         .col_expr(outbox_message::Column::DeliveredAt, Expr::value(now))
         .col_expr(
             outbox_message::Column::ProviderRef,

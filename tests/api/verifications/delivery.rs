@@ -203,7 +203,7 @@ async fn messages_for_expired_or_replaced_codes_are_dropped_unsent() {
 }
 
 #[tokio::test]
-async fn without_providers_the_log_transports_deliver_nothing_but_record_delivery() {
+async fn without_providers_the_log_transports_deliver_nothing_and_say_so() {
     let app = spawn_app_with(|_| {}).await;
     let account = app.account("user-log").await;
     let res = app
@@ -218,11 +218,22 @@ async fn without_providers_the_log_transports_deliver_nothing_but_record_deliver
         .as_str()
         .unwrap()
         .to_owned();
+    // Logged, not `delivered`: nobody received a code.
     let row = eventually("the log transport", Duration::from_secs(15), || async {
-        outbox(&app, &vid).await.filter(|m| m.status == "delivered")
+        outbox(&app, &vid)
+            .await
+            .filter(|m| m.status != "pending" && m.status != "sending")
     })
     .await;
+    assert_eq!(row.status, "logged");
     assert_eq!(row.payload_sealed, None);
+    let body: Value = app
+        .get(&format!("/v1/verifications/{vid}"), &app.backend_key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["delivery_status"], "logged", "{body}");
 }
 
 /// Two instances share a PostgreSQL database (SQLite serves one instance): their workers
