@@ -1,6 +1,7 @@
-//! Work an instance does on its own: mirror revocations (every 250 ms, by `seq`), reload keys
-//! (token and Jitsi keys) written by other instances, rotate keys when due, erase removed keys,
-//! forget expired revocations, record expired exceptions and purge their sealed text when due.
+//! Work an instance does on its own: mirror revocations, single and account-wide (every 250 ms,
+//! by `seq`), reload keys (token and Jitsi keys) written by other instances, rotate keys when
+//! due, erase removed keys, forget expired revocations, record expired exceptions and purge
+//! their sealed text when due.
 
 use std::{
     sync::{Arc, Weak},
@@ -25,9 +26,15 @@ const MAINTENANCE: Duration = Duration::from_secs(5);
 const REVOCATION_PAGE: u64 = 10_000;
 
 /// Bring the in-memory revocation set up to date with the database: every row above the
-/// cursor, page by page, the cursor moving only to a `seq` that was read.
+/// cursor, page by page, the cursor moving only to a `seq` that was read; single revocations,
+/// then account-wide ones.
 pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
     let now = state.now();
+    poll_token_revocations(state, now).await?;
+    poll_account_revocations(state, now).await
+}
+
+async fn poll_token_revocations(state: &AppState, now: DateTime<Utc>) -> Result<(), ApiError> {
     loop {
         let rows = revocations::after(
             state.db.conn(),
@@ -45,6 +52,33 @@ pub async fn poll_revocations(state: &AppState) -> Result<(), ApiError> {
         }
         if let Some(seq) = last {
             state.revocations.advance(seq);
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+async fn poll_account_revocations(state: &AppState, now: DateTime<Utc>) -> Result<(), ApiError> {
+    loop {
+        let rows = revocations::accounts_after(
+            state.db.conn(),
+            state.revocations.account_cursor(),
+            now,
+            REVOCATION_PAGE,
+        )
+        .await?;
+        let full = rows.len() as u64 == REVOCATION_PAGE;
+        let last = rows.last().map(|row| row.seq);
+        for row in rows {
+            state.revocations.insert_account(
+                row.account_id,
+                row.revoked_before.timestamp(),
+                row.expires_at.timestamp(),
+            );
+        }
+        if let Some(seq) = last {
+            state.revocations.advance_accounts(seq);
         }
         if !full {
             return Ok(());

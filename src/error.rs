@@ -80,6 +80,9 @@ pub enum ErrorCode {
     InvalidQuery,
     InvalidReason,
     InvalidReference,
+    /// A request RFC 6749 §5.2 would call `invalid_request`: a required parameter is missing
+    /// or empty, or one is repeated (e.g. `token` at `/v1/tokens/revoke`).
+    InvalidRequest,
     InvalidRoom,
     InvalidSignature,
     InvalidStatement,
@@ -151,6 +154,7 @@ impl ErrorCode {
             | InvalidQuery
             | InvalidReason
             | InvalidReference
+            | InvalidRequest
             | InvalidRoom
             | InvalidSignature
             | InvalidStatement

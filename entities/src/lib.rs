@@ -1,6 +1,7 @@
 //! sea-orm entities for Vouch: one module per table, singular names.
 
 pub mod account;
+pub mod account_revocation;
 pub mod api_client;
 pub mod audit_log;
 pub mod billing_customer;

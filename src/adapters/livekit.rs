@@ -265,7 +265,7 @@ pub async fn exchange(state: &AppState, request: Exchange<'_>) -> Result<Issued,
     // that committed before it (and so is refused here) and before any that commits after it
     // (and so finds the admission to remove).
     let txn: WriteTxn = state.db.begin_write().await?;
-    if let Some(reason) = store::refusal(&*txn, &identity, &claims.jti).await? {
+    if let Some(reason) = store::refusal(&*txn, &identity, &claims.jti, claims.iat).await? {
         return Err(refused(reason));
     }
     store::admit(

@@ -22,13 +22,14 @@ use crate::config::ConfigError;
 use settings::WebhookSettings;
 
 /// Every event type, as endpoints filter on them.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "entitlement.granted",
     "entitlement.revoked",
     "account.suspended",
     "account.reactivated",
     "account.erased",
     "token.revoked",
+    "tokens.revoked",
     "ping",
 ];
 
@@ -83,6 +84,12 @@ pub enum Event {
         jti: String,
         expires_at: DateTime<Utc>,
     },
+    /// Every token of the account issued before `revoked_before` is revoked (an account-wide
+    /// revocation: no single `jti`). Tokens issued from then on are not affected.
+    TokensRevoked {
+        account_id: String,
+        revoked_before: DateTime<Utc>,
+    },
     Ping,
 }
 
@@ -99,6 +106,7 @@ impl Event {
             Event::AccountReactivated { .. } => "account.reactivated",
             Event::AccountErased { .. } => "account.erased",
             Event::TokenRevoked { .. } => "token.revoked",
+            Event::TokensRevoked { .. } => "tokens.revoked",
             Event::Ping => "ping",
         }
     }
@@ -136,6 +144,13 @@ impl Event {
                 "account_id": account_id,
                 "jti": jti,
                 "expires_at": rfc3339(*expires_at),
+            }),
+            Event::TokensRevoked {
+                account_id,
+                revoked_before,
+            } => json!({
+                "account_id": account_id,
+                "revoked_before": rfc3339(*revoked_before),
             }),
             Event::Ping => json!({}),
         }
@@ -260,10 +275,19 @@ mod tests {
             expires_at: at,
         };
         assert_eq!(token.data()["expires_at"], "2026-12-02T10:05:00.000Z");
+        let all = Event::TokensRevoked {
+            account_id: "acc_1".into(),
+            revoked_before: at,
+        };
+        assert_eq!(
+            all.data(),
+            json!({"account_id": "acc_1", "revoked_before": "2026-12-02T10:05:00.000Z"})
+        );
         for e in [
             revoked,
             Event::Ping,
             token,
+            all,
             Event::AccountErased {
                 account_id: "a".into(),
             },

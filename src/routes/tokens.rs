@@ -1,8 +1,17 @@
-//! Tokens: issuance, the meeting-server authorize check, revocation, the JWKS, key rotation.
+//! Tokens: issuance, the meeting-server authorize check, revocation (one token, or every token
+//! of an account), the JWKS, key rotation.
 
 use super::json::Json;
-use actix_web::{get, post, web, HttpResponse};
+use actix_web::mime;
+use actix_web::{
+    dev::{Payload, UrlEncoded},
+    error::UrlencodedError,
+    get,
+    http::StatusCode,
+    post, web, FromRequest, HttpMessage, HttpRequest, HttpResponse,
+};
 use chrono::{DateTime, Utc};
+use futures_util::future::LocalBoxFuture;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -13,7 +22,7 @@ use crate::{
         account::{AccountId, UnknownAccount},
         role::Role,
     },
-    error::{ApiError, ApiResult},
+    error::{problem_for_status, ApiError, ApiResult, ErrorCode},
     services::{jitsi_keys, keys, revocations},
     state::AppState,
     tokens::{
@@ -30,6 +39,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(post_token)
         .service(post_authorize)
         .service(post_revoke)
+        .service(post_revoke_account_tokens)
         .service(get_jwks)
         .service(get_keys)
         .service(post_rotate_key);
@@ -67,7 +77,7 @@ pub struct IssueTokenResponse {
     responses(
         (status = 201, body = IssueTokenResponse),
         (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
-        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination; empty when suspended) or `forbidden`"),
+        (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination), `account_suspended` (with `required_actions` empty) or `forbidden`"),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -199,29 +209,159 @@ pub async fn post_authorize(
     Ok(HttpResponse::Ok().json(AuthorizeResponse::from(decision)))
 }
 
+/// `POST /v1/tokens/revoke`, as JSON or as the form RFC 7009 §2.1 describes.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
+    /// The token to revoke (required, not empty).
+    #[serde(default)]
+    #[schema(required = true, min_length = 1)]
     pub token: String,
     /// Accepted for RFC 7009 compatibility; ignored.
     pub token_type_hint: Option<String>,
 }
 
+/// The parameters RFC 7009 §2.1 defines; a form's other parameters (say a `client_id` an
+/// OAuth library adds) are ignored, as RFC 6749 §3.2 asks.
+const REVOKE_PARAMS: [&str; 2] = ["token", "token_type_hint"];
+
+/// A revocation request's token, from a JSON body (`application/json`) or a form body
+/// (`application/x-www-form-urlencoded`, as OAuth libraries send it). Any other content type is
+/// a 415; a missing or empty `token`, or a parameter sent twice, an `invalid_request`.
+pub struct Revocation {
+    token: String,
+}
+
+fn invalid_request(detail: &str) -> ApiError {
+    // `error` as RFC 6749 §5.2 names it, for OAuth clients that read that member.
+    ApiError::bad_request(ErrorCode::InvalidRequest, detail).with("error", "invalid_request")
+}
+
+fn required_token(token: Option<String>) -> Result<String, ApiError> {
+    match token {
+        // RFC 6749 §3.1: a parameter sent without a value is treated as omitted.
+        Some(token) if !token.is_empty() => Ok(token),
+        _ => Err(invalid_request("`token` is required (RFC 7009 §2.1)")),
+    }
+}
+
+/// The token of a form body; its values are never echoed (they are tokens).
+fn form_token(pairs: Vec<(String, String)>) -> Result<String, ApiError> {
+    let mut token = None;
+    for name in REVOKE_PARAMS {
+        let mut values = pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(invalid_request(&format!(
+                "`{name}` is sent more than once (RFC 6749 §3.2)"
+            )));
+        }
+        if name == "token" {
+            token = first.cloned();
+        }
+    }
+    required_token(token)
+}
+
+fn form_error(err: UrlencodedError) -> ApiError {
+    match err {
+        UrlencodedError::Overflow { limit, .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {limit} bytes"),
+        ),
+        UrlencodedError::ContentType => unsupported_media_type(),
+        UrlencodedError::Payload(e) => {
+            use actix_web::ResponseError as _;
+            match e.status_code() {
+                status if status.is_client_error() => problem_for_status(status),
+                _ => ApiError::bad_request(
+                    ErrorCode::BadRequest,
+                    "the request body could not be read",
+                ),
+            }
+        }
+        UrlencodedError::UnknownLength => problem_for_status(StatusCode::LENGTH_REQUIRED),
+        _ => ApiError::bad_request(
+            ErrorCode::InvalidBody,
+            "the form body could not be read (application/x-www-form-urlencoded, UTF-8)",
+        ),
+    }
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ErrorCode::UnsupportedMediaType,
+        "the request body must be sent as Content-Type: application/json or \
+         application/x-www-form-urlencoded",
+    )
+}
+
+impl FromRequest for Revocation {
+    type Error = actix_web::Error;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mime = req.mime_type().ok().flatten();
+        let is = |sub: mime::Name| {
+            mime.as_ref()
+                .is_some_and(|m| m.type_() == mime::APPLICATION && m.subtype() == sub)
+        };
+        let json = is(mime::JSON)
+            || mime
+                .as_ref()
+                .is_some_and(|m| m.suffix() == Some(mime::JSON));
+        if json {
+            let body = Json::<RevokeRequest>::from_request(req, payload);
+            return Box::pin(async move {
+                let body = body.await?.into_inner();
+                Ok(Revocation {
+                    token: required_token(Some(body.token))?,
+                })
+            });
+        }
+        if is(mime::WWW_FORM_URLENCODED) {
+            let limit = req
+                .app_data::<web::Data<AppState>>()
+                .map_or(16_384, |state| state.settings.http.max_body_bytes);
+            let form = UrlEncoded::<Vec<(String, String)>>::new(req, payload).limit(limit);
+            return Box::pin(async move {
+                let pairs = form.await.map_err(form_error)?;
+                Ok(Revocation {
+                    token: form_token(pairs)?,
+                })
+            });
+        }
+        Box::pin(async { Err(unsupported_media_type().into()) })
+    }
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct RevokeResponse {}
 
-/// Revoke a token (RFC 7009): 200 whether or not the token was valid or known.
+/// Revoke a token (RFC 7009): 200 whether or not the token was valid or known. The body is
+/// JSON or, as RFC 7009 §2.1 has OAuth clients send it, a form
+/// (`application/x-www-form-urlencoded`; parameters other than `token` and `token_type_hint`
+/// are ignored).
 #[utoipa::path(
     tag = "tokens",
-    request_body = RevokeRequest,
-    responses((status = 200, body = RevokeResponse)),
+    request_body(content(
+        (RevokeRequest = "application/json"),
+        (RevokeRequest = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, body = RevokeResponse),
+        (status = 400, description = "`invalid_request` (with `\"error\": \"invalid_request\"` as RFC 6749 §5.2 has it): `token` missing or empty, or a parameter sent twice; `invalid_body`, `malformed_json`: a body that cannot be read"),
+        (status = 415, description = "`unsupported_media_type`: neither JSON nor a form"),
+    ),
     security(("api_key" = []))
 )]
 #[post("/v1/tokens/revoke")]
 pub async fn post_revoke(
     state: web::Data<AppState>,
     caller: Caller,
-    body: Json<RevokeRequest>,
+    body: Revocation,
 ) -> ApiResult<HttpResponse> {
     caller.require(&[Role::Backend])?;
     let now = state.now();
@@ -245,6 +385,52 @@ pub async fn post_revoke(
         state.revocations.insert(claims.jti, expires_at.timestamp());
     }
     Ok(HttpResponse::Ok().json(RevokeResponse {}))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AccountTokensRevokedResponse {
+    pub account_id: String,
+    /// Every token of the account issued (`iat`) before this time is revoked: the next whole
+    /// second after the call, since `iat` counts whole seconds. Tokens issued from then on work.
+    pub revoked_before: DateTime<Utc>,
+}
+
+/// Revoke every token of an account issued up to now (for an abuse pipeline, which rarely holds
+/// the raw tokens). `iat` counts whole seconds, so tokens issued in the rest of the current
+/// second are revoked too: new tokens work from `revoked_before`. Authorize and the exchanges
+/// refuse the revoked tokens (`revoked`) on every instance within 1 s, the account's LiveKit
+/// participants are removed, and a `tokens.revoked` event is sent.
+#[utoipa::path(
+    tag = "tokens",
+    params(("id" = String, Path, description = "Account id")),
+    responses(
+        (status = 200, body = AccountTokensRevokedResponse),
+        (status = 404, description = "`account_not_found`"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/accounts/{id}/tokens/revoke")]
+pub async fn post_revoke_account_tokens(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> ApiResult<HttpResponse> {
+    caller.require(&[Role::Backend])?;
+    let account_id = AccountId::parse(&id)?;
+    let now = state.now();
+    let txn = state.db.begin_write().await?;
+    let row = revocations::revoke_account(&txn, &caller.name, account_id.as_str(), now).await?;
+    txn.commit().await?;
+    crate::events::wake();
+    state.revocations.insert_account(
+        row.account_id.clone(),
+        row.revoked_before.timestamp(),
+        row.expires_at.timestamp(),
+    );
+    Ok(HttpResponse::Ok().json(AccountTokensRevokedResponse {
+        account_id: row.account_id,
+        revoked_before: row.revoked_before,
+    }))
 }
 
 #[derive(Serialize, ToSchema)]

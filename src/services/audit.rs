@@ -113,6 +113,9 @@ pub enum AuditAction {
     KeyRotated,
     #[strum(serialize = "token.revoked")]
     TokenRevoked,
+    /// Every token of an account issued before a time (`POST /v1/accounts/{id}/tokens/revoke`).
+    #[strum(serialize = "tokens.revoked")]
+    TokensRevoked,
     #[strum(serialize = "verification.approved")]
     VerificationApproved,
     #[strum(serialize = "verification.canceled")]

@@ -68,18 +68,20 @@ pub async fn admit(
 }
 
 /// Inside the write transaction that records an admission: why it must be refused after all (a
-/// revocation of its token, or a loss of the right, that committed since the checks), if so.
+/// revocation of its token, alone or with every token of the account issued before it, or a
+/// loss of the right, that committed since the checks), if so. `iat`: the token's.
 pub async fn refusal(
     conn: &impl ConnectionTrait,
     account_id: &str,
     jti: &str,
+    iat: i64,
 ) -> Result<Option<Reason>, DbErr> {
     let revoked = revoked_token::Entity::find()
         .filter(revoked_token::Column::Jti.eq(jti))
         .one(conn)
         .await?
         .is_some();
-    if revoked {
+    if revoked || super::revocations::account_revokes(conn, account_id, iat).await? {
         return Ok(Some(Reason::Revoked));
     }
     // No stored decision yet (never reconciled): the live check the caller made stands.

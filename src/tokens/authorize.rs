@@ -91,7 +91,7 @@ pub fn check_token(
         .map_err(|reason| Authorization::deny(reason, None))?;
     let claims = &verified.1;
     let deny = |reason| Authorization::deny(reason, Some(claims.sub.clone()));
-    if revocations.contains(&claims.jti) {
+    if revocations.revokes(&claims.jti, &claims.sub, claims.iat) {
         return Err(deny(Reason::Revoked));
     }
     if let Some(cnf) = &claims.cnf {

@@ -1,6 +1,7 @@
 //! What authorize and issuance need to know about the present, cached briefly: an account's
 //! status and evidence (at most `tokens.account_cache_millis` old, so a change on any instance
-//! is seen everywhere within 1 s), and the revoked token ids (polled from the database).
+//! is seen everywhere within 1 s), and the revocations: token ids and account-wide
+//! watermarks (polled from the database).
 
 use std::{
     collections::HashMap,
@@ -103,12 +104,17 @@ impl AccountCache {
     }
 }
 
-/// Revoked `jti`s with their expiry (unix seconds), mirrored from the database.
+/// Revocations mirrored from the database: revoked `jti`s with their expiry, and account-wide
+/// revocations (every token of the account with `iat` before a time). Times are unix seconds.
 #[derive(Default)]
 pub struct RevocationSet {
     jtis: RwLock<HashMap<String, i64>>,
     /// The highest `seq` read from the database: the next poll asks for rows above it.
     cursor: AtomicI64,
+    /// Per account: `(revoked_before, expires_at)` of its latest account-wide revocation.
+    accounts: RwLock<HashMap<String, (i64, i64)>>,
+    /// As `cursor`, for account-wide revocations (a table of their own).
+    account_cursor: AtomicI64,
 }
 
 impl RevocationSet {
@@ -119,9 +125,29 @@ impl RevocationSet {
             .unwrap_or(false)
     }
 
+    /// Whether a token is revoked: its `jti` alone, or every token of its account (`sub`)
+    /// issued before a time later than its `iat`.
+    pub fn revokes(&self, jti: &str, sub: &str, iat: i64) -> bool {
+        self.contains(jti)
+            || self
+                .accounts
+                .read()
+                .map(|m| m.get(sub).is_some_and(|(before, _)| iat < *before))
+                .unwrap_or(false)
+    }
+
     pub fn insert(&self, jti: String, expires_at: i64) {
         if let Ok(mut m) = self.jtis.write() {
             m.insert(jti, expires_at);
+        }
+    }
+
+    /// Revoke every token of `account_id` issued before `revoked_before`, until `expires_at`;
+    /// an earlier watermark never replaces a later one.
+    pub fn insert_account(&self, account_id: String, revoked_before: i64, expires_at: i64) {
+        if let Ok(mut m) = self.accounts.write() {
+            let entry = m.entry(account_id).or_insert((revoked_before, expires_at));
+            *entry = (entry.0.max(revoked_before), entry.1.max(expires_at));
         }
     }
 
@@ -135,10 +161,23 @@ impl RevocationSet {
         self.cursor.fetch_max(seq, Ordering::AcqRel);
     }
 
-    /// Drop ids whose tokens have expired anyway.
+    /// As [`Self::cursor`], for account-wide revocations.
+    pub fn account_cursor(&self) -> i64 {
+        self.account_cursor.load(Ordering::Acquire)
+    }
+
+    /// As [`Self::advance`], for account-wide revocations.
+    pub fn advance_accounts(&self, seq: i64) {
+        self.account_cursor.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Drop what revokes only tokens that have expired anyway.
     pub fn purge(&self, now_unix: i64) {
         if let Ok(mut m) = self.jtis.write() {
             m.retain(|_, exp| *exp >= now_unix);
+        }
+        if let Ok(mut m) = self.accounts.write() {
+            m.retain(|_, (_, exp)| *exp >= now_unix);
         }
     }
 }
@@ -153,6 +192,30 @@ mod tests {
             facts: Vec::new(),
             status: None,
         }))
+    }
+
+    #[test]
+    fn account_revocations_refuse_tokens_issued_before_their_time() {
+        let set = RevocationSet::default();
+        set.insert_account("acc_1".into(), 1_000, 5_000);
+        assert!(set.revokes("j1", "acc_1", 999));
+        assert!(
+            !set.revokes("j1", "acc_1", 1_000),
+            "issued at the watermark"
+        );
+        assert!(!set.revokes("j1", "acc_2", 999), "another account");
+        // A later watermark moves it on; an earlier one (a late mirror row) never moves it back.
+        set.insert_account("acc_1".into(), 2_000, 6_000);
+        set.insert_account("acc_1".into(), 1_500, 5_500);
+        assert!(set.revokes("j1", "acc_1", 1_999));
+        set.insert("j2".into(), 9_000);
+        assert!(
+            set.revokes("j2", "acc_3", 0),
+            "single revocations still count"
+        );
+        set.purge(6_001);
+        assert!(!set.revokes("j1", "acc_1", 1_999), "forgotten once expired");
+        assert!(set.contains("j2"));
     }
 
     #[test]

@@ -471,6 +471,34 @@ async fn a_revoked_token_removes_what_it_admitted() {
 }
 
 #[tokio::test]
+async fn an_account_wide_revocation_refuses_earlier_tokens_and_removes_the_participant() {
+    let fake = FakeLiveKit::start().await;
+    let app = with_livekit(&fake, 600).await;
+    let acc = app.entitled_account("lk-revoke-all").await;
+    let admitted = app.issue_token(&acc).await;
+    let unused = app.issue_token(&acc).await;
+    admit(&app, &admitted, "standup").await;
+
+    let res = app
+        .post(
+            &format!("/v1/accounts/{acc}/tokens/revoke"),
+            &app.backend_key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    fake.removed("standup", &acc).await;
+    for token in [&admitted, &unused] {
+        let res = exchange(&app, json!({"token": token, "room": "standup"})).await;
+        assert_problem(res, 403, "revoked").await;
+    }
+    // The account is still entitled: a token issued from `revoked_before` on is admitted.
+    app.clock.advance(chrono::Duration::seconds(1));
+    let fresh = app.issue_token(&acc).await;
+    admit(&app, &fresh, "standup").await;
+}
+
+#[tokio::test]
 async fn an_erasure_removes_the_participant() {
     let fake = FakeLiveKit::start().await;
     let app = with_livekit(&fake, 600).await;

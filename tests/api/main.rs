@@ -23,6 +23,7 @@ mod outage;
 mod personal_data;
 mod principals;
 mod required_actions;
+mod revocation;
 mod roles;
 mod status_lists;
 mod tokens;
