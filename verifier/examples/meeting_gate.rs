@@ -80,6 +80,9 @@ async fn events(gate: web::Data<Gate>, req: HttpRequest, body: web::Bytes) -> Ht
     if let Some((jti, expires_at)) = event.revoked_token() {
         gate.verifier.revoke(jti, expires_at);
     }
+    if let Some((account, revoked_before)) = event.revoked_account() {
+        gate.verifier.revoke_account(account, revoked_before);
+    }
     if let (true, Some(account)) = (event.evicts(), event.account_id()) {
         // A revoked token evicts the admissions it made; the other events, all of the account's.
         let jti = event.revoked_token().map(|(jti, _)| jti);

@@ -48,7 +48,8 @@ pub enum Reason {
     InvalidToken,
     Expired,
     WrongAudience,
-    /// Revoked by [`Verifier::revoke`] (from a `token.revoked` event).
+    /// Revoked by [`Verifier::revoke`] (from a `token.revoked` event) or
+    /// [`Verifier::revoke_account`] (from a `tokens.revoked` event).
     Revoked,
     /// The status list says the account is not entitled (lapsed, revoked, erased), or the
     /// token does not carry the `e2ee` entitlement.
@@ -279,7 +280,14 @@ struct Inner {
     lists: status::ListCache,
     /// Tokens revoked by `token.revoked` events: jti → its `exp` (unix seconds).
     revoked: Mutex<HashMap<String, i64>>,
+    /// Accounts whose tokens issued before a time are revoked (`tokens.revoked` events):
+    /// account id → `revoked_before` (unix seconds).
+    revoked_accounts: Mutex<HashMap<String, i64>>,
 }
+
+/// The longest a Vouch token lives (1 h at most), past which an account-wide revocation
+/// revokes nothing more.
+const MAX_TOKEN_LIFE: i64 = 3600;
 
 impl Verifier {
     pub fn new(options: Options) -> Verifier {
@@ -298,6 +306,7 @@ impl Verifier {
                 keys,
                 lists,
                 revoked: Mutex::new(HashMap::new()),
+                revoked_accounts: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -328,7 +337,7 @@ impl Verifier {
         if claims.nbf - leeway > now || claims.iat - leeway > now {
             return deny(Reason::InvalidToken, claims);
         }
-        if self.is_revoked(&claims.jti) {
+        if self.is_revoked(&claims.jti) || self.is_revoked_by_account(&claims.sub, claims.iat) {
             return deny(Reason::Revoked, claims);
         }
         if let Some(cnf) = &claims.cnf {
@@ -381,6 +390,20 @@ impl Verifier {
         revoked.insert(jti.to_owned(), expires_at);
     }
 
+    /// Refuse every token of `account_id` issued (`iat`) before `revoked_before` (unix seconds):
+    /// what a meeting server does on a `tokens.revoked` event (`data.account_id`,
+    /// `data.revoked_before`). Tokens issued from then on are not affected.
+    pub fn revoke_account(&self, account_id: &str, revoked_before: i64) {
+        let now = unix(SystemTime::now());
+        let leeway = self.inner.options.leeway.as_secs() as i64;
+        let mut revoked = lock(&self.inner.revoked_accounts);
+        revoked.retain(|_, before| *before + MAX_TOKEN_LIFE + leeway >= now);
+        let entry = revoked
+            .entry(account_id.to_owned())
+            .or_insert(revoked_before);
+        *entry = (*entry).max(revoked_before);
+    }
+
     /// Read status lists from Vouch again instead of from the cache: what a meeting server
     /// does on an `entitlement.*` or `account.*` event, so the account's next join is decided
     /// on the list as it is now rather than on a copy up to its `ttl` old. (Lists fetched in
@@ -391,6 +414,12 @@ impl Verifier {
 
     fn is_revoked(&self, jti: &str) -> bool {
         lock(&self.inner.revoked).contains_key(jti)
+    }
+
+    fn is_revoked_by_account(&self, account_id: &str, iat: i64) -> bool {
+        lock(&self.inner.revoked_accounts)
+            .get(account_id)
+            .is_some_and(|before| iat < *before)
     }
 
     /// Header, our key, signature, issuer and audience: `Ok(Err(reason))` is a refusal.

@@ -12,11 +12,12 @@ use base64::{engine::general_purpose::STANDARD, Engine as _};
 use serde::Deserialize;
 
 /// Events that mean an admitted participant must leave.
-pub const EVICTING: [&str; 4] = [
+pub const EVICTING: [&str; 5] = [
     "entitlement.revoked",
     "account.suspended",
     "account.erased",
     "token.revoked",
+    "tokens.revoked",
 ];
 
 /// Checks deliveries for one endpoint.
@@ -93,6 +94,17 @@ impl Event {
             _ => return None,
         };
         Some((jti, expires_at))
+    }
+
+    /// For `tokens.revoked` (every token of an account issued before a time): the account id
+    /// and `revoked_before` (unix seconds), to pass to [`crate::Verifier::revoke_account`].
+    pub fn revoked_account(&self) -> Option<(&str, i64)> {
+        if self.kind != "tokens.revoked" {
+            return None;
+        }
+        let account = self.account_id()?;
+        let before = rfc3339_seconds(self.data.get("revoked_before")?.as_str()?)?;
+        Some((account, before))
     }
 }
 
@@ -268,5 +280,17 @@ mod tests {
             Some(951_868_801)
         );
         assert_eq!(rfc3339_seconds("2000-03-01T00:00:01+02:00"), None);
+    }
+
+    #[test]
+    fn reads_account_wide_revocations() {
+        let event = Event {
+            id: "e".into(),
+            kind: "tokens.revoked".into(),
+            data: serde_json::json!({"account_id": "a", "revoked_before": "2026-12-01T18:00:00.000Z"}),
+        };
+        assert_eq!(event.revoked_account(), Some(("a", 1_796_148_000)));
+        assert_eq!(event.revoked_token(), None);
+        assert!(event.evicts());
     }
 }

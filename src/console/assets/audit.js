@@ -14,7 +14,7 @@ const ACTIONS = [
   'exception.approval_recorded', 'exception.approved', 'exception.denied', 'exception.revoked',
   'exception.expired', 'exception.statement_read', 'exception.statements_purged',
   'client.created', 'client.revoked', 'key.created', 'key.rotated', 'key.removed',
-  'token.revoked', 'verification.sent', 'verification.approved',
+  'token.revoked', 'tokens.revoked', 'verification.sent', 'verification.approved',
   'billing.subscription_applied', 'billing.customer_linked',
 ];
 

@@ -5,7 +5,7 @@ import { del, get, post, qs, seg } from './api.js';
 import { badge, busy, code, empty, facts, field, h, link, loadMore, problem, table, time } from './ui.js';
 
 const TYPES = ['entitlement.granted', 'entitlement.revoked', 'account.suspended', 'account.reactivated',
-  'account.erased', 'token.revoked', 'ping'];
+  'account.erased', 'token.revoked', 'tokens.revoked', 'ping'];
 
 function shownSecret(lead, secret) {
   const input = h('input', { id: 'new-secret', type: 'text', readonly: true, value: secret, spellcheck: 'false', class: 'key' });

@@ -38,6 +38,7 @@ async fn a_valid_token_passes() {
     let bound = vouch.issue(&account, json!({"device_jkt": jkt})).await;
     let decision = verifier.verify(&bound, Some(&jkt)).await.unwrap();
     assert_eq!(decision.reason, Reason::Ok);
+    let bound_iat = decision.claims.unwrap().iat;
 
     // A changed payload no longer matches the signature.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -53,6 +54,24 @@ async fn a_valid_token_passes() {
     let decision = verifier.verify(&token, None).await.unwrap();
     assert_eq!(decision.reason, Reason::Revoked);
     assert!(!decision.allow);
+
+    // Every token of the account issued before a time, as on a `tokens.revoked` event: the
+    // device-bound token goes too; one issued from then on does not.
+    verifier.revoke_account(&account, bound_iat + 1);
+    let decision = verifier.verify(&bound, Some(&jkt)).await.unwrap();
+    assert_eq!(decision.reason, Reason::Revoked);
+    verifier.revoke_account(&account, bound_iat - 1);
+    let decision = verifier.verify(&bound, Some(&jkt)).await.unwrap();
+    assert_eq!(
+        decision.reason,
+        Reason::Revoked,
+        "an earlier revocation never narrows a later one"
+    );
+    let other = vouch.entitled_account("valid-other").await;
+    let theirs = vouch.issue(&other, json!({})).await;
+    // (Its status list may be the copy cached before it was entitled: only revocation counts.)
+    let decision = verifier.verify(&theirs, None).await.unwrap();
+    assert_ne!(decision.reason, Reason::Revoked, "another account's token");
 
     // A verifier that expects another issuer does not take Vouch's tokens.
     let elsewhere = Verifier::new(
