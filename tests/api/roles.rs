@@ -163,6 +163,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
             vec![Backend],
         ),
         (
+            Method::POST,
+            "/v1/accounts/{id}/tokens/revoke",
+            format!("/v1/accounts/{ACC}/tokens/revoke"),
+            json!({}),
+            vec![Backend],
+        ),
+        (
             Method::GET,
             "/v1/admin/keys",
             "/v1/admin/keys".into(),
