@@ -96,7 +96,10 @@ async fn concurrent_duplicates_are_applied_once_across_instances() {
             None,
         );
         let (a, b) = tokio::join!(deliver(&app, &past_due), deliver(second, &paid));
-        assert_eq!((a.as_str(), b.as_str()), ("applied", "applied"));
+        // The newer event always changes the evidence. The older one does too when it commits
+        // first; committing after the newer one, it changes nothing and says so.
+        assert_eq!(b, "applied");
+        assert!(a == "applied" || a == "stale", "{a}");
         let evidence = payment_evidence(&app, &acc).await;
         assert_eq!(evidence.len(), 1);
         assert_eq!(evidence[0]["status"], "active", "{evidence:?}");
