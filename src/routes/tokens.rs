@@ -1,6 +1,6 @@
 //! Tokens: issuance, the meeting-server authorize check, revocation, the JWKS, key rotation.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use crate::{
     auth::Caller,
     domain::{
         account::{AccountId, UnknownAccount},
-        role::Role,
+        role::roles,
     },
     error::{ApiError, ApiResult},
     services::{jitsi_keys, keys, revocations},
@@ -62,10 +62,12 @@ pub struct IssueTokenResponse {
 /// Issue an E2EE entitlement token, if the account is entitled now.
 #[utoipa::path(
     tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = IssueTokenRequest,
+    request_body(content = IssueTokenRequest, example = json!(examples::issue_token())),
     responses(
-        (status = 201, body = IssueTokenResponse),
+        (status = 201, description = "A signed `e2ee-ent+jwt` token for the account", body = IssueTokenResponse,
+            example = json!(examples::issued_token())),
         (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
         (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination; empty when suspended) or `forbidden`"),
         (status = 404, description = "`account_not_found`"),
@@ -79,7 +81,7 @@ pub async fn post_token(
     id: web::Path<String>,
     body: Json<IssueTokenRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let settings = &state.settings.tokens;
     let body = body.into_inner();
     let request = TokenRequest::parse(settings, body.audience, body.ttl_seconds, body.device_jkt)?;
@@ -158,8 +160,10 @@ impl From<Authorization> for AuthorizeResponse {
 /// revocation, its device binding, and the account's state and evidence right now.
 #[utoipa::path(
     tag = "tokens",
-    request_body = AuthorizeRequest,
-    responses((status = 200, description = "The decision; `allow: false` carries the reason", body = AuthorizeResponse)),
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
+    request_body(content = AuthorizeRequest, example = json!(examples::authorize())),
+    responses((status = 200, description = "The decision; `allow: false` carries the reason", body = AuthorizeResponse,
+        example = json!(examples::authorized()))),
     security(("api_key" = []))
 )]
 #[post("/v1/e2ee/authorize")]
@@ -168,7 +172,7 @@ pub async fn post_authorize(
     caller: Caller,
     body: Json<AuthorizeRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Meeting])?;
+    caller.require(roles::MEETING)?;
     let now = state.now();
     let ring = state.keys.current();
     let presented = Presented {
@@ -213,8 +217,10 @@ pub struct RevokeResponse {}
 /// Revoke a token (RFC 7009): 200 whether or not the token was valid or known.
 #[utoipa::path(
     tag = "tokens",
-    request_body = RevokeRequest,
-    responses((status = 200, body = RevokeResponse)),
+    extensions(("x-vouch-roles" = json!(roles::TOKEN_REVOKERS))),
+    request_body(content = RevokeRequest, example = json!(examples::revoke_token())),
+    responses((status = 200, description = "Revoked, or nothing to revoke (RFC 7009: also for unknown or expired tokens)", body = RevokeResponse,
+        example = json!(examples::revoked_token()))),
     security(("api_key" = []))
 )]
 #[post("/v1/tokens/revoke")]
@@ -223,7 +229,7 @@ pub async fn post_revoke(
     caller: Caller,
     body: Json<RevokeRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::TOKEN_REVOKERS)?;
     let now = state.now();
     let ring = state.keys.current();
     // Only our own tokens are worth remembering; anything else is answered alike. Times are
@@ -253,7 +259,11 @@ pub struct JwksResponse {
 }
 
 /// Every key that can verify an unexpired token (RFC 7517).
-#[utoipa::path(tag = "tokens", responses((status = 200, body = JwksResponse)))]
+#[utoipa::path(
+    tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
+    responses((status = 200, description = "Every public key that can verify an unexpired token (`Cache-Control: public, max-age`)",
+        body = JwksResponse, example = json!(examples::jwks()))))]
 #[get("/.well-known/jwks.json")]
 pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.current().jwks(state.now());
@@ -304,10 +314,15 @@ fn key_response(m: &entities::signing_key::Model, now: DateTime<Utc>) -> KeyResp
 }
 
 /// Signing keys and their states.
-#[utoipa::path(tag = "admin", responses((status = 200, body = KeysResponse)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    responses((status = 200, description = "Every signing key, oldest first", body = KeysResponse,
+        example = json!(examples::keys()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/keys")]
 pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let rows = keys::all(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(KeysResponse {
@@ -321,8 +336,10 @@ pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<H
 /// Jitsi is in use) rotates with it, on the same schedule.
 #[utoipa::path(
     tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     responses(
-        (status = 201, body = KeyResponse),
+        (status = 201, description = "The new key: published now (`next`), signing after one JWKS max-age", body = KeyResponse,
+            example = json!(examples::rotated_key())),
         (status = 409, description = "`rotation_pending`: a published key is still waiting to sign"),
     ),
     security(("api_key" = []))
@@ -332,7 +349,7 @@ pub async fn post_rotate_key(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let key = keys::rotate(
