@@ -200,7 +200,7 @@ fn every_operation_names_its_roles_describes_its_responses_and_has_examples() {
                     }
                 }
             }
-            if !op["summary"].as_str().is_some_and(|s| !s.trim().is_empty()) {
+            if op["summary"].as_str().is_none_or(|s| s.trim().is_empty()) {
                 gaps.push(format!("{at}: no summary (the handler's doc comment)"));
             }
             for (media, content) in op["requestBody"]["content"]
@@ -213,9 +213,9 @@ fn every_operation_names_its_roles_describes_its_responses_and_has_examples() {
                 }
             }
             for (status, response) in op["responses"].as_object().unwrap() {
-                if !response["description"]
+                if response["description"]
                     .as_str()
-                    .is_some_and(|d| !d.trim().is_empty())
+                    .is_none_or(|d| d.trim().is_empty())
                 {
                     gaps.push(format!("{at} {status}: no description"));
                 }
