@@ -123,7 +123,7 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .unwrap();
     assert_eq!(
         report,
-        json!({"entries": 7, "intact": true, "first_broken_seq": null, "problem": null})
+        json!({"entries": 8, "intact": true, "first_broken_seq": null, "problem": null})
     );
 
     // Someone with database access rewrites history.
