@@ -67,7 +67,7 @@ pub enum ClientsCommand {
         /// keys. Defaults to the name.
         #[arg(long)]
         principal: Option<String>,
-        /// backend, meeting, reviewer or admin
+        /// backend, meeting, reviewer, moderator or admin
         #[arg(long, value_parser = parse_role)]
         role: Role,
     },
@@ -99,8 +99,10 @@ pub enum AuditCommand {
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {
-    s.parse()
-        .map_err(|_| format!("unknown role `{s}` (backend, meeting, reviewer, admin)"))
+    s.parse().map_err(|_| {
+        let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+        format!("unknown role `{s}` ({})", known.join(", "))
+    })
 }
 
 impl Command {

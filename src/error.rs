@@ -211,9 +211,10 @@ pub struct Problem {
     pub detail: String,
     /// Stable, machine-readable reason.
     pub code: ErrorCode,
-    /// Extension members (e.g. `missing` for `not_entitled`).
+    /// Extension members (e.g. `missing` for `not_entitled`). Any members: generated clients
+    /// must accept them (a bare `object` reads as "no members" to some).
     #[serde(flatten)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::HashMap<String, serde_json::Value>)]
     pub extensions: Map<String, Value>,
 }
 

@@ -3,6 +3,7 @@
 use actix_web::App;
 use utoipa::{
     openapi::{
+        extensions::Extensions,
         security::{Http, HttpAuthScheme, SecurityScheme},
         ContentBuilder, OpenApi as Spec, Ref, RefOr, ResponseBuilder,
     },
@@ -90,6 +91,12 @@ impl Modify for ProblemResponses {
                 }
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
                 let has_body = op.request_body.is_some();
+                let forbidden = match roles(&op.extensions) {
+                    Some(roles) if !roles.is_empty() => {
+                        format!("`forbidden`: only {} may do this", roles.join(", "))
+                    }
+                    _ => "`forbidden`: the client's role may not do this".to_owned(),
+                };
                 let responses = &mut op.responses.responses;
                 let mut add = |code: &str, description: &str| {
                     responses
@@ -115,7 +122,7 @@ impl Modify for ProblemResponses {
                 }
                 if secured {
                     add("401", "`missing_credentials` or `invalid_credentials`");
-                    add("403", "`forbidden`: the client's role may not do this");
+                    add("403", &forbidden);
                 }
                 if path != "/healthz" && path != "/metrics" {
                     add(
@@ -123,6 +130,53 @@ impl Modify for ProblemResponses {
                         "`database_unavailable`: the database cannot be reached",
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The extension naming the roles that may call an operation: declared with each handler
+/// (`domain::role::roles`), so the spec and `Caller::require` read one list.
+pub const ROLES_EXTENSION: &str = "x-vouch-roles";
+
+/// An operation's `x-vouch-roles`, if it has them.
+fn roles(extensions: &Option<Extensions>) -> Option<Vec<String>> {
+    let roles = extensions.as_ref()?.get(ROLES_EXTENSION)?.as_array()?;
+    Some(
+        roles
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// Readers of the docs see who may call an operation: its `x-vouch-roles` become a last
+/// paragraph of its description, `Roles: backend, admin.` (tools read the extension).
+struct RoleNotes;
+
+impl Modify for RoleNotes {
+    fn modify(&self, openapi: &mut Spec) {
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                item.get.as_mut(),
+                item.post.as_mut(),
+                item.put.as_mut(),
+                item.patch.as_mut(),
+                item.delete.as_mut(),
+            ];
+            for op in ops.into_iter().flatten() {
+                let Some(roles) = roles(&op.extensions) else {
+                    continue;
+                };
+                let line = if roles.is_empty() {
+                    "Roles: none (public: no API key).".to_owned()
+                } else {
+                    format!("Roles: {}.", roles.join(", "))
+                };
+                op.description = Some(match op.description.take() {
+                    Some(text) if !text.is_empty() => format!("{text}\n\n{line}"),
+                    _ => line,
+                });
             }
         }
     }
@@ -139,6 +193,7 @@ pub fn spec() -> Spec {
     let mut spec = spec;
     Security.modify(&mut spec);
     ProblemResponses.modify(&mut spec);
+    RoleNotes.modify(&mut spec);
     spec
 }
 

@@ -9,7 +9,7 @@ pub struct Model {
     pub id: String,
     #[sea_orm(unique)]
     pub name: String,
-    /// `backend`, `meeting`, `reviewer` or `admin`.
+    /// `backend`, `meeting`, `reviewer`, `moderator` or `admin`.
     pub role: String,
     /// The person (or system) this key belongs to. Four-eyes review counts principals, not
     /// keys: two keys of one principal are one reviewer.

@@ -1,6 +1,7 @@
-//! The admin console: a small web app for reviewers and admins, embedded in the binary and
-//! served at `/admin/`. It is static files only; everything it shows comes from the public API,
-//! called by the browser with the person's own API key. Not part of the API (nor its spec).
+//! The admin console: a small web app for reviewers, moderators and admins, embedded in the
+//! binary and served at `/admin/`. It is static files only; everything it shows comes from the
+//! public API, called by the browser with the person's own API key. Not part of the API (nor its
+//! spec).
 
 use crate::error::ErrorCode;
 use std::sync::LazyLock;
@@ -50,6 +51,7 @@ const ASSETS: &[Asset] = &[
     asset!("audit.js", JS),
     asset!("admin.js", JS),
     asset!("webhooks.js", JS),
+    asset!("tokens.js", JS),
 ];
 
 /// Strong validators, so browsers revalidate cheaply and pick up a new release at once.

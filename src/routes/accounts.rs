@@ -1,6 +1,6 @@
 //! `/v1/accounts`: create, read, look up, update, erase.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::error::ErrorCode;
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -13,7 +13,7 @@ use crate::{
     auth::Caller,
     domain::{
         account::{AccountId, AccountStatus, DisplayName, Email, ExternalId, UnknownAccount},
-        role::Role,
+        role::{roles, Role},
     },
     error::{ApiError, ApiResult},
     services::{
@@ -60,9 +60,10 @@ pub struct CreateAccountRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchAccountRequest {
-    /// Admins only. Suspension withdraws every entitlement at once.
+    /// Moderators and admins only. Suspension withdraws every entitlement at once.
     pub status: Option<AccountStatus>,
-    /// `null` or an empty string clears it. At most 200 characters, no control characters.
+    /// Backends and admins only. `null` or an empty string clears it. At most 200 characters,
+    /// no control characters.
     #[serde(default, deserialize_with = "super::double_option")]
     #[schema(value_type = Option<String>, max_length = 200, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub display_name: Option<Option<String>>,
@@ -169,9 +170,11 @@ fn display_name(s: &str) -> Result<Option<String>, ApiError> {
 /// Create an account.
 #[utoipa::path(
     tag = "accounts",
-    request_body = CreateAccountRequest,
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
+    request_body(content = CreateAccountRequest, example = json!(examples::create_account())),
     responses(
-        (status = 201, body = AccountResponse),
+        (status = 201, description = "The new account (its URL in `Location`)", body = AccountResponse,
+            example = json!(examples::account())),
         (status = 400, description = "`invalid_external_id`, `invalid_email`, `invalid_display_name`, `malformed_json`, `invalid_body`"),
         (status = 409, description = "`account_exists`: the external_id is taken; the problem's `id` names the existing account"),
     ),
@@ -183,7 +186,7 @@ pub async fn post_account(
     caller: Caller,
     body: Json<CreateAccountRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let new = NewAccount::try_from(body.into_inner())?;
     let txn = state.db.begin_write().await?;
     let account =
@@ -197,8 +200,10 @@ pub async fn post_account(
 /// List accounts, or look one up by `external_id`.
 #[utoipa::path(
     tag = "accounts",
+    extensions(("x-vouch-roles" = json!(roles::ACCOUNT_READERS))),
     params(AccountListQuery),
-    responses((status = 200, body = Page<AccountResponse>)),
+    responses((status = 200, description = "A page of accounts, oldest first", body = Page<AccountResponse>,
+        example = json!(examples::accounts()))),
     security(("api_key" = []))
 )]
 #[get("/v1/accounts")]
@@ -207,7 +212,7 @@ pub async fn get_accounts(
     caller: Caller,
     query: web::Query<AccountListQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::ACCOUNT_READERS)?;
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
@@ -228,9 +233,10 @@ pub async fn get_accounts(
 /// Get an account.
 #[utoipa::path(
     tag = "accounts",
+    extensions(("x-vouch-roles" = json!(roles::ACCOUNT_READERS))),
     params(("id" = String, Path, description = "Account id")),
     responses(
-        (status = 200, body = AccountResponse),
+        (status = 200, description = "The account", body = AccountResponse, example = json!(examples::account())),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -241,19 +247,25 @@ pub async fn get_account(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::ACCOUNT_READERS)?;
     let id = AccountId::parse(&id)?;
     let account = accounts::require(state.db.conn(), id.as_str()).await?;
     Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))
 }
 
-/// Change an account's display name, or (admins) suspend or reactivate it.
+/// Change an account's display name (backends), or suspend or reactivate it (moderators).
+///
+/// Admins may do both. A backend that sends `status`, or a moderator that sends
+/// `display_name`, is refused with 403 `forbidden` and nothing changes.
 #[utoipa::path(
     tag = "accounts",
+    extensions(("x-vouch-roles" = json!(roles::ACCOUNT_EDITORS))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = PatchAccountRequest,
+    request_body(content = PatchAccountRequest, example = json!(examples::patch_account())),
     responses(
-        (status = 200, body = AccountResponse),
+        (status = 200, description = "The account as changed", body = AccountResponse,
+            example = json!(examples::suspended_account())),
+        (status = 403, description = "`forbidden`: the role may not change this field (`status`: moderators and admins; `display_name`: backends and admins), or may not change accounts at all"),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -265,12 +277,19 @@ pub async fn patch_account(
     id: web::Path<String>,
     body: Json<PatchAccountRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::ACCOUNT_EDITORS)?;
     let body = body.into_inner();
-    if body.status.is_some() && !caller.is(Role::Admin) {
+    // Trust and safety suspend and reactivate; the platform's backend owns the profile.
+    if body.status.is_some() && !(caller.is(Role::Admin) || caller.is(Role::Moderator)) {
         return Err(ApiError::forbidden(
             ErrorCode::Forbidden,
-            "only admins may change an account's status",
+            "only moderators and admins may change an account's status",
+        ));
+    }
+    if body.display_name.is_some() && caller.is(Role::Moderator) {
+        return Err(ApiError::forbidden(
+            ErrorCode::Forbidden,
+            "moderators may change an account's status only, not its display name",
         ));
     }
     let patch = AccountPatch::try_from(body)?;
@@ -288,9 +307,10 @@ pub async fn patch_account(
 /// audit trail keeps the account id only.
 #[utoipa::path(
     tag = "accounts",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
     responses(
-        (status = 204, description = "Erased"),
+        (status = 204, description = "Erased (no body)"),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -301,7 +321,7 @@ pub async fn delete_account(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let id = AccountId::parse(&id)?;
     let txn = state.db.begin_write().await?;
     erasure::erase_account(&*txn, &caller.name, id.as_str(), state.now()).await?;

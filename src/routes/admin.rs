@@ -1,6 +1,6 @@
 //! `/v1/admin`: API clients and the audit log (admin only).
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::error::ErrorCode;
 use actix_web::{delete, get, post, web, HttpResponse};
 
@@ -12,7 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::{Authenticator, Caller},
-    domain::role::Role,
+    domain::role::{roles, Role},
     error::{ApiError, ApiResult},
     services::{
         audit::{self, ChainReport},
@@ -87,9 +87,11 @@ impl TryFrom<api_client::Model> for ClientResponse {
 /// Create an API client. The response holds its key, shown this once.
 #[utoipa::path(
     tag = "admin",
-    request_body = CreateClientRequest,
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    request_body(content = CreateClientRequest, example = json!(examples::create_client())),
     responses(
-        (status = 201, body = CreatedClientResponse),
+        (status = 201, description = "The new client and its key (shown this once)", body = CreatedClientResponse,
+            example = json!(examples::created_client())),
         (status = 400, description = "`invalid_name`, `invalid_principal`, `invalid_body`"),
         (status = 409, description = "`client_exists`"),
     ),
@@ -101,7 +103,7 @@ pub async fn post_client(
     caller: Caller,
     body: Json<CreateClientRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let txn = state.db.begin_write().await?;
     let (client, key) = clients::create(
         &*txn,
@@ -122,14 +124,20 @@ pub async fn post_client(
 }
 
 /// List API clients (keys are never shown again).
-#[utoipa::path(tag = "admin", params(PageQuery), responses((status = 200, body = Page<ClientResponse>)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    params(PageQuery),
+    responses((status = 200, description = "A page of API clients, oldest first, revoked ones included", body = Page<ClientResponse>,
+        example = json!(examples::clients()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/clients")]
 pub async fn get_clients(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let limit = query.limit()?;
     let after = query.after()?;
     let rows = clients::list(state.db.conn(), after.as_deref(), limit + 1).await?;
@@ -144,6 +152,7 @@ pub async fn get_clients(
 /// Revoke an API client's key.
 #[utoipa::path(
     tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Client id")),
     responses(
         (status = 204, description = "Revoked (also when it already was)"),
@@ -158,7 +167,7 @@ pub async fn delete_client(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let txn = state.db.begin_write().await?;
     clients::revoke(&*txn, &caller.name, &id, state.now()).await?;
     txn.commit().await?;
@@ -219,14 +228,20 @@ impl From<audit_log::Model> for AuditEntry {
 }
 
 /// The audit log, newest first.
-#[utoipa::path(tag = "admin", params(AuditQuery), responses((status = 200, body = Page<AuditEntry>)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    params(AuditQuery),
+    responses((status = 200, description = "A page of audit entries, newest first", body = Page<AuditEntry>,
+        example = json!(examples::audit()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/audit")]
 pub async fn get_audit(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<AuditQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
@@ -257,13 +272,18 @@ pub async fn get_audit(
 }
 
 /// Walk the audit hash chain and report the first broken link, if any.
-#[utoipa::path(tag = "admin", responses((status = 200, body = ChainReport)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    responses((status = 200, description = "The result of walking the chain", body = ChainReport,
+        example = json!(examples::chain_report()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/audit/verify")]
 pub async fn get_audit_verify(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let key = audit::chain_key(&state.master_key);
     let report = audit::verify(state.db.conn(), &key, None).await?;
     Ok(HttpResponse::Ok().json(report))

@@ -1,7 +1,7 @@
 //! Billing: the Stripe webhook (authenticated by its signature alone) and the link between an
 //! account and its Stripe customer.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::error::ErrorCode;
 use actix_web::{get, http::StatusCode, post, put, web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use crate::{
     domain::{
         account::AccountId,
         billing::{Change, CustomerId, SubscriptionStatus},
-        role::Role,
+        role::roles,
         stripe::{self, Event, SignatureError},
     },
     error::{ApiError, ApiResult},
@@ -62,7 +62,9 @@ impl From<Outcome> for WebhookOutcome {
     }
 }
 
+/// Named apart from the webhook endpoints' `WebhookResponse`: one schema name, one shape.
 #[derive(Serialize, ToSchema)]
+#[schema(as = StripeWebhookResponse)]
 pub struct WebhookResponse {
     pub received: bool,
     #[schema(example = "evt_1NG8Du2eZvKYlo2CUI79vXWy")]
@@ -176,10 +178,13 @@ fn log_receipt(event: &Event, outcome: Outcome) {
 /// once; events may arrive in any order.
 #[utoipa::path(
     tag = "billing",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<hex HMAC-SHA256>[,v1=...]`")),
-    request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json"),
+    request_body(content = Object, description = "A Stripe event (`\"object\": \"event\"`), exactly as Stripe sent it", content_type = "application/json",
+        example = json!(examples::stripe_event())),
     responses(
-        (status = 200, description = "Received: applied, pending a customer link, ignored, a duplicate, or stale (older than the state it found, so it changed nothing)", body = WebhookResponse),
+        (status = 200, description = "Received: applied, pending a customer link, ignored, a duplicate, or stale (older than the state it found, so it changed nothing)", body = WebhookResponse,
+            example = json!(examples::stripe_received())),
         (status = 400, description = "`invalid_signature` (missing, malformed or not matching any secret), `timestamp_out_of_tolerance`, `malformed_payload` (signed, but not an event billing can read), `livemode_mismatch` (an event of the mode `stripe.livemode` does not take); nothing is changed"),
         (status = 413, description = "`payload_too_large`: over `stripe.max_body_bytes`"),
         (status = 503, description = "`not_configured`: no endpoint secret is configured; `database_unavailable`: retry later"),
@@ -248,11 +253,14 @@ pub struct BillingLinkResponse {
 /// Events already received for the customer's subscriptions are applied at once.
 #[utoipa::path(
     tag = "billing",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = BillingLinkRequest,
+    request_body(content = BillingLinkRequest, example = json!(examples::billing_link())),
     responses(
-        (status = 200, description = "Already linked to this customer", body = BillingLinkResponse),
-        (status = 201, description = "Linked", body = BillingLinkResponse),
+        (status = 200, description = "Already linked to this customer", body = BillingLinkResponse,
+            example = json!(examples::billing_linked())),
+        (status = 201, description = "Linked; the customer's stored events were applied", body = BillingLinkResponse,
+            example = json!(examples::billing_linked())),
         (status = 400, description = "`invalid_customer_id`"),
         (status = 404, description = "`account_not_found`"),
         (status = 409, description = "`customer_linked`: the customer belongs to another account"),
@@ -266,7 +274,7 @@ pub async fn put_billing(
     id: web::Path<String>,
     body: Json<BillingLinkRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let customer_id = CustomerId::parse(body.customer_id.trim())
         .map_err(|m| ApiError::bad_request(ErrorCode::InvalidCustomerId, m))?;
     let account_id = AccountId::parse(&id)?;
@@ -311,9 +319,11 @@ pub struct BillingResponse {
 /// The account's billing link.
 #[utoipa::path(
     tag = "billing",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND_REVIEWER))),
     params(("id" = String, Path, description = "Account id")),
     responses(
-        (status = 200, body = BillingResponse),
+        (status = 200, description = "The account's Stripe customer, if linked", body = BillingResponse,
+            example = json!(examples::billing())),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -324,7 +334,7 @@ pub async fn get_billing(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::BACKEND_REVIEWER)?;
     let account_id = AccountId::parse(&id)?;
     let account = accounts::require(state.db.conn(), account_id.as_str()).await?;
     let link = billing::link_of(state.db.conn(), &account.id).await?;

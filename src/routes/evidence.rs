@@ -1,5 +1,6 @@
 //! `/v1/accounts/{id}/evidence` and `/v1/accounts/{id}/entitlements`.
 
+use super::examples;
 use crate::error::ErrorCode;
 use std::collections::BTreeMap;
 
@@ -15,7 +16,7 @@ use crate::{
     domain::{
         evidence::{EvidenceKind, EvidenceStatus},
         policy::Decision,
-        role::Role,
+        role::roles,
     },
     error::ApiResult,
     services::{
@@ -75,9 +76,11 @@ pub struct EntitlementsResponse {
 /// The account's verification evidence.
 #[utoipa::path(
     tag = "evidence",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND_REVIEWER))),
     params(("id" = String, Path, description = "Account id"), PageQuery),
     responses(
-        (status = 200, body = Page<EvidenceResponse>),
+        (status = 200, description = "A page of the account's evidence, oldest first", body = Page<EvidenceResponse>,
+            example = json!(examples::evidence())),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -89,7 +92,7 @@ pub async fn get_evidence(
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::BACKEND_REVIEWER)?;
     let limit = query.limit()?;
     let after = query.after()?;
     let account = accounts::require(state.db.conn(), &id).await?;
@@ -107,9 +110,11 @@ pub async fn get_evidence(
 /// What the account is entitled to now, and why.
 #[utoipa::path(
     tag = "evidence",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND_REVIEWER))),
     params(("id" = String, Path, description = "Account id")),
     responses(
-        (status = 200, body = EntitlementsResponse),
+        (status = 200, description = "Each entitlement's decision, with why", body = EntitlementsResponse,
+            example = json!(examples::entitlements())),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -120,7 +125,7 @@ pub async fn get_entitlements(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::BACKEND_REVIEWER)?;
     let snapshot = evidence::snapshot(state.db.conn(), &id)
         .await?
         .ok_or_else(|| {

@@ -2,7 +2,7 @@
 //! revocation (reviewer). Sealed text is returned only by `GET /v1/exceptions/{eid}` to
 //! reviewers and admins, and every such read is audited.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::error::ErrorCode;
 use std::collections::HashMap;
 
@@ -19,7 +19,7 @@ use crate::{
     domain::{
         account::AccountId,
         exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
-        role::Role,
+        role::{roles, Role},
     },
     error::{ApiError, ApiResult},
     services::{
@@ -346,10 +346,12 @@ fn actor(caller: &Caller) -> Actor<'_> {
 /// request per account and category is open at a time.
 #[utoipa::path(
     tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = SubmitExceptionRequest,
+    request_body(content = SubmitExceptionRequest, example = json!(examples::submit_exception())),
     responses(
-        (status = 201, description = "Submitted; pending review", body = ExceptionResponse),
+        (status = 201, description = "Submitted; pending review", body = ExceptionResponse,
+            example = json!(examples::exception())),
         (status = 400, description = "`invalid_statement`, `invalid_organization`, `invalid_reference`, `invalid_body`"),
         (status = 404, description = "`account_not_found`"),
         (status = 409, description = "`exception_pending`: the account has an open request in this category (its id in `exception_id`)"),
@@ -363,7 +365,7 @@ pub async fn post_exception(
     id: web::Path<String>,
     body: Json<SubmitExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let submission = Submission::try_from(body.into_inner())?;
     let account_id = AccountId::parse(&id)?;
     let key = exceptions::sealing_key(&state.master_key);
@@ -406,9 +408,11 @@ pub struct ExceptionListQuery {
 /// The review queue: exception requests, oldest first, without their sealed text.
 #[utoipa::path(
     tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::REVIEWER))),
     params(ExceptionListQuery),
     responses(
-        (status = 200, body = Page<ExceptionResponse>),
+        (status = 200, description = "A page of requests, oldest first, without their sealed text", body = Page<ExceptionResponse>,
+            example = json!(examples::exceptions())),
         (status = 400, description = "`invalid_query`, `invalid_expiring_within_days`, `invalid_limit`, `invalid_cursor`"),
     ),
     security(("api_key" = []))
@@ -419,7 +423,7 @@ pub async fn get_exceptions(
     caller: Caller,
     query: web::Query<ExceptionListQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Reviewer])?;
+    caller.require(roles::REVIEWER)?;
     let page = PageQuery {
         limit: query.limit,
         cursor: query.cursor.clone(),
@@ -487,9 +491,11 @@ pub struct ExceptionQuery {
 /// everything else, and nothing is opened or audited. Backends get its state only.
 #[utoipa::path(
     tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND_REVIEWER))),
     params(("eid" = String, Path, description = "Exception id"), ExceptionQuery),
     responses(
-        (status = 200, body = ExceptionResponse),
+        (status = 200, description = "The request; for reviewers and admins with its sealed text opened (unless `sealed=false`)", body = ExceptionResponse,
+            example = json!(examples::exception_opened())),
         (status = 404, description = "`exception_not_found`"),
     ),
     security(("api_key" = []))
@@ -501,7 +507,7 @@ pub async fn get_exception(
     eid: web::Path<String>,
     query: web::Query<ExceptionQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::BACKEND_REVIEWER)?;
     let now = state.now();
     let settings = &state.settings.exceptions;
     let view = View::for_caller(&caller);
@@ -533,10 +539,12 @@ pub async fn get_exception(
 /// approved and `nonprofit`/`dissident` evidence created until `expires_at`. A denial is final.
 #[utoipa::path(
     tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::REVIEWER))),
     params(("eid" = String, Path, description = "Exception id")),
-    request_body = DecisionRequest,
+    request_body(content = DecisionRequest, example = json!(examples::decision())),
     responses(
-        (status = 200, description = "The request's new state: `pending` (approval recorded, more needed), `approved` or `denied`", body = ExceptionResponse),
+        (status = 200, description = "The request's new state: `pending` (approval recorded, more needed), `approved` or `denied`", body = ExceptionResponse,
+            example = json!(examples::approved_exception())),
         (status = 400, description = "`invalid_reason`, `invalid_expires_at` (in the past, too far ahead, or on a denial)"),
         (status = 403, description = "`four_eyes`: this client submitted the request; `forbidden`: the role may not decide"),
         (status = 404, description = "`exception_not_found`"),
@@ -551,7 +559,7 @@ pub async fn post_exception_decision(
     eid: web::Path<String>,
     body: Json<DecisionRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Reviewer])?;
+    caller.require(roles::REVIEWER)?;
     let decision = Decision::try_from(body.into_inner())?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();
@@ -580,10 +588,12 @@ pub async fn post_exception_decision(
 /// passing the authorize check.
 #[utoipa::path(
     tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::REVIEWER))),
     params(("eid" = String, Path, description = "Exception id")),
-    request_body = RevokeExceptionRequest,
+    request_body(content = RevokeExceptionRequest, example = json!(examples::revoke_exception())),
     responses(
-        (status = 200, description = "Revoked", body = ExceptionResponse),
+        (status = 200, description = "Revoked; its evidence is revoked at once", body = ExceptionResponse,
+            example = json!(examples::revoked_exception())),
         (status = 400, description = "`invalid_reason`"),
         (status = 404, description = "`exception_not_found`"),
         (status = 409, description = "`exception_not_approved`: only an approved (or expired) exception can be revoked (its `exception_status` included)"),
@@ -597,7 +607,7 @@ pub async fn post_exception_revoke(
     eid: web::Path<String>,
     body: Json<RevokeExceptionRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Reviewer])?;
+    caller.require(roles::REVIEWER)?;
     let reason = invalid_reason(Reason::parse(&body.reason))?;
     let key = exceptions::sealing_key(&state.master_key);
     let now = state.now();

@@ -1,7 +1,7 @@
 //! Meeting-server token exchanges: a Vouch token becomes the access token a meeting server
 //! understands, for entitled participants only.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use actix_web::{post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     adapters::livekit::{self, Exchange},
     auth::Caller,
-    domain::role::Role,
+    domain::role::roles,
     error::{ApiResult, Problem},
     state::AppState,
 };
@@ -51,9 +51,11 @@ pub struct LiveKitExchangeResponse {
 /// Vouch removes the participant from the room within seconds.
 #[utoipa::path(
     tag = "tokens",
-    request_body = LiveKitExchangeRequest,
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
+    request_body(content = LiveKitExchangeRequest, example = json!(examples::exchange_livekit())),
     responses(
-        (status = 200, body = LiveKitExchangeResponse),
+        (status = 200, description = "A LiveKit access token for this room", body = LiveKitExchangeResponse,
+            example = json!(examples::livekit_token())),
         (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), or `forbidden` for another role", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`not_configured`: no `livekit` settings", body = Problem, content_type = "application/problem+json"),
@@ -66,7 +68,7 @@ pub async fn post_livekit(
     caller: Caller,
     body: Json<LiveKitExchangeRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Meeting])?;
+    caller.require(roles::MEETING)?;
     let issued = livekit::exchange(
         &state,
         Exchange {

@@ -7,14 +7,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::{
     adapters::{
         check_presented,
         jitsi::{self, exchange, find_by_hash, not_configured, parse_name, parse_room},
     },
     auth::Caller,
-    domain::role::Role,
+    domain::role::roles,
     error::{ApiError, ApiResult, ErrorCode},
     services::jitsi_keys,
     state::AppState,
@@ -53,9 +53,11 @@ pub struct JitsiExchangeResponse {
 /// (signature, time, revocation, device binding and the account's current decision).
 #[utoipa::path(
     tag = "meeting servers",
-    request_body = JitsiExchangeRequest,
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
+    request_body(content = JitsiExchangeRequest, example = json!(examples::exchange_jitsi())),
     responses(
-        (status = 200, body = JitsiExchangeResponse),
+        (status = 200, description = "A Jitsi Meet JWT for this room", body = JitsiExchangeResponse,
+            example = json!(examples::jitsi_token())),
         (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`"),
         (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)"),
         (status = 503, description = "`not_configured`: `jitsi.app_id` and `jitsi.domain` are not both set; `no_signing_key`"),
@@ -68,7 +70,7 @@ pub async fn post_exchange_jitsi(
     caller: Caller,
     body: Json<JitsiExchangeRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Meeting])?;
+    caller.require(roles::MEETING)?;
     let settings = &state.settings.jitsi;
     if settings.configured().is_none() {
         return Err(not_configured());
@@ -113,9 +115,11 @@ pub async fn post_exchange_jitsi(
 /// until every token they signed has expired.
 #[utoipa::path(
     tag = "meeting servers",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
     params(("kid_hash" = String, Path, description = "Lowercase hex SHA-256 of the token's `kid`, followed by `.pem`", example = "3f0b…e9.pem")),
     responses(
-        (status = 200, description = "The key as PEM (`-----BEGIN PUBLIC KEY-----`)", body = String, content_type = "application/x-pem-file"),
+        (status = 200, description = "The key as PEM (`-----BEGIN PUBLIC KEY-----`)", body = String, content_type = "application/x-pem-file",
+            example = json!(examples::pem())),
         (status = 404, description = "`jitsi_key_not_found`"),
     )
 )]

@@ -4,7 +4,9 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use super::examples;
 use crate::{
+    domain::role::roles,
     error::ApiResult,
     state::AppState,
     telemetry::{Metrics, METRICS_CONTENT_TYPE},
@@ -23,14 +25,22 @@ pub struct HealthResponse {
 }
 
 /// The process is up.
-#[utoipa::path(tag = "operations", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(
+    tag = "operations",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
+    responses((status = 200, description = "The process is up", body = HealthResponse,
+        example = json!(examples::health()))))]
 #[get("/healthz")]
 pub async fn get_healthz() -> HttpResponse {
     HttpResponse::Ok().json(HealthResponse { status: "ok" })
 }
 
 /// The database is reachable.
-#[utoipa::path(tag = "operations", responses((status = 200, body = HealthResponse)))]
+#[utoipa::path(
+    tag = "operations",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
+    responses((status = 200, description = "Ready: the database answered", body = HealthResponse,
+        example = json!(examples::ready()))))]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     state.db.ping().await?;
@@ -38,7 +48,11 @@ pub async fn get_readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 }
 
 /// Prometheus metrics (text exposition format).
-#[utoipa::path(tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
+#[utoipa::path(
+    tag = "operations",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String,
+        example = json!(examples::metrics()))))]
 #[get("/metrics")]
 pub async fn get_metrics(metrics: web::Data<Metrics>) -> HttpResponse {
     HttpResponse::Ok()

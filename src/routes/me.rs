@@ -5,7 +5,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use crate::{auth::Caller, domain::role::Role};
+use super::examples;
+use crate::{
+    auth::Caller,
+    domain::role::{roles, Role},
+};
 
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(get_me);
@@ -28,7 +32,9 @@ pub struct MeResponse {
 /// The API client behind the key: its id, name, role and principal. Any valid key may ask.
 #[utoipa::path(
     tag = "admin",
-    responses((status = 200, body = MeResponse)),
+    extensions(("x-vouch-roles" = json!(roles::ANY))),
+    responses((status = 200, description = "The client behind the key", body = MeResponse,
+        example = json!(examples::me()))),
     security(("api_key" = []))
 )]
 #[get("/v1/me")]

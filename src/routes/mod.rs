@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod admin;
 pub mod billing;
 pub mod evidence;
+pub mod examples;
 pub mod exceptions;
 pub mod exchange;
 pub mod exchange_jitsi;

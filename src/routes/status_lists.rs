@@ -1,12 +1,13 @@
 //! Token Status Lists: the signed list a meeting server checks tokens against offline.
 
+use super::examples;
 use crate::error::ErrorCode;
 use actix_web::{get, http::header, web, FromRequest, HttpRequest, HttpResponse};
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
-    domain::role::Role,
+    domain::role::roles,
     error::{ApiError, ApiResult},
     state::AppState,
 };
@@ -25,9 +26,11 @@ pub const CONTENT_TYPE: &str = "application/statuslist+jwt";
 /// seconds. Role `meeting` (or admin), or anyone when `status_lists.public` is set.
 #[utoipa::path(
     tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
     params(("id" = String, Path, description = "List id, from a token's `status.status_list.uri`")),
     responses(
-        (status = 200, description = "The signed status list", body = String, content_type = "application/statuslist+jwt"),
+        (status = 200, description = "The signed status list", body = String, content_type = "application/statuslist+jwt",
+            example = json!(examples::status_list())),
         (status = 404, description = "`status_list_not_found`"),
     ),
     security(("api_key" = []))
@@ -41,7 +44,7 @@ pub async fn get_status_list(
     let public = state.settings.status_lists.public;
     if !public {
         let caller = Caller::extract(&req).await?;
-        caller.require(&[Role::Meeting])?;
+        caller.require(roles::MEETING)?;
     }
     let not_found =
         || ApiError::not_found(ErrorCode::StatusListNotFound, "no status list with this id");

@@ -1,7 +1,7 @@
 //! Tokens: issuance, the meeting-server authorize check, revocation (one token, or every token
 //! of an account), the JWKS, key rotation.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use actix_web::mime;
 use actix_web::{
     dev::{Payload, UrlEncoded},
@@ -20,7 +20,7 @@ use crate::{
     auth::Caller,
     domain::{
         account::{AccountId, UnknownAccount},
-        role::Role,
+        role::roles,
     },
     error::{problem_for_status, ApiError, ApiResult, ErrorCode},
     services::{jitsi_keys, keys, revocations},
@@ -72,10 +72,12 @@ pub struct IssueTokenResponse {
 /// Issue an E2EE entitlement token, if the account is entitled now.
 #[utoipa::path(
     tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = IssueTokenRequest,
+    request_body(content = IssueTokenRequest, example = json!(examples::issue_token())),
     responses(
-        (status = 201, body = IssueTokenResponse),
+        (status = 201, description = "A signed `e2ee-ent+jwt` token for the account", body = IssueTokenResponse,
+            example = json!(examples::issued_token())),
         (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
         (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination), `account_suspended` (with `required_actions` empty) or `forbidden`"),
         (status = 404, description = "`account_not_found`"),
@@ -89,7 +91,7 @@ pub async fn post_token(
     id: web::Path<String>,
     body: Json<IssueTokenRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let settings = &state.settings.tokens;
     let body = body.into_inner();
     let request = TokenRequest::parse(settings, body.audience, body.ttl_seconds, body.device_jkt)?;
@@ -168,8 +170,10 @@ impl From<Authorization> for AuthorizeResponse {
 /// revocation, its device binding, and the account's state and evidence right now.
 #[utoipa::path(
     tag = "tokens",
-    request_body = AuthorizeRequest,
-    responses((status = 200, description = "The decision; `allow: false` carries the reason", body = AuthorizeResponse)),
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
+    request_body(content = AuthorizeRequest, example = json!(examples::authorize())),
+    responses((status = 200, description = "The decision; `allow: false` carries the reason", body = AuthorizeResponse,
+        example = json!(examples::authorized()))),
     security(("api_key" = []))
 )]
 #[post("/v1/e2ee/authorize")]
@@ -178,7 +182,7 @@ pub async fn post_authorize(
     caller: Caller,
     body: Json<AuthorizeRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Meeting])?;
+    caller.require(roles::MEETING)?;
     let now = state.now();
     let ring = state.keys.current();
     let presented = Presented {
@@ -346,12 +350,14 @@ pub struct RevokeResponse {}
 /// are ignored).
 #[utoipa::path(
     tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::TOKEN_REVOKERS))),
     request_body(content(
-        (RevokeRequest = "application/json"),
-        (RevokeRequest = "application/x-www-form-urlencoded"),
+        (RevokeRequest = "application/json", example = json!(examples::revoke_token())),
+        (RevokeRequest = "application/x-www-form-urlencoded", example = json!(examples::revoke_token())),
     )),
     responses(
-        (status = 200, body = RevokeResponse),
+        (status = 200, description = "Revoked, or nothing to revoke (RFC 7009: also for unknown or expired tokens)", body = RevokeResponse,
+            example = json!(examples::revoked_token())),
         (status = 400, description = "`invalid_request` (with `\"error\": \"invalid_request\"` as RFC 6749 §5.2 has it): `token` missing or empty, or a parameter sent twice; `invalid_body`, `malformed_json`: a body that cannot be read"),
         (status = 415, description = "`unsupported_media_type`: neither JSON nor a form"),
     ),
@@ -363,7 +369,7 @@ pub async fn post_revoke(
     caller: Caller,
     body: Revocation,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::TOKEN_REVOKERS)?;
     let now = state.now();
     let ring = state.keys.current();
     // Only our own tokens are worth remembering; anything else is answered alike. Times are
@@ -402,9 +408,11 @@ pub struct AccountTokensRevokedResponse {
 /// participants are removed, and a `tokens.revoked` event is sent.
 #[utoipa::path(
     tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::TOKEN_REVOKERS))),
     params(("id" = String, Path, description = "Account id")),
     responses(
-        (status = 200, body = AccountTokensRevokedResponse),
+        (status = 200, description = "Every token of the account issued before `revoked_before` is revoked", body = AccountTokensRevokedResponse,
+            example = json!(examples::account_tokens_revoked())),
         (status = 404, description = "`account_not_found`"),
     ),
     security(("api_key" = []))
@@ -415,7 +423,7 @@ pub async fn post_revoke_account_tokens(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::TOKEN_REVOKERS)?;
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
@@ -439,7 +447,11 @@ pub struct JwksResponse {
 }
 
 /// Every key that can verify an unexpired token (RFC 7517).
-#[utoipa::path(tag = "tokens", responses((status = 200, body = JwksResponse)))]
+#[utoipa::path(
+    tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::PUBLIC))),
+    responses((status = 200, description = "Every public key that can verify an unexpired token (`Cache-Control: public, max-age`)",
+        body = JwksResponse, example = json!(examples::jwks()))))]
 #[get("/.well-known/jwks.json")]
 pub async fn get_jwks(state: web::Data<AppState>) -> HttpResponse {
     let keys = state.keys.current().jwks(state.now());
@@ -490,10 +502,15 @@ fn key_response(m: &entities::signing_key::Model, now: DateTime<Utc>) -> KeyResp
 }
 
 /// Signing keys and their states.
-#[utoipa::path(tag = "admin", responses((status = 200, body = KeysResponse)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    responses((status = 200, description = "Every signing key, oldest first", body = KeysResponse,
+        example = json!(examples::keys()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/keys")]
 pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let rows = keys::all(state.db.conn()).await?;
     Ok(HttpResponse::Ok().json(KeysResponse {
@@ -507,8 +524,10 @@ pub async fn get_keys(state: web::Data<AppState>, caller: Caller) -> ApiResult<H
 /// Jitsi is in use) rotates with it, on the same schedule.
 #[utoipa::path(
     tag = "admin",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     responses(
-        (status = 201, body = KeyResponse),
+        (status = 201, description = "The new key: published now (`next`), signing after one JWKS max-age", body = KeyResponse,
+            example = json!(examples::rotated_key())),
         (status = 409, description = "`rotation_pending`: a published key is still waiting to sign"),
     ),
     security(("api_key" = []))
@@ -518,7 +537,7 @@ pub async fn post_rotate_key(
     state: web::Data<AppState>,
     caller: Caller,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let key = keys::rotate(

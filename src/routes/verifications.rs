@@ -1,7 +1,7 @@
 //! `/v1/accounts/{id}/verifications` and `/v1/verifications/{vid}`: send a one-time code by
 //! email or SMS, check it, read a verification's status.
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::error::ErrorCode;
 use actix_web::{get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
@@ -15,7 +15,7 @@ use crate::{
     domain::{
         account::{AccountId, Email},
         phone::{PhoneError, PhoneNumber},
-        role::Role,
+        role::roles,
         verification::{Channel, Code, VerificationStatus},
     },
     error::{ApiError, ApiResult},
@@ -147,10 +147,12 @@ fn parse_destination(state: &AppState, body: &CreateVerificationRequest) -> ApiR
 /// cancels the account's previous pending one.
 #[utoipa::path(
     tag = "verifications",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("id" = String, Path, description = "Account id")),
-    request_body = CreateVerificationRequest,
+    request_body(content = CreateVerificationRequest, example = json!(examples::create_verification())),
     responses(
-        (status = 201, body = VerificationResponse),
+        (status = 201, description = "Created; the code is on its way", body = VerificationResponse,
+            example = json!(examples::verification())),
         (status = 400, description = "`invalid_email`, `invalid_phone`, `phone_country_not_allowed`, `invalid_locale`, `malformed_json`, `invalid_body`"),
         (status = 404, description = "`account_not_found`"),
         (status = 409, description = "`phone_in_use`: the number already backs the maximum number of accounts; `account_suspended`"),
@@ -165,7 +167,7 @@ pub async fn post_verification(
     id: web::Path<String>,
     body: Json<CreateVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let destination = parse_destination(&state, &body)?;
     if body.locale.as_deref().is_some_and(|l| !valid_locale(l)) {
         return Err(ApiError::bad_request(
@@ -201,10 +203,12 @@ pub async fn post_verification(
 /// `max_attempts_reached`. Approval records `email` or `phone` evidence.
 #[utoipa::path(
     tag = "verifications",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND))),
     params(("vid" = String, Path, description = "Verification id")),
-    request_body = CheckVerificationRequest,
+    request_body(content = CheckVerificationRequest, example = json!(examples::check_verification())),
     responses(
-        (status = 200, body = CheckVerificationResponse),
+        (status = 200, description = "The outcome of this check: `approved`, `pending` (wrong code) or why no more checks are taken", body = CheckVerificationResponse,
+            example = json!(examples::checked_verification())),
         (status = 400, description = "`invalid_code`: not six digits (not counted as an attempt)"),
         (status = 404, description = "`verification_not_found`"),
         (status = 409, description = "`phone_in_use`: the number came to back the maximum number of accounts meanwhile; the verification is canceled"),
@@ -218,7 +222,7 @@ pub async fn post_verification_check(
     vid: web::Path<String>,
     body: Json<CheckVerificationRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend])?;
+    caller.require(roles::BACKEND)?;
     let code = Code::parse(&body.code).ok_or_else(|| {
         ApiError::bad_request(ErrorCode::InvalidCode, "code must be exactly six digits")
     })?;
@@ -248,9 +252,11 @@ pub async fn post_verification_check(
 /// A verification's current status.
 #[utoipa::path(
     tag = "verifications",
+    extensions(("x-vouch-roles" = json!(roles::BACKEND_REVIEWER))),
     params(("vid" = String, Path, description = "Verification id")),
     responses(
-        (status = 200, body = VerificationResponse),
+        (status = 200, description = "The verification's current state", body = VerificationResponse,
+            example = json!(examples::verification())),
         (status = 404, description = "`verification_not_found`"),
     ),
     security(("api_key" = []))
@@ -261,7 +267,7 @@ pub async fn get_verification(
     caller: Caller,
     vid: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Backend, Role::Reviewer])?;
+    caller.require(roles::BACKEND_REVIEWER)?;
     let row = verifications::require(state.db.conn(), &vid).await?;
     let delivery = verifications::delivery_status(state.db.conn(), &row.id).await?;
     Ok(HttpResponse::Ok().json(VerificationResponse::new(row, delivery, state.now())?))

@@ -8,10 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::json::Json;
+use super::{examples, json::Json};
 use crate::{
     auth::Caller,
-    domain::role::Role,
+    domain::role::roles,
     error::{ApiError, ApiResult},
     events::{
         net::{self, UrlError},
@@ -155,9 +155,11 @@ fn url_error(e: UrlError) -> ApiError {
 /// Register an endpoint. The response holds its signing secret, shown this once.
 #[utoipa::path(
     tag = "webhooks",
-    request_body = CreateWebhookRequest,
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    request_body(content = CreateWebhookRequest, example = json!(examples::create_webhook())),
     responses(
-        (status = 201, body = WebhookWithSecretResponse),
+        (status = 201, description = "The endpoint and its signing secret (shown this once)", body = WebhookWithSecretResponse,
+            example = json!(examples::webhook_with_secret())),
         (status = 400, description = "`invalid_url`, `url_not_allowed`, `invalid_event_type`, `invalid_description`, `invalid_body`"),
     ),
     security(("api_key" = []))
@@ -168,7 +170,7 @@ pub async fn post_webhook(
     caller: Caller,
     body: Json<CreateWebhookRequest>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let settings = &state.settings.webhooks;
     let url = net::parse_url(body.url.trim(), settings).map_err(url_error)?;
     net::check_host(&url, settings).await.map_err(url_error)?;
@@ -208,14 +210,20 @@ pub async fn post_webhook(
 }
 
 /// List endpoints (secrets are never shown again).
-#[utoipa::path(tag = "webhooks", params(PageQuery), responses((status = 200, body = Page<WebhookResponse>)), security(("api_key" = [])))]
+#[utoipa::path(
+    tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    params(PageQuery),
+    responses((status = 200, description = "A page of endpoints, oldest first", body = Page<WebhookResponse>,
+        example = json!(examples::webhooks()))),
+    security(("api_key" = [])))]
 #[get("/v1/admin/webhooks")]
 pub async fn get_webhooks(
     state: web::Data<AppState>,
     caller: Caller,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let limit = query.limit()?;
     let after = query.after()?;
     let now = state.now();
@@ -231,9 +239,11 @@ pub async fn get_webhooks(
 /// One endpoint.
 #[utoipa::path(
     tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
-        (status = 200, body = WebhookResponse),
+        (status = 200, description = "The endpoint", body = WebhookResponse,
+            example = json!(examples::webhook())),
         (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
@@ -244,7 +254,7 @@ pub async fn get_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let endpoint = webhooks::require_endpoint(state.db.conn(), &id).await?;
     Ok(HttpResponse::Ok().json(WebhookResponse::from_model(endpoint, state.now())))
 }
@@ -252,9 +262,10 @@ pub async fn get_webhook(
 /// Delete an endpoint; its undelivered events are dropped.
 #[utoipa::path(
     tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
-        (status = 204, description = "Deleted"),
+        (status = 204, description = "Deleted (no body), with its deliveries"),
         (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
@@ -265,7 +276,7 @@ pub async fn delete_webhook(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let txn = state.db.begin_write().await?;
     webhooks::delete_endpoint(&*txn, &caller.name, &id, state.now()).await?;
     txn.commit().await?;
@@ -276,9 +287,11 @@ pub async fn delete_webhook(
 /// a signature with the old secret and one with the new.
 #[utoipa::path(
     tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
-        (status = 200, body = WebhookWithSecretResponse),
+        (status = 200, description = "The endpoint and its new secret (shown this once); the old one signs too for 24 h", body = WebhookWithSecretResponse,
+            example = json!(examples::webhook_with_secret())),
         (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
@@ -289,7 +302,7 @@ pub async fn post_webhook_secret(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let (endpoint, secret) =
@@ -306,9 +319,11 @@ pub async fn post_webhook_secret(
 /// An endpoint's deliveries, newest first, with their attempts and last answer.
 #[utoipa::path(
     tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Endpoint id"), PageQuery),
     responses(
-        (status = 200, body = Page<DeliveryResponse>),
+        (status = 200, description = "A page of the endpoint's deliveries, newest first", body = Page<DeliveryResponse>,
+            example = json!(examples::deliveries())),
         (status = 404, description = "`webhook_not_found`"),
     ),
     security(("api_key" = []))
@@ -320,7 +335,7 @@ pub async fn get_webhook_deliveries(
     id: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let limit = query.limit()?;
     let before = query.after()?;
     let conn = state.db.conn();
@@ -337,9 +352,11 @@ pub async fn get_webhook_deliveries(
 /// Send a `ping` event to this endpoint (whatever its filter), signed like every event.
 #[utoipa::path(
     tag = "webhooks",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
     params(("id" = String, Path, description = "Endpoint id")),
     responses(
-        (status = 202, description = "Queued; it leaves within a second", body = TestPingResponse),
+        (status = 202, description = "Queued; it leaves within a second", body = TestPingResponse,
+            example = json!(examples::test_ping())),
         (status = 404, description = "`webhook_not_found`"),
         (status = 409, description = "`webhook_disabled`"),
     ),
@@ -351,7 +368,7 @@ pub async fn post_webhook_test(
     caller: Caller,
     id: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    caller.require(&[Role::Admin])?;
+    caller.require(roles::ADMIN)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let endpoint = webhooks::require_endpoint(&*txn, &id).await?;

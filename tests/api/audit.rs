@@ -105,8 +105,8 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .json()
         .await
         .unwrap();
-    // the first signing key and four seeded clients, then the account
-    assert_eq!(rest["items"].as_array().unwrap().len(), 5);
+    // the first signing key and five seeded clients (one per role), then the account
+    assert_eq!(rest["items"].as_array().unwrap().len(), 6);
     let by_actor: Value = app
         .get("/v1/admin/audit?actor=test-backend", &app.admin_key)
         .await
@@ -123,7 +123,7 @@ async fn changes_are_audited_in_a_verifiable_chain_and_tampering_is_found() {
         .unwrap();
     assert_eq!(
         report,
-        json!({"entries": 7, "intact": true, "first_broken_seq": null, "problem": null})
+        json!({"entries": 8, "intact": true, "first_broken_seq": null, "problem": null})
     );
 
     // Someone with database access rewrites history.
@@ -184,7 +184,8 @@ async fn concurrent_changes_keep_one_unbroken_chain() {
         .await
         .unwrap();
     assert_eq!(report["intact"], true, "{report}");
-    assert_eq!(report["entries"], 25);
+    // the first signing key, five seeded clients, twenty accounts
+    assert_eq!(report["entries"], 26);
 }
 
 #[tokio::test]

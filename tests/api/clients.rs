@@ -28,7 +28,11 @@ async fn admins_create_list_and_revoke_clients() {
         .await
         .unwrap();
     let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 5);
+    assert_eq!(
+        items.len(),
+        6,
+        "one seeded client per role, and the new one"
+    );
     assert!(
         items.iter().all(|c| c.get("key").is_none()),
         "keys are never listed"

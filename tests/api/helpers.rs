@@ -47,6 +47,7 @@ pub struct TestApp {
     pub backend_key: String,
     pub reviewer_key: String,
     pub meeting_key: String,
+    pub moderator_key: String,
 }
 
 /// A fresh database URL: SQLite file by default, PostgreSQL when configured.
@@ -130,7 +131,13 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
 
     let mut keys = Vec::new();
     if seed_clients {
-        for role in [Role::Admin, Role::Backend, Role::Reviewer, Role::Meeting] {
+        for role in [
+            Role::Admin,
+            Role::Backend,
+            Role::Reviewer,
+            Role::Meeting,
+            Role::Moderator,
+        ] {
             let txn = state.db.begin_write().await.unwrap();
             let name = format!("test-{}", role.as_str());
             let (_, key) = clients::create(&*txn, "test", &name, None, role, state.now())
@@ -140,7 +147,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
             keys.push(key);
         }
     } else {
-        keys = vec![String::new(); 4];
+        keys = vec![String::new(); 5];
     }
     TestApp {
         address,
@@ -156,6 +163,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
         backend_key: keys[1].clone(),
         reviewer_key: keys[2].clone(),
         meeting_key: keys[3].clone(),
+        moderator_key: keys[4].clone(),
     }
 }
 
@@ -167,6 +175,7 @@ impl TestApp {
         sibling.backend_key = self.backend_key.clone();
         sibling.reviewer_key = self.reviewer_key.clone();
         sibling.meeting_key = self.meeting_key.clone();
+        sibling.moderator_key = self.moderator_key.clone();
         sibling
     }
 
@@ -260,6 +269,7 @@ impl TestApp {
             Role::Backend => &self.backend_key,
             Role::Reviewer => &self.reviewer_key,
             Role::Meeting => &self.meeting_key,
+            Role::Moderator => &self.moderator_key,
         }
     }
 

@@ -18,6 +18,7 @@ mod jitsi;
 mod keys;
 mod livekit;
 mod locks;
+mod moderators;
 mod operations;
 mod outage;
 mod personal_data;

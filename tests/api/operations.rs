@@ -1,4 +1,5 @@
 use serde_json::Value;
+use vouch::domain::role::Role;
 
 use crate::helpers::spawn_app;
 
@@ -154,6 +155,82 @@ fn every_operation_documents_its_errors_and_security() {
             );
         }
     }
+}
+
+/// Every operation says who may call it (`x-vouch-roles`, and a `Roles:` line for readers),
+/// describes every response, and shows what a call looks like: an example of each request body
+/// and of each success body. Routes added later cannot skip any of it. (scripts/spec-check
+/// validates the examples against their schemas.)
+#[test]
+fn every_operation_names_its_roles_describes_its_responses_and_has_examples() {
+    let spec: Value = serde_json::from_str(&vouch::openapi::spec_json()).unwrap();
+    let known: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let has_example = |content: &Value| {
+        content.get("example").is_some()
+            || content["examples"]
+                .as_object()
+                .is_some_and(|e| !e.is_empty())
+    };
+    let mut gaps = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let at = format!("{} {path}", method.to_uppercase());
+            match op["x-vouch-roles"].as_array() {
+                None => gaps.push(format!("{at}: no x-vouch-roles")),
+                Some(roles) => {
+                    let names: Vec<&str> = roles.iter().filter_map(Value::as_str).collect();
+                    if names.len() != roles.len() || names.iter().any(|r| !known.contains(r)) {
+                        gaps.push(format!("{at}: x-vouch-roles {roles:?} names no role"));
+                    }
+                    if !names.is_empty() && !names.contains(&"admin") {
+                        gaps.push(format!(
+                            "{at}: admins may do everything, but not by the spec"
+                        ));
+                    }
+                    let line = if names.is_empty() {
+                        "Roles: none".to_owned()
+                    } else {
+                        format!("Roles: {}.", names.join(", "))
+                    };
+                    if !op["description"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&line))
+                    {
+                        gaps.push(format!("{at}: the description lacks `{line}`"));
+                    }
+                }
+            }
+            if op["summary"].as_str().is_none_or(|s| s.trim().is_empty()) {
+                gaps.push(format!("{at}: no summary (the handler's doc comment)"));
+            }
+            for (media, content) in op["requestBody"]["content"]
+                .as_object()
+                .into_iter()
+                .flatten()
+            {
+                if !has_example(content) {
+                    gaps.push(format!("{at}: request {media} has no example"));
+                }
+            }
+            for (status, response) in op["responses"].as_object().unwrap() {
+                if response["description"]
+                    .as_str()
+                    .is_none_or(|d| d.trim().is_empty())
+                {
+                    gaps.push(format!("{at} {status}: no description"));
+                }
+                if !status.starts_with('2') {
+                    continue;
+                }
+                for (media, content) in response["content"].as_object().into_iter().flatten() {
+                    if !has_example(content) {
+                        gaps.push(format!("{at} {status} {media}: no example"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(gaps.is_empty(), "{}", gaps.join("\n"));
 }
 
 /// Made-up methods and paths must not grow `/metrics`: every label comes from a closed set

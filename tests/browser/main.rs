@@ -545,6 +545,72 @@ async fn admins_manage_clients_keys_and_account_status() {
     .await;
 }
 
+#[tokio::test]
+async fn a_moderator_suspends_an_account_and_revokes_a_token_and_sees_nothing_else() {
+    let app = spawn_app().await;
+    let acc = app.entitled_account("reported-user").await;
+    let other = app.entitled_account("someone-else").await;
+    let token = app.issue_token(&other).await;
+
+    with_browser(move |client| async move {
+        sign_in(&client, &app, &app.moderator_key).await;
+        text_containing(&client, "#who-role", "moderator").await;
+        // The start page of a moderator is the accounts list; the nav offers what the role
+        // may do and nothing else.
+        text_containing(&client, "main h1", "Accounts").await;
+        let nav = element(&client, "#nav").await.text().await.unwrap();
+        assert!(
+            nav.contains("Accounts") && nav.contains("Revoke a token"),
+            "{nav}"
+        );
+        for page in [
+            "Exception queue",
+            "Audit log",
+            "API clients",
+            "Signing keys",
+            "Webhooks",
+        ] {
+            assert!(!nav.contains(page), "{page} offered to a moderator: {nav}");
+        }
+        client.goto(&app.url("/admin/#/queue")).await.unwrap();
+        text_containing(&client, "main h1", "Not available for your role").await;
+
+        // Find the reported account by the platform's id, suspend it.
+        client.goto(&app.url("/admin/#/accounts")).await.unwrap();
+        fill(&client, "#account-lookup", "reported-user").await;
+        click(&client, "form.filters button[type=submit]").await;
+        text_containing(&client, "main h1", &acc).await;
+        // Evidence and exceptions are not the moderator's to read: not asked for, not shown.
+        let main = element(&client, "main").await.text().await.unwrap();
+        assert!(
+            !main.contains("Evidence") && !main.contains("Exception requests"),
+            "{main}"
+        );
+        click(&client, "#status-start").await;
+        click(&client, "#status-confirm").await;
+        text_containing(&client, "main .notice", "Account suspended").await;
+        text_containing(&client, "#account-status", "suspended").await;
+        screenshot(&client, "moderator-account").await;
+        let account = api_json(&app, &format!("/v1/accounts/{acc}"), &app.admin_key).await;
+        assert_eq!(account["status"], "suspended");
+        let audit = api_json(
+            &app,
+            &format!("/v1/admin/audit?target_id={acc}&action=account.suspended"),
+            &app.admin_key,
+        )
+        .await;
+        assert_eq!(audit["items"][0]["actor"], "test-moderator");
+
+        // Revoke a reported token.
+        click(&client, "#nav a[href='#/revoke']").await;
+        fill(&client, "#token-to-revoke", &token).await;
+        click(&client, "#revoke-token").await;
+        text_containing(&client, "#revoke-result", "no longer admits anyone").await;
+        assert_eq!(app.authorize(&token, None).await["reason"], "revoked");
+    })
+    .await;
+}
+
 /// Every CSP violation the page has met since it loaded (the Reporting API buffers them), as
 /// `"<directive> <blocked URL>"`.
 const CSP_VIOLATIONS: &str = r#"

@@ -1,5 +1,10 @@
 // Accounts: look one up, and an account's page: status, evidence, the entitlement decision
-// with its explanation, its exception requests, and (admins) suspend or reactivate.
+// with its explanation, its exception requests (reviewers and admins), and suspend or
+// reactivate (moderators and admins). Moderators see the account itself only: the API gives
+// them nothing more.
+
+const MAY_SUSPEND = ['moderator', 'admin'];
+const MAY_READ_EVIDENCE = ['reviewer', 'admin'];
 
 import { get, patch, qs, seg } from './api.js';
 import { exceptionsTable } from './queue.js';
@@ -73,7 +78,7 @@ function entitlementsSection(ent) {
 }
 
 function statusAction(ctx, account) {
-  if (ctx.me.role !== 'admin') return null;
+  if (!MAY_SUSPEND.includes(ctx.me.role)) return null;
   const suspend = account.status === 'active';
   const target = suspend ? 'suspended' : 'active';
   const label = suspend ? 'Suspend account' : 'Reactivate account';
@@ -110,16 +115,9 @@ function statusAction(ctx, account) {
   return h('div', { class: 'actions' }, start, ask, out);
 }
 
-export async function accountView(ctx) {
-  const id = ctx.params[0];
-  const path = `/v1/accounts/${seg(id)}`;
-  const [account, evidence, entitlements, exceptions] = await Promise.all([
-    get(path),
-    get(`${path}/evidence?limit=200`),
-    get(`${path}/entitlements`),
-    get(`/v1/exceptions${qs({ account_id: id, limit: 200 })}`),
-  ]);
-  return h('article', {},
+/** The account's heading and facts: what every role that may open the page sees. */
+function header(account) {
+  return [
     h('p', { class: 'crumbs' }, link('#/accounts', '← Accounts')),
     h('h1', {}, 'Account ', code(account.id)),
     facts([
@@ -130,6 +128,24 @@ export async function accountView(ctx) {
       ['Email verified', yesNo(account.email_verified)],
       ['Phone verified', yesNo(account.phone_verified)],
     ]),
+  ];
+}
+
+export async function accountView(ctx) {
+  const id = ctx.params[0];
+  const path = `/v1/accounts/${seg(id)}`;
+  if (!MAY_READ_EVIDENCE.includes(ctx.me.role)) {
+    const account = await get(path);
+    return h('article', {}, ...header(account), statusAction(ctx, account));
+  }
+  const [account, evidence, entitlements, exceptions] = await Promise.all([
+    get(path),
+    get(`${path}/evidence?limit=200`),
+    get(`${path}/entitlements`),
+    get(`/v1/exceptions${qs({ account_id: id, limit: 200 })}`),
+  ]);
+  return h('article', {},
+    ...header(account),
     statusAction(ctx, account),
     entitlementsSection(entitlements),
     h('section', { 'aria-labelledby': 'evidence-h' },

@@ -3,7 +3,7 @@
 import { del, get, post, qs, seg } from './api.js';
 import { badge, busy, code, empty, field, h, loadMore, notice, problem, select, table, time } from './ui.js';
 
-const ROLES = [['reviewer', 'reviewer'], ['backend', 'backend'], ['meeting', 'meeting'], ['admin', 'admin']];
+const ROLES = [['reviewer', 'reviewer'], ['moderator', 'moderator'], ['backend', 'backend'], ['meeting', 'meeting'], ['admin', 'admin']];
 
 function createdKey(created) {
   const keyField = h('input', { id: 'new-key', type: 'text', readonly: true, value: created.key, spellcheck: 'false', class: 'key' });

@@ -10,16 +10,22 @@ import { accountsView, accountView } from './accounts.js';
 import { auditView } from './audit.js';
 import { clientsView, keysView } from './admin.js';
 import { webhooksView, webhookView } from './webhooks.js';
+import { revokeTokenView } from './tokens.js';
 
 const STORAGE = 'vouch.console.key';
+// Who sees which page: the same roles the API lets do what the page does (x-vouch-roles).
 const REVIEW = ['reviewer', 'admin'];
+const ACCOUNTS = ['reviewer', 'moderator', 'admin'];
+const MODERATE = ['moderator', 'admin'];
 const ADMIN = ['admin'];
+const CONSOLE_ROLES = ['reviewer', 'moderator', 'admin'];
 
 const ROUTES = [
   { path: /^\/queue$/, view: queueView, roles: REVIEW, nav: 'queue' },
   { path: /^\/exceptions\/([^/]+)$/, view: exceptionView, roles: REVIEW, nav: 'queue' },
-  { path: /^\/accounts$/, view: accountsView, roles: REVIEW, nav: 'accounts' },
-  { path: /^\/accounts\/([^/]+)$/, view: accountView, roles: REVIEW, nav: 'accounts' },
+  { path: /^\/accounts$/, view: accountsView, roles: ACCOUNTS, nav: 'accounts' },
+  { path: /^\/accounts\/([^/]+)$/, view: accountView, roles: ACCOUNTS, nav: 'accounts' },
+  { path: /^\/revoke$/, view: revokeTokenView, roles: MODERATE, nav: 'revoke' },
   { path: /^\/audit$/, view: auditView, roles: ADMIN, nav: 'audit' },
   { path: /^\/clients$/, view: clientsView, roles: ADMIN, nav: 'clients' },
   { path: /^\/keys$/, view: keysView, roles: ADMIN, nav: 'keys' },
@@ -29,7 +35,8 @@ const ROUTES = [
 
 const NAV = [
   ['queue', 'Exception queue', REVIEW],
-  ['accounts', 'Accounts', REVIEW],
+  ['accounts', 'Accounts', ACCOUNTS],
+  ['revoke', 'Revoke a token', MODERATE],
   ['audit', 'Audit log', ADMIN],
   ['clients', 'API clients', ADMIN],
   ['keys', 'Signing keys', ADMIN],
@@ -81,7 +88,7 @@ function chrome(active) {
     : me.name;
   const role = document.getElementById('who-role');
   role.textContent = me.role;
-  role.className = `badge ${me.role === 'admin' || me.role === 'reviewer' ? 'info' : 'muted'}`;
+  role.className = `badge ${CONSOLE_ROLES.includes(me.role) ? 'info' : 'muted'}`;
   nav.replaceChildren(h('ul', {},
     NAV.filter(([, , roles]) => roles.includes(me.role)).map(([id, label]) =>
       h('li', {}, h('a', { href: `#/${id}`, 'aria-current': id === active ? 'page' : null }, label)))));
@@ -106,8 +113,8 @@ function homeView() {
   return h('section', {},
     h('h1', {}, 'Welcome'),
     h('p', {}, `This key belongs to ${me.name}, a ${me.role} client.`),
-    h('p', {}, 'The console is for reviewers and admins: a ', me.role,
-      ' key can neither review exceptions nor read accounts here. Sign out and use a reviewer or admin key.'));
+    h('p', {}, 'The console is for reviewers, moderators and admins: a ', me.role,
+      ' key can neither review exceptions nor read accounts here. Sign out and use a reviewer, moderator or admin key.'));
 }
 
 async function route() {
@@ -124,6 +131,10 @@ async function route() {
   if (path === '/') {
     if (REVIEW.includes(session.me.role)) {
       location.replace('#/queue');
+      return;
+    }
+    if (ACCOUNTS.includes(session.me.role)) {
+      location.replace('#/accounts');
       return;
     }
     chrome(null);

@@ -23,7 +23,7 @@ export function signInView({ message, onSignedIn }) {
       h('label', { for: 'api-key' }, 'API key'),
       input,
       h('span', { class: 'hint', id: 'api-key-hint' },
-        'A reviewer or admin key. It is kept in this browser tab only and sent to Vouch only in the Authorization header.')),
+        'A reviewer, moderator or admin key. It is kept in this browser tab only and sent to Vouch only in the Authorization header.')),
     button);
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
@@ -48,7 +48,7 @@ export function signInView({ message, onSignedIn }) {
   });
   return h('section', { class: 'narrow' },
     h('h1', {}, 'Sign in'),
-    h('p', {}, 'Review nonprofit and dissident exceptions, look up accounts, and (admins) manage API clients, signing keys and the audit log.'),
+    h('p', {}, 'Review nonprofit and dissident exceptions, look up accounts, suspend them and revoke tokens (moderators), and (admins) manage API clients, signing keys and the audit log.'),
     message ? notice(message, 'info') : null,
     form,
     result);
