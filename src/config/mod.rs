@@ -143,6 +143,16 @@ pub struct TokenSettings {
     /// Whether tokens carry the `evidence` claim (an approved exception as `exception`, never
     /// its category); `false` leaves only `ent`.
     pub disclose_evidence: bool,
+    /// Issuance refuses a request without `device_jkt`, and authorize and the exchanges refuse
+    /// a token without `cnf` (`device_mismatch`).
+    pub require_device_binding: bool,
+    /// A device-bound token is accepted only with a DPoP proof of its key (`dpop`); a matching
+    /// `device_jkt` alone is not enough.
+    pub require_dpop: bool,
+    /// How far a DPoP proof's `iat` may be from now, either way (plus `leeway_seconds`).
+    pub dpop_max_age_seconds: u64,
+    /// How long a DPoP nonce Vouch issued is accepted.
+    pub dpop_nonce_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
