@@ -200,7 +200,7 @@ impl From<Authorization> for AuthorizeResponse {
     responses(
         (status = 200, description = "The decision; `allow: false` carries the reason (and, for `device_mismatch`, `detail` and maybe `dpop_error`)", body = AuthorizeResponse,
             headers(("DPoP-Nonce" = String, description = "A fresh nonce for the next DPoP proof"))),
-        (status = 400, description = "`invalid_device_jkt` (not a SHA-256 thumbprint), `invalid_dpop_proof` (not a well-formed DPoP proof)"),
+        (status = 400, description = "`invalid_device_jkt` (not a SHA-256 thumbprint), `invalid_dpop_proof` (not a well-formed DPoP proof), `malformed_json` or `invalid_body`"),
     ),
     security(("api_key" = []))
 )]

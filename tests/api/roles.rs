@@ -150,6 +150,13 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
         ),
         (
             Method::POST,
+            "/v1/e2ee/nonce",
+            "/v1/e2ee/nonce".into(),
+            json!({}),
+            vec![Meeting],
+        ),
+        (
+            Method::POST,
             "/v1/exchange/livekit",
             "/v1/exchange/livekit".into(),
             json!({"token": "x", "room": "standup"}),
