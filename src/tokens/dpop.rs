@@ -92,14 +92,24 @@ struct ProofClaims {
 
 /// A well-formed DPoP proof, not yet checked: `typ` `dpop+jwt`, an asymmetric `alg` its public
 /// `jwk` fits, and the claims `htm`, `htu`, `iat`, `jti` present.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Proof {
     raw: String,
     alg: Algorithm,
-    key: Jwk,
+    key: DecodingKey,
     /// RFC 7638 SHA-256 thumbprint of the proof's `jwk`.
     jkt: String,
     claims: ProofClaims,
+}
+
+/// The proof itself is a credential for a minute: never printed.
+impl std::fmt::Debug for Proof {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proof")
+            .field("alg", &self.alg)
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Proof {
@@ -146,7 +156,8 @@ impl Proof {
                 "the jwk is not a public key for the header's alg",
             ));
         }
-        DecodingKey::from_jwk(&key).map_err(|_| Malformed("the jwk is not a usable public key"))?;
+        let decoding = DecodingKey::from_jwk(&key)
+            .map_err(|_| Malformed("the jwk is not a usable public key"))?;
         let jkt = key
             .thumbprint(ThumbprintHash::SHA256)
             .map_err(|_| Malformed("the jwk has no RFC 7638 thumbprint"))?;
@@ -161,7 +172,7 @@ impl Proof {
         Ok(Proof {
             raw: raw.to_owned(),
             alg,
-            key,
+            key: decoding,
             jkt,
             claims,
         })
@@ -352,9 +363,7 @@ impl Dpop {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = false;
-        let key = DecodingKey::from_jwk(&proof.key)
-            .map_err(|_| Refused::invalid("the DPoP proof's key is not usable"))?;
-        decode::<Value>(&proof.raw, &key, &validation)
+        decode::<Value>(&proof.raw, &proof.key, &validation)
             .map_err(|_| Refused::invalid("the DPoP proof's signature does not verify"))?;
         let claims = &proof.claims;
         if claims.htm != METHOD {
@@ -380,7 +389,7 @@ impl Dpop {
             Some(_) => {}
         }
         let now_s = now.timestamp();
-        if (claims.iat - now_s).abs() > self.window {
+        if claims.iat.abs_diff(now_s) > self.window.unsigned_abs() {
             return Err(Refused::invalid(
                 "the DPoP proof's iat is too far from now (a stale or future proof)",
             ));

@@ -210,6 +210,14 @@ async fn proofs_that_prove_nothing_here_are_refused() {
             "future iat",
             device.proof(&with(good(), "iat", json!(now + 95))),
         ),
+        (
+            "absurd iat",
+            device.proof(&with(good(), "iat", json!(i64::MIN))),
+        ),
+        (
+            "absurd iat",
+            device.proof(&with(good(), "iat", json!(i64::MAX))),
+        ),
         ("no ath", device.proof(&with(good(), "ath", Value::Null))),
         (
             "ath of another token",
