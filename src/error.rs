@@ -47,6 +47,7 @@ pub enum ErrorCode {
     Conflict,
     CustomerLinked,
     DatabaseUnavailable,
+    DeviceBindingRequired,
     DeviceMismatch,
     ExceptionDecided,
     ExceptionNotApproved,
@@ -66,6 +67,7 @@ pub enum ErrorCode {
     InvalidDescription,
     InvalidDeviceJkt,
     InvalidDisplayName,
+    InvalidDpopProof,
     InvalidEmail,
     InvalidEventType,
     InvalidExpiresAt,
@@ -132,6 +134,7 @@ impl ErrorCode {
         use ErrorCode::*;
         Some(match self {
             BadRequest
+            | DeviceBindingRequired
             | InvalidAudience
             | InvalidBody
             | InvalidCode
@@ -140,6 +143,7 @@ impl ErrorCode {
             | InvalidDescription
             | InvalidDeviceJkt
             | InvalidDisplayName
+            | InvalidDpopProof
             | InvalidEmail
             | InvalidEventType
             | InvalidExpiresAt
@@ -226,6 +230,8 @@ pub struct ApiError {
     pub detail: String,
     pub extensions: Map<String, Value>,
     pub retry_after: Option<u64>,
+    /// Further response headers (e.g. `DPoP-Nonce` on a refused DPoP proof).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -242,6 +248,7 @@ impl ApiError {
             detail: detail.into(),
             extensions: Map::new(),
             retry_after: None,
+            headers: Vec::new(),
         }
     }
 
@@ -284,6 +291,17 @@ impl ApiError {
         self
     }
 
+    /// Send a further header with the problem; a value that is not a valid header is dropped.
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
     pub fn problem(&self) -> Problem {
         Problem {
             type_: format!("urn:vouch:problem:{}", self.code),
@@ -309,6 +327,9 @@ impl ResponseError for ApiError {
         }
         if self.status == StatusCode::UNAUTHORIZED {
             builder.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+        }
+        for (name, value) in &self.headers {
+            builder.insert_header((name.clone(), value.clone()));
         }
         builder.json(self.problem())
     }

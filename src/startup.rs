@@ -106,6 +106,7 @@ impl Application {
             keys: Keys::default(),
             jitsi: Default::default(),
             verified_tokens: VerifiedTokens::new(20_000),
+            dpop: crate::tokens::dpop::Dpop::new(&settings.tokens, &master_key),
             master_key,
             metrics: web::Data::new(Metrics::default()),
             status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),

@@ -16,6 +16,7 @@ use crate::{
     domain::policy::Policy,
     telemetry::Metrics,
     tokens::{
+        dpop::Dpop,
         keyring::Keys,
         live::{AccountCache, RevocationSet},
         verify::VerifiedTokens,
@@ -34,6 +35,8 @@ pub struct AppState {
     /// The Jitsi Meet key ring (RS256), apart from the token keys.
     pub jitsi: crate::adapters::jitsi::JitsiRing,
     pub verified_tokens: VerifiedTokens,
+    /// DPoP proof checks: the nonce key and the proofs this instance has seen.
+    pub dpop: Dpop,
     /// The same metrics the telemetry middleware records into (its own app data).
     pub metrics: web::Data<Metrics>,
     /// Email and SMS transports, and the outbox worker's wake-up call.

@@ -29,7 +29,11 @@ use crate::{
     error::{ApiError, ErrorCode},
     services::livekit::{self as store, Outcome, ADMISSION_PREFIX},
     state::AppState,
-    tokens::{authorize::Presented, verify::Reason},
+    tokens::{
+        authorize::{parse_dpop, Presented},
+        dpop::Endpoint,
+        verify::Reason,
+    },
 };
 
 /// The `attributes` every issued token carries.
@@ -220,6 +224,8 @@ pub struct Exchange<'a> {
     pub token: &'a str,
     pub room: &'a str,
     pub device_jkt: Option<&'a str>,
+    /// The device's DPoP proof, for `{tokens.issuer}/v1/exchange/livekit`.
+    pub dpop: Option<&'a str>,
     pub name: Option<&'a str>,
 }
 
@@ -234,10 +240,13 @@ pub async fn exchange(state: &AppState, request: Exchange<'_>) -> Result<Issued,
         ));
     };
     validate_request(request.room, request.name, request.device_jkt)?;
+    let proof = parse_dpop(request.dpop)?;
     let now = state.now();
     let presented = Presented {
         token: request.token,
         device_jkt: request.device_jkt,
+        dpop: proof.as_ref(),
+        endpoint: Endpoint::LiveKit,
     };
     let verified = check_presented(state, presented, now).await?;
     let claims = &verified.1;

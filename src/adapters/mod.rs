@@ -2,8 +2,9 @@
 //! (LiveKit today), and remove participants from it when their right ends.
 //!
 //! Every exchange checks the presented Vouch token exactly as authorize does (signature, time,
-//! revocation, device binding, then the account as it is now) through [`check_presented`], and
-//! refuses with a 403 whose `code` is authorize's reason.
+//! revocation, device binding with `device_jkt` or a DPoP proof for the exchange's own URL,
+//! then the account as it is now) through [`check_presented`], and refuses with a 403 whose
+//! `code` is authorize's reason.
 
 pub mod jitsi;
 pub mod livekit;
@@ -17,6 +18,7 @@ use crate::{
     state::AppState,
     tokens::{
         authorize::{check_account, check_token, Authorization, Presented},
+        dpop::NONCE_HEADER,
         valid_jkt,
         verify::{Reason, Verified},
     },
@@ -79,6 +81,8 @@ pub fn refused(reason: Reason) -> ApiError {
         entitlements: None,
         expires_at: None,
         required_actions: Vec::new(),
+        detail: None,
+        dpop_error: None,
     }
     .refusal()
 }
@@ -95,10 +99,19 @@ pub async fn check_presented(
         &ring,
         &state.revocations,
         &state.settings.tokens,
+        &state.dpop,
         presented,
         now,
     )
-    .map_err(Authorization::refusal)?;
+    .map_err(|denied| {
+        // A refused proof needs a nonce for the next try, as authorize gives.
+        let nonce = denied.dpop_error.map(|_| state.dpop.nonce(now).value);
+        let refusal = denied.refusal();
+        match nonce {
+            Some(nonce) => refusal.with_header(NONCE_HEADER, &nonce),
+            None => refusal,
+        }
+    })?;
     let claims = &verified.1;
     let snapshot = state
         .accounts

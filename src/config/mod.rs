@@ -146,6 +146,16 @@ pub struct TokenSettings {
     /// Whether tokens carry the `evidence` claim (an approved exception as `exception`, never
     /// its category); `false` leaves only `ent`.
     pub disclose_evidence: bool,
+    /// Issuance refuses a request without `device_jkt`, and authorize and the exchanges refuse
+    /// a token without `cnf` (`device_mismatch`).
+    pub require_device_binding: bool,
+    /// A device-bound token is accepted only with a DPoP proof of its key (`dpop`); a matching
+    /// `device_jkt` alone is not enough.
+    pub require_dpop: bool,
+    /// How far a DPoP proof's `iat` may be from now, either way (plus `leeway_seconds`).
+    pub dpop_max_age_seconds: u64,
+    /// How long a DPoP nonce Vouch issued is accepted.
+    pub dpop_nonce_ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -406,6 +416,10 @@ mod tests {
         assert_eq!(s.tokens.issuer, "http://localhost:8080");
         assert_eq!(s.tokens.audiences, vec!["meeting".to_owned()]);
         assert_eq!(s.tokens.algorithm, Algorithm::EdDSA);
+        assert!(!s.tokens.require_device_binding);
+        assert!(!s.tokens.require_dpop);
+        assert_eq!(s.tokens.dpop_max_age_seconds, 60);
+        assert_eq!(s.tokens.dpop_nonce_ttl_seconds, 300);
         assert_eq!(s.policy.preset, "verified");
         assert_eq!(s.email.from, "Vouch <no-reply@localhost>");
         assert!(s.email.smtp_url.is_none());
@@ -439,6 +453,32 @@ mod tests {
         assert_eq!(s.verification.young_accounts_sms_hourly_budget, 300);
         assert!(s.sms.allowed_countries.is_empty());
         assert!(!s.delivery.dev_log_codes);
+    }
+
+    /// The DPoP windows must be usable: a zero window would refuse every proof.
+    #[test]
+    fn dpop_windows_are_checked() {
+        type Set = fn(&mut TokenSettings);
+        let cases: [(&str, Set); 4] = [
+            ("tokens.dpop_max_age_seconds", |t| {
+                t.dpop_max_age_seconds = 0
+            }),
+            ("tokens.dpop_max_age_seconds", |t| {
+                t.dpop_max_age_seconds = 601
+            }),
+            ("tokens.dpop_nonce_ttl_seconds", |t| {
+                t.dpop_nonce_ttl_seconds = 9
+            }),
+            ("tokens.dpop_nonce_ttl_seconds", |t| {
+                t.dpop_nonce_ttl_seconds = 3601
+            }),
+        ];
+        for (key, set) in cases {
+            let mut s = Settings::defaults();
+            set(&mut s.tokens);
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("`{key}`")), "{key}: {err}");
+        }
     }
 
     /// Each SMS limit key, set to a bad value, stops the start with a message naming it.

@@ -122,6 +122,16 @@ impl TokenSettings {
         )?;
         check_max("tokens.leeway_seconds", self.leeway_seconds, 300)?;
         check_range(
+            "tokens.dpop_max_age_seconds",
+            self.dpop_max_age_seconds,
+            1..=600,
+        )?;
+        check_range(
+            "tokens.dpop_nonce_ttl_seconds",
+            self.dpop_nonce_ttl_seconds,
+            10..=3600,
+        )?;
+        check_range(
             "tokens.jwks_max_age_seconds",
             self.jwks_max_age_seconds,
             1..=86_400,

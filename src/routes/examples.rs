@@ -271,6 +271,10 @@ pub fn revoked_token() -> Value {
     json!({})
 }
 
+pub fn dpop_nonce() -> Value {
+    json!({"nonce": "AZLzzJ4AAAAAZ2ExNzVmZTQ5YjJkNGU0ZjkwYmU0OTk4YTgwOTY3ZjM", "expires_at": "2026-12-01T10:05:00Z"})
+}
+
 pub fn account_tokens_revoked() -> Value {
     json!({"account_id": ACCOUNT, "revoked_before": "2026-12-01T10:05:01Z"})
 }

@@ -31,6 +31,10 @@ pub struct LiveKitExchangeRequest {
     /// Thumbprint of the key of the device asking; must match the token's `cnf.jkt`.
     #[schema(pattern = r"^[A-Za-z0-9_-]{43}$")]
     pub device_jkt: Option<String>,
+    /// A DPoP proof of the device key, as for authorize, with `htu`
+    /// `{tokens.issuer}/v1/exchange/livekit`.
+    #[schema(max_length = 8192)]
+    pub dpop: Option<String>,
     /// Display name for the other participants (`name` claim).
     #[schema(min_length = 1, max_length = 128)]
     pub name: Option<String>,
@@ -56,8 +60,8 @@ pub struct LiveKitExchangeResponse {
     responses(
         (status = 200, description = "A LiveKit access token for this room", body = LiveKitExchangeResponse,
             example = json!(examples::livekit_token())),
-        (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), or `forbidden` for another role", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`, `invalid_dpop_proof`", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch` (with `dpop_error` and a `DPoP-Nonce` header when the proof was refused), `account_suspended`), or `forbidden` for another role", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "`not_configured`: no `livekit` settings", body = Problem, content_type = "application/problem+json"),
     ),
     security(("api_key" = []))
@@ -75,6 +79,7 @@ pub async fn post_livekit(
             token: &body.token,
             room: &body.room,
             device_jkt: body.device_jkt.as_deref(),
+            dpop: body.dpop.as_deref(),
             name: body.name.as_deref(),
         },
     )

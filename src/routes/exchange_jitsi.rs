@@ -18,7 +18,10 @@ use crate::{
     error::{ApiError, ApiResult, ErrorCode},
     services::jitsi_keys,
     state::AppState,
-    tokens::{authorize::Presented, valid_jkt},
+    tokens::{
+        authorize::{parse_device_jkt, parse_dpop, Presented},
+        dpop::Endpoint,
+    },
 };
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -35,6 +38,10 @@ pub struct JitsiExchangeRequest {
     pub room: String,
     /// Thumbprint of the key of the device asking; must match the token's `cnf.jkt`.
     pub device_jkt: Option<String>,
+    /// A DPoP proof of the device key, as for authorize, with `htu`
+    /// `{tokens.issuer}/v1/exchange/jitsi`.
+    #[schema(max_length = 8192)]
+    pub dpop: Option<String>,
     /// Display name for `context.user.name`.
     pub name: Option<String>,
 }
@@ -58,8 +65,8 @@ pub struct JitsiExchangeResponse {
     responses(
         (status = 200, description = "A Jitsi Meet JWT for this room", body = JitsiExchangeResponse,
             example = json!(examples::jitsi_token())),
-        (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`"),
-        (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch`, `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)"),
+        (status = 400, description = "`invalid_room`, `invalid_name`, `invalid_device_jkt`, `invalid_dpop_proof`"),
+        (status = 403, description = "`code` is the authorize reason (`not_entitled`, `revoked`, `expired`, `invalid_token`, `wrong_audience`, `device_mismatch` (with `dpop_error` and a `DPoP-Nonce` header when the proof was refused), `account_suspended`), with `required_actions` (what the person can do; empty when suspended or when the token itself is refused); or `forbidden` (not a meeting client)"),
         (status = 503, description = "`not_configured`: `jitsi.app_id` and `jitsi.domain` are not both set; `no_signing_key`"),
     ),
     security(("api_key" = []))
@@ -78,20 +85,14 @@ pub async fn post_exchange_jitsi(
     let body = body.into_inner();
     let room = parse_room(&body.room)?;
     let name = parse_name(body.name.as_deref())?;
-    if body
-        .device_jkt
-        .as_deref()
-        .is_some_and(|jkt| !valid_jkt(jkt))
-    {
-        return Err(ApiError::bad_request(
-            ErrorCode::InvalidDeviceJkt,
-            "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
-        ));
-    }
+    let device_jkt = parse_device_jkt(body.device_jkt.as_deref())?;
+    let proof = parse_dpop(body.dpop.as_deref())?;
     let now = state.now();
     let presented = Presented {
         token: &body.token,
-        device_jkt: body.device_jkt.as_deref(),
+        device_jkt,
+        dpop: proof.as_ref(),
+        endpoint: Endpoint::Jitsi,
     };
     let verified = check_presented(&state, presented, now).await?;
     let claims = &verified.1;

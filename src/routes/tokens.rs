@@ -26,7 +26,10 @@ use crate::{
     services::{jitsi_keys, keys, revocations},
     state::AppState,
     tokens::{
-        authorize::{check_account, check_token, Authorization, Presented},
+        authorize::{
+            check_account, check_token, parse_device_jkt, parse_dpop, Authorization, Presented,
+        },
+        dpop::{DpopError, Endpoint, NONCE_HEADER},
         issue::{issue, TokenRequest},
         keyring::KeyState,
         keys::Jwk,
@@ -38,6 +41,7 @@ use crate::{
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.service(post_token)
         .service(post_authorize)
+        .service(post_nonce)
         .service(post_revoke)
         .service(post_revoke_account_tokens)
         .service(get_jwks)
@@ -50,8 +54,17 @@ pub fn configure(cfg: &mut ServiceConfig) {
 pub struct IssueTokenRequest {
     /// One of the configured audiences (default: the first).
     pub audience: Option<String>,
-    /// RFC 7638 thumbprint of the device key; binds the token to it (`cnf.jkt`).
-    #[schema(pattern = r"^[A-Za-z0-9_-]{43}$")]
+    /// Binds the token to a device key (`cnf.jkt`): the RFC 7638 JWK thumbprint of the public
+    /// key the meeting key will be encrypted to: SHA-256 over the key's required members
+    /// (`{"crv","kty","x"}` for OKP, `{"crv","kty","x","y"}` for EC, `{"e","kty","n"}` for RSA)
+    /// in that order, without whitespace, base64url without padding (43 characters). E.g.
+    /// `{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}` →
+    /// `kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k`. Required with
+    /// `tokens.require_device_binding` (else 400 `device_binding_required`).
+    #[schema(
+        pattern = r"^[A-Za-z0-9_-]{43}$",
+        example = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    )]
     pub device_jkt: Option<String>,
     /// Lifetime, 1 s to the configured maximum (default 600, max 3600).
     #[serde(default, deserialize_with = "super::whole_number")]
@@ -78,7 +91,7 @@ pub struct IssueTokenResponse {
     responses(
         (status = 201, description = "A signed `e2ee-ent+jwt` token for the account", body = IssueTokenResponse,
             example = json!(examples::issued_token())),
-        (status = 400, description = "`invalid_audience`, `invalid_device_jkt`, `invalid_ttl`"),
+        (status = 400, description = "`invalid_audience`, `invalid_ttl`, `invalid_device_jkt`, `device_binding_required` (no `device_jkt` while `tokens.require_device_binding` is on)"),
         (status = 403, description = "`not_entitled` (with `missing`, the evidence that would entitle it, and `required_actions`, what the person can do: `verify_phone`, `subscribe`, `request_exception`, `verify_email` only within a combination), `account_suspended` (with `required_actions` empty) or `forbidden`"),
         (status = 404, description = "`account_not_found`"),
     ),
@@ -125,8 +138,22 @@ pub async fn post_token(
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeRequest {
     pub token: String,
-    /// Thumbprint of the key of the device asking; must match the token's `cnf.jkt`.
+    /// The RFC 7638 JWK thumbprint (SHA-256, base64url without padding) of the public key of
+    /// the device asking, the key the meeting key will be encrypted to; must equal the token's
+    /// `cnf.jkt`. See `device_jkt` at issuance for how to compute it.
+    #[schema(
+        pattern = r"^[A-Za-z0-9_-]{43}$",
+        example = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+    )]
     pub device_jkt: Option<String>,
+    /// A DPoP proof (RFC 9449) made by the device with the key the token is bound to: a JWS
+    /// with header `typ` `dpop+jwt`, `alg` (ES256, ES384, EdDSA, RS256/384/512, PS256/384/512)
+    /// and `jwk` (the public key), and claims `htm` `POST`, `htu` `{tokens.issuer}/v1/e2ee/authorize`,
+    /// `iat`, a unique `jti`, `nonce` (from `DPoP-Nonce` or `POST /v1/e2ee/nonce`) and `ath`
+    /// (base64url SHA-256 of `token`). A malformed proof is a 400 `invalid_dpop_proof`; one
+    /// that proves nothing here is `device_mismatch` with `dpop_error`.
+    #[schema(max_length = 8192)]
+    pub dpop: Option<String>,
     /// For the meeting server's own records; not used in the decision.
     pub meeting_id: Option<String>,
 }
@@ -151,6 +178,14 @@ pub struct AuthorizeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<String>>, example = json!(["verify_phone", "subscribe", "request_exception"]))]
     pub required_actions: Option<Vec<&'static str>>,
+    /// Why, for a `device_mismatch`: which device check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub detail: Option<&'static str>,
+    /// For a refusal caused by the DPoP proof (RFC 9449 error codes): `use_dpop_nonce` (make a
+    /// new proof with the nonce in the `DPoP-Nonce` header) or `invalid_dpop_proof`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dpop_error: Option<DpopError>,
 }
 
 impl From<Authorization> for AuthorizeResponse {
@@ -162,18 +197,25 @@ impl From<Authorization> for AuthorizeResponse {
             entitlements: a.entitlements,
             expires_at: a.expires_at,
             required_actions: (!a.allow).then_some(a.required_actions),
+            detail: a.detail,
+            dpop_error: a.dpop_error,
         }
     }
 }
 
 /// Decide whether a participant may receive E2EE keys: the token's signature and claims, its
-/// revocation, its device binding, and the account's state and evidence right now.
+/// revocation, its device binding (`device_jkt`, a DPoP proof), and the account's state and
+/// evidence right now. Every answer carries a fresh nonce for the next proof in `DPoP-Nonce`.
 #[utoipa::path(
     tag = "tokens",
     extensions(("x-vouch-roles" = json!(roles::MEETING))),
     request_body(content = AuthorizeRequest, example = json!(examples::authorize())),
-    responses((status = 200, description = "The decision; `allow: false` carries the reason", body = AuthorizeResponse,
-        example = json!(examples::authorized()))),
+    responses(
+        (status = 200, description = "The decision; `allow: false` carries the reason (and, for `device_mismatch`, `detail` and maybe `dpop_error`)", body = AuthorizeResponse,
+            headers(("DPoP-Nonce" = String, description = "A fresh nonce for the next DPoP proof")),
+            example = json!(examples::authorized())),
+        (status = 400, description = "`invalid_device_jkt` (not a SHA-256 thumbprint), `invalid_dpop_proof` (not a well-formed DPoP proof), `malformed_json` or `invalid_body`"),
+    ),
     security(("api_key" = []))
 )]
 #[post("/v1/e2ee/authorize")]
@@ -183,11 +225,15 @@ pub async fn post_authorize(
     body: Json<AuthorizeRequest>,
 ) -> ApiResult<HttpResponse> {
     caller.require(roles::MEETING)?;
+    let device_jkt = parse_device_jkt(body.device_jkt.as_deref())?;
+    let proof = parse_dpop(body.dpop.as_deref())?;
     let now = state.now();
     let ring = state.keys.current();
     let presented = Presented {
         token: &body.token,
-        device_jkt: body.device_jkt.as_deref(),
+        device_jkt,
+        dpop: proof.as_ref(),
+        endpoint: Endpoint::Authorize,
     };
     let settings = &state.settings.tokens;
     let revocations = &state.revocations;
@@ -196,6 +242,7 @@ pub async fn post_authorize(
         &ring,
         revocations,
         settings,
+        &state.dpop,
         presented,
         now,
     ) {
@@ -210,7 +257,39 @@ pub async fn post_authorize(
         }
     };
     state.metrics.authorized(decision.reason);
-    Ok(HttpResponse::Ok().json(AuthorizeResponse::from(decision)))
+    Ok(HttpResponse::Ok()
+        .insert_header((NONCE_HEADER, state.dpop.nonce(now).value))
+        .json(AuthorizeResponse::from(decision)))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NonceResponse {
+    /// Put it in the `nonce` claim of a DPoP proof.
+    pub nonce: String,
+    /// Proofs with this nonce are accepted until then (`tokens.dpop_nonce_ttl_seconds`).
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A nonce for DPoP proofs (RFC 9449 §8), also sent in the `DPoP-Nonce` header of every
+/// authorize answer. Stateless: every instance sharing the master key accepts it.
+#[utoipa::path(
+    tag = "tokens",
+    extensions(("x-vouch-roles" = json!(roles::MEETING))),
+    responses((status = 200, description = "A fresh nonce for DPoP proofs", body = NonceResponse,
+        headers(("DPoP-Nonce" = String, description = "The same nonce")),
+        example = json!(examples::dpop_nonce()))),
+    security(("api_key" = []))
+)]
+#[post("/v1/e2ee/nonce")]
+pub async fn post_nonce(state: web::Data<AppState>, caller: Caller) -> ApiResult<HttpResponse> {
+    caller.require(roles::MEETING)?;
+    let nonce = state.dpop.nonce(state.now());
+    Ok(HttpResponse::Ok()
+        .insert_header((NONCE_HEADER, nonce.value.clone()))
+        .json(NonceResponse {
+            nonce: nonce.value,
+            expires_at: nonce.expires_at,
+        }))
 }
 
 /// `POST /v1/tokens/revoke`, as JSON or as the form RFC 7009 §2.1 describes.

@@ -29,7 +29,8 @@ pub struct TokenRequest {
 }
 
 impl TokenRequest {
-    /// `invalid_audience`, `invalid_ttl` or `invalid_device_jkt`, in that order.
+    /// `invalid_audience`, `invalid_ttl`, `invalid_device_jkt` or `device_binding_required`
+    /// (no `device_jkt` while `tokens.require_device_binding` is on), in that order.
     pub fn parse(
         settings: &TokenSettings,
         audience: Option<String>,
@@ -60,6 +61,12 @@ impl TokenRequest {
             return Err(ApiError::bad_request(
                 ErrorCode::InvalidDeviceJkt,
                 "device_jkt must be an RFC 7638 SHA-256 thumbprint (43 base64url characters)",
+            ));
+        }
+        if device_jkt.is_none() && settings.require_device_binding {
+            return Err(ApiError::bad_request(
+                ErrorCode::DeviceBindingRequired,
+                "this service issues only device-bound tokens: give device_jkt, the RFC 7638 thumbprint of the device's public key",
             ));
         }
         Ok(TokenRequest {

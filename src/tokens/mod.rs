@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod authorize;
+pub mod dpop;
 pub mod issue;
 pub mod keyring;
 pub mod keys;

@@ -9,6 +9,7 @@ mod clients;
 mod console;
 mod contention;
 mod decisions;
+mod dpop;
 mod errors;
 mod exceptions;
 mod fakes;

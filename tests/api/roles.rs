@@ -133,6 +133,12 @@ fn matrix() -> Vec<(Method, &'static str, String, Value)> {
         ),
         (
             Method::POST,
+            "/v1/e2ee/nonce",
+            "/v1/e2ee/nonce".into(),
+            json!({}),
+        ),
+        (
+            Method::POST,
             "/v1/exchange/livekit",
             "/v1/exchange/livekit".into(),
             json!({"token": "x", "room": "standup"}),
