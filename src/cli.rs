@@ -1,20 +1,69 @@
 //! The `vouch` command line (part of the binary, not the library): the clap definitions and
-//! one handler per subcommand. Each handler opens only what it needs: `keys list`, `audit head`
-//! and `audit verify` read without migrating; the writers migrate first and audit what they do.
+//! one handler per subcommand. Each handler opens only what it needs (`database`): the readers
+//! (`clients list`, `keys list`, `audit head`, `audit verify`) open an existing database
+//! read-only and create nothing; the writers migrate first and audit what they do; only `serve`
+//! and `migrate` create a SQLite file. Results go to stdout through `emit`, so a reader that
+//! goes away (`vouch openapi | head`) ends the command quietly (see `finish`).
 
-use std::{path::PathBuf, process::ExitCode};
+mod database;
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use database::Access;
 
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 use vouch::{
     config::Settings,
     crypto::MasterKey,
     db::Db,
     domain::role::Role,
     services::{audit, clients, keys},
-    startup::{resolve_master_key, Application},
+    startup::{development_key_path, resolve_master_key, Application},
 };
 
-type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
+type CliResult<T = ExitCode> = Result<T, Box<dyn std::error::Error>>;
+
+/// What a shell reports for a process ended by SIGPIPE (128 + 13).
+const BROKEN_PIPE_EXIT: u8 = 141;
+
+/// The exit code of a command's result. A closed stdout ends it as `cat` or `ls` end when
+/// their reader has gone: no message, status 141 (what the shell shows for SIGPIPE), so a
+/// pipeline under `set -o pipefail` sees the output was cut short. Any other error is one line
+/// on stderr and status 1.
+pub fn finish(result: CliResult) -> ExitCode {
+    match result {
+        Ok(code) => code,
+        Err(e) if e.is::<StdoutClosed>() => ExitCode::from(BROKEN_PIPE_EXIT),
+        Err(e) => {
+            say!("vouch: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Stdout's reader has gone (EPIPE). Only `emit` makes this error, so a broken connection to
+/// the database is never mistaken for it.
+#[derive(Debug)]
+struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// Write a command's result to stdout, flushed. Rust ignores SIGPIPE, so a closed pipe is an
+/// EPIPE error here (where `println!` would panic), passed up as `StdoutClosed` to `finish`.
+fn emit(text: &str) -> CliResult<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(StdoutClosed.into()),
+        other => Ok(other?),
+    }
+}
 
 #[derive(Parser)]
 #[command(
@@ -125,53 +174,86 @@ impl Command {
                 command: AuditCommand::Verify { head },
             } => audit_verify(&settings, head.as_deref()).await,
             Command::Health => Ok(health(&settings.listen)),
-            Command::Openapi => Ok(openapi()),
+            Command::Openapi => openapi(),
         }
     }
 }
 
 /// Print the OpenAPI spec (needs no configuration).
-pub fn openapi() -> ExitCode {
-    print!("{}", vouch::openapi::spec_json());
-    ExitCode::SUCCESS
+pub fn openapi() -> CliResult {
+    emit(&vouch::openapi::spec_json())?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(settings: Settings) -> CliResult {
+    // `Application::build` opens the same URL, creating a missing SQLite file and its schema;
+    // this says which database that is, in the service's log format.
+    let url = settings.database_url.expose_secret();
+    let file = database::sqlite_file(url).map(|f| std::path::absolute(&f).unwrap_or(f));
+    tracing::info!(database = %database::redacted(url), file = ?file, "database");
     let app = Application::build(settings).await?;
     app.run_until_stopped().await?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn migrate(settings: &Settings) -> CliResult {
-    Db::connect(settings).await?.migrate().await?;
-    eprintln!("migrations applied");
+    database::open(settings, Access::Create)
+        .await?
+        .migrate()
+        .await?;
+    say!("vouch: migrations applied");
     Ok(ExitCode::SUCCESS)
 }
 
-/// The database for a command that writes: migrated, its audit entries chained and MACed with
-/// the master key.
-async fn open_for_writing(
-    settings: &Settings,
-) -> Result<(MasterKey, Db), Box<dyn std::error::Error>> {
+/// The database for a command that writes: one that exists (only `serve` and `migrate` create
+/// a SQLite file), migrated, its audit entries chained and MACed with the master key.
+async fn open_for_writing(settings: &Settings) -> CliResult<(MasterKey, Db)> {
+    let db = database::open(settings, Access::Existing).await?;
     let master = resolve_master_key(settings)?;
-    let db = Db::connect(settings)
-        .await?
-        .with_audit_key(audit::chain_key(&master));
+    let db = db.with_audit_key(audit::chain_key(&master));
     db.migrate().await?;
     Ok((master, db))
 }
 
+/// The master key for a command that only reads: the configured one or the development key
+/// `vouch serve` left beside the database, never a new one (a new key verifies nothing).
+fn existing_master_key(settings: &Settings) -> CliResult<MasterKey> {
+    let configured = settings
+        .master_key
+        .as_ref()
+        .is_some_and(|k| !k.expose_secret().is_empty());
+    if !configured {
+        if let Some(path) = development_key_path(settings).filter(|p| !p.exists()) {
+            return Err(format!(
+                "no master key: set VOUCH_MASTER_KEY (`master_key`) to the service's key; \
+                 without one, `vouch serve` creates a development key at {}",
+                std::path::absolute(&path).unwrap_or(path).display()
+            )
+            .into());
+        }
+    }
+    Ok(resolve_master_key(settings)?)
+}
+
 impl ClientsCommand {
     async fn run(self, settings: &Settings) -> CliResult {
-        let (_, db) = open_for_writing(settings).await?;
         match self {
             ClientsCommand::Create {
                 name,
                 principal,
                 role,
-            } => clients_create(&db, &name, principal.as_deref(), role).await?,
-            ClientsCommand::List => clients_list(&db).await?,
-            ClientsCommand::Revoke { id } => clients_revoke(&db, &id).await?,
+            } => {
+                let (_, db) = open_for_writing(settings).await?;
+                clients_create(&db, &name, principal.as_deref(), role).await?
+            }
+            ClientsCommand::List => {
+                let db = database::open(settings, Access::ReadOnly).await?;
+                clients_list(&db).await?
+            }
+            ClientsCommand::Revoke { id } => {
+                let (_, db) = open_for_writing(settings).await?;
+                clients_revoke(&db, &id).await?
+            }
         }
         Ok(ExitCode::SUCCESS)
     }
@@ -187,34 +269,51 @@ async fn clients_create(
     let (client, key) = clients::create(&*txn, "cli", name, principal, role, chrono::Utc::now())
         .await
         .map_err(|e| e.detail)?;
-    txn.commit().await?;
-    eprintln!(
-        "created client {} ({}, principal {}, role {}); the key below is shown once:",
-        client.id, client.name, client.principal, client.role
+    // The key goes out before the commit: when stdout is gone, the transaction rolls back and
+    // no client exists whose key nobody saw.
+    if let Err(e) = emit(&format!("{key}\n")) {
+        drop(txn);
+        say!("vouch: the key could not be written to stdout; no client was created");
+        return Err(e);
+    }
+    txn.commit()
+        .await
+        .map_err(|e| format!("no client was created (the key printed above does not work): {e}"))?;
+    say!(
+        "vouch: created client {} ({}, principal {}, role {}); its key, on stdout, is shown once",
+        client.id,
+        client.name,
+        client.principal,
+        client.role
     );
-    println!("{key}");
     Ok(())
 }
 
 async fn clients_list(db: &Db) -> Result<(), Box<dyn std::error::Error>> {
     const PAGE: usize = 200;
     let mut after: Option<String> = None;
-    eprintln!(
+    say!(
         "{:<36} {:<24} {:<24} {:<9} {:<10} status",
-        "id", "name", "principal", "role", "key"
+        "id",
+        "name",
+        "principal",
+        "role",
+        "key"
     );
     loop {
         let page = clients::list(db.conn(), after.as_deref(), PAGE as u64).await?;
+        let mut lines = String::new();
         for c in &page {
             let status = match c.revoked_at {
                 Some(at) => format!("revoked {}", at.to_rfc3339()),
                 None => "active".to_owned(),
             };
-            println!(
-                "{:<36} {:<24} {:<24} {:<9} {:<10} {status}",
+            lines.push_str(&format!(
+                "{:<36} {:<24} {:<24} {:<9} {:<10} {status}\n",
                 c.id, c.name, c.principal, c.role, c.key_prefix
-            );
+            ));
         }
+        emit(&lines)?;
         match page.last() {
             Some(last) if page.len() == PAGE => after = Some(last.id.clone()),
             _ => return Ok(()),
@@ -228,18 +327,18 @@ async fn clients_revoke(db: &Db, id: &str) -> Result<(), Box<dyn std::error::Err
         .await
         .map_err(|e| e.detail)?;
     txn.commit().await?;
-    eprintln!("revoked client {} ({})", client.id, client.name);
+    say!("vouch: revoked client {} ({})", client.id, client.name);
     Ok(())
 }
 
 /// Read only: no migration, no key creation or rotation, no audit entry.
 async fn keys_list(settings: &Settings) -> CliResult {
-    let db = Db::connect(settings).await?;
+    let db = database::open(settings, Access::ReadOnly).await?;
     let keys = keys::all(db.conn()).await?;
     if keys.is_empty() {
-        eprintln!("no signing keys yet: `vouch serve` or `vouch keys rotate` creates one");
+        say!("vouch: no signing keys yet: `vouch serve` or `vouch keys rotate` creates one");
     }
-    print_keys(&keys, chrono::Utc::now());
+    print_keys(&keys, chrono::Utc::now())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -254,25 +353,25 @@ async fn keys_rotate(settings: &Settings) -> CliResult {
         .await
         .map_err(|e| e.detail)?;
     txn.commit().await?;
-    eprintln!(
-        "published key {} ({}); it signs from {}",
+    say!(
+        "vouch: published key {} ({}); it signs from {}",
         key.kid,
         key.alg,
         key.activates_at.to_rfc3339()
     );
-    print_keys(&keys::all(db.conn()).await?, now);
+    print_keys(&keys::all(db.conn()).await?, now)?;
     Ok(ExitCode::SUCCESS)
 }
 
 async fn audit_head(settings: &Settings) -> CliResult {
-    let db = Db::connect(settings).await?;
+    let db = database::open(settings, Access::ReadOnly).await?;
     match audit::head(db.conn()).await? {
         Some(head) => {
-            println!("{head}");
+            emit(&format!("{head}\n"))?;
             Ok(ExitCode::SUCCESS)
         }
         None => {
-            eprintln!("the audit log is empty");
+            say!("vouch: the audit log is empty");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -283,38 +382,43 @@ async fn audit_verify(settings: &Settings, head: Option<&str>) -> CliResult {
         None => None,
         Some(Some(head)) => Some(head),
         Some(None) => {
-            eprintln!("vouch: --head must be `<seq>:<hash>` as printed by `vouch audit head`");
+            say!("vouch: --head must be `<seq>:<hash>` as printed by `vouch audit head`");
             return Ok(ExitCode::from(2));
         }
     };
-    let master = resolve_master_key(settings)?;
-    let db = Db::connect(settings).await?;
+    let db = database::open(settings, Access::ReadOnly).await?;
+    let master = existing_master_key(settings)?;
     let report = audit::verify(db.conn(), &audit::chain_key(&master), head.as_ref()).await?;
     if report.intact {
-        println!("audit chain intact: {} entries", report.entries);
+        emit(&format!("audit chain intact: {} entries\n", report.entries))?;
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
-            "audit chain BROKEN at entry {}: {} ({} entries verified before it)",
+        emit(&format!(
+            "audit chain BROKEN at entry {}: {} ({} entries verified before it)\n",
             report.first_broken_seq.unwrap_or_default(),
             report.problem.unwrap_or_default(),
             report.entries
-        );
+        ))?;
         Ok(ExitCode::FAILURE)
     }
 }
 
-fn print_keys(keys: &[entities::signing_key::Model], now: chrono::DateTime<chrono::Utc>) {
+fn print_keys(
+    keys: &[entities::signing_key::Model],
+    now: chrono::DateTime<chrono::Utc>,
+) -> CliResult<()> {
+    let mut lines = String::new();
     for k in keys {
         let state = vouch::tokens::keyring::KeyState::of(k, now).as_str();
-        println!(
-            "{} {:<6} {:<8} signs from {}",
+        lines.push_str(&format!(
+            "{} {:<6} {:<8} signs from {}\n",
             k.kid,
             k.alg,
             state,
             k.activates_at.to_rfc3339()
-        );
+        ));
     }
+    emit(&lines)
 }
 
 /// A bare HTTP/1.1 GET of `/healthz`: no client library, no shell, no curl in the image.
@@ -342,11 +446,11 @@ fn health(listen: &str) -> ExitCode {
     match check() {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {
-            eprintln!("vouch: /healthz did not answer 200");
+            say!("vouch: /healthz did not answer 200");
             ExitCode::FAILURE
         }
         Err(e) => {
-            eprintln!("vouch: {addr}: {e}");
+            say!("vouch: {addr}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -118,10 +118,22 @@ impl Db {
             });
         }
         if sqlite {
-            opts.map_sqlx_sqlite_opts(|o| {
+            // A read-only connection (`mode=ro`: the CLI's readers) cannot switch the journal
+            // mode, and must not turn a file that is not Vouch's into a WAL database; Vouch's
+            // own databases are in WAL mode already.
+            let read_only = settings
+                .database_url
+                .expose_secret()
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|p| p == "mode=ro"));
+            opts.map_sqlx_sqlite_opts(move |o| {
                 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                o.journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(SqliteSynchronous::Normal)
+                let o = if read_only {
+                    o
+                } else {
+                    o.journal_mode(SqliteJournalMode::Wal)
+                };
+                o.synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
                     // Erased and re-sealed personal data is overwritten in the file, not left

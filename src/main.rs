@@ -6,6 +6,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use vouch::{config::Settings, telemetry};
 
+/// A line on stderr that cannot panic (`eprintln!` does when stderr is closed).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 
 #[actix_web::main]
@@ -13,21 +21,15 @@ async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     // The spec needs no configuration: it prints even where the settings would not load.
     if let cli::Command::Openapi = cli.command {
-        return cli::openapi();
+        return cli::finish(cli::openapi());
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("vouch: {e}");
+            say!("vouch: {e}");
             return ExitCode::from(2);
         }
     };
     let _log_guard = telemetry::init(&settings.log);
-    match cli.command.run(settings).await {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("vouch: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::finish(cli.command.run(settings).await)
 }

@@ -226,19 +226,18 @@ pub fn resolve_master_key(settings: &Settings) -> Result<MasterKey, StartupError
             })?;
         return Ok(MasterKey::new(bytes));
     }
-    let Some(db_path) = sqlite_path(settings.database_url.expose_secret()) else {
+    if sqlite_path(settings.database_url.expose_secret()).is_none() {
         return Err(ConfigError::Invalid {
             key: "master_key",
             message: "must be set (base64 of 32 random bytes) when the database is PostgreSQL"
                 .into(),
         }
         .into());
-    };
-    if db_path.as_os_str().is_empty() || db_path.to_string_lossy().contains(":memory:") {
+    }
+    let Some(key_path) = development_key_path(settings) else {
         tracing::warn!("no master_key set and the database is in memory: using a throwaway key");
         return Ok(MasterKey::new(random_bytes::<32>()));
-    }
-    let key_path = PathBuf::from(format!("{}.master.key", db_path.display()));
+    };
     if key_path.exists() {
         let text = std::fs::read_to_string(&key_path)?;
         let bytes = decode_master_key(&text)
@@ -253,6 +252,16 @@ pub fn resolve_master_key(settings: &Settings) -> Result<MasterKey, StartupError
     )?;
     tracing::warn!(path = %key_path.display(), "no master_key configured: GENERATED A DEVELOPMENT KEY beside the database; anyone with this file can read sealed data; set VOUCH_MASTER_KEY in production");
     Ok(MasterKey::new(bytes))
+}
+
+/// Where `resolve_master_key` keeps the development key when no `master_key` is configured:
+/// beside the SQLite database file. `None` for PostgreSQL and in-memory databases.
+pub fn development_key_path(settings: &Settings) -> Option<PathBuf> {
+    let db_path = sqlite_path(settings.database_url.expose_secret())?;
+    if db_path.as_os_str().is_empty() || db_path.to_string_lossy().contains(":memory:") {
+        return None;
+    }
+    Some(PathBuf::from(format!("{}.master.key", db_path.display())))
 }
 
 fn sqlite_path(url: &str) -> Option<PathBuf> {

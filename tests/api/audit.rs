@@ -225,7 +225,8 @@ async fn cutting_the_newest_entries_is_found_against_a_recorded_head() {
     app.create_account("a").await;
     let (ok, head) = vouch(&app, &["audit", "head"]).await;
     assert!(ok, "{head}");
-    let head = head.trim().to_owned();
+    // stdout (the head) comes first; stderr names the database after it.
+    let head = head.lines().next().unwrap_or_default().to_owned();
     let last = verify_report(&app).await["entries"].as_i64().unwrap();
     assert_eq!(head, format!("{last}:{}", last_hash(&app).await));
     let (ok, out) = vouch(&app, &["audit", "verify", "--head", &head]).await;

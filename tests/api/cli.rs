@@ -1,4 +1,5 @@
-//! The `vouch` binary: key creation for scripts, configuration errors, the spec.
+//! The `vouch` binary: key creation for scripts, configuration errors, the spec, output into a
+//! closed pipe, which commands may create a database or a key, the database each one names.
 
 use std::process::Command;
 
@@ -19,6 +20,7 @@ fn vouch(db: &str) -> tokio::process::Command {
 #[tokio::test]
 async fn clients_create_prints_the_key_alone_and_it_works() {
     let db = fresh_database_url().await;
+    assert!(output(vouch(&db).arg("migrate")).await.status.success());
     let out =
         output(vouch(&db).args(["clients", "create", "--name", "ops", "--role", "admin"])).await;
     assert!(
@@ -179,6 +181,13 @@ async fn serve_logs_json_with_request_ids_and_stops_gracefully_on_sigterm() {
         stderr.contains("vouch clients create --name admin --role admin"),
         "{stderr}"
     );
+    // It names its database (this one has no password to redact).
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "database" && l["fields"]["database"] == db),
+        "{stderr}"
+    );
     assert!(
         stderr.contains("graceful") || stderr.contains("SIGTERM"),
         "{stderr}"
@@ -237,4 +246,274 @@ async fn keys_list_reads_and_changes_nothing() {
     assert_eq!(count(db.conn(), "signing_key").await, 1);
     assert_eq!(count(db.conn(), "audit_log").await, entries);
     drop(app);
+}
+
+/// Runs `cmd` with stdout a pipe whose reader is already gone (`vouch ... | head` once head has
+/// exited): every write to it fails with EPIPE. (`output` would capture stdout instead.)
+async fn into_a_closed_pipe(cmd: &mut tokio::process::Command) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = cmd
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("still running after 60 s: killed")
+        .unwrap()
+}
+
+fn assert_ends_quietly(out: &std::process::Output, what: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{what}: {stderr}");
+    for noise in ["panicked", "Broken pipe", "failed printing", "backtrace"] {
+        assert!(!stderr.contains(noise), "{what}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn output_into_a_closed_pipe_ends_quietly_with_status_141() {
+    let db = fresh_database_url().await;
+    assert!(output(vouch(&db).arg("migrate")).await.status.success());
+    let created =
+        output(vouch(&db).args(["clients", "create", "--name", "ops", "--role", "admin"])).await;
+    assert!(created.status.success());
+    assert!(output(vouch(&db).args(["keys", "rotate"]))
+        .await
+        .status
+        .success());
+
+    for args in [
+        &["openapi"][..],
+        &["clients", "list"],
+        &["keys", "list"],
+        &["audit", "head"],
+        &["audit", "verify"],
+    ] {
+        let out = into_a_closed_pipe(vouch(&db).args(args)).await;
+        assert_ends_quietly(&out, &args.join(" "));
+    }
+
+    // `| head -c 1024`: the reader takes the start of the spec, then goes.
+    let mut child = vouch_command()
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut start = [0u8; 1024];
+    tokio::io::AsyncReadExt::read_exact(&mut stdout, &mut start)
+        .await
+        .unwrap();
+    drop(stdout);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("vouch openapi still running 60 s after its reader left")
+        .unwrap();
+    assert!(start.starts_with(b"{"));
+    assert_ends_quietly(&out, "openapi | head -c 1024");
+
+    // A key nobody could read is not created: the creation rolls back.
+    let out = into_a_closed_pipe(
+        vouch(&db).args(["clients", "create", "--name", "lost", "--role", "admin"]),
+    )
+    .await;
+    assert_ends_quietly(&out, "clients create");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no client was created"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = output(vouch(&db).args(["clients", "list"])).await;
+    let listing = String::from_utf8(listing.stdout).unwrap();
+    assert!(
+        listing.contains("ops") && !listing.contains("lost"),
+        "{listing}"
+    );
+}
+
+/// A fresh directory of its own, and the SQLite URL of a database in it.
+fn empty_dir() -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir()
+        .join("vouch-tests")
+        .join(format!("cli-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/vouch.db?mode=rwc", dir.display());
+    (dir, url)
+}
+
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The CLI on `url` with no master key configured (the development key beside the file).
+fn vouch_without_master_key(url: &str) -> tokio::process::Command {
+    let mut cmd = vouch_command();
+    cmd.env("VOUCH_DATABASE_URL", url)
+        .env_remove("VOUCH_MASTER_KEY")
+        .env("VOUCH_LOG__FORMAT", "pretty");
+    cmd
+}
+
+#[tokio::test]
+async fn commands_other_than_serve_and_migrate_create_no_database() {
+    let (dir, url) = empty_dir();
+    let file = dir.join("vouch.db");
+    for args in [
+        &["clients", "list"][..],
+        &["keys", "list"],
+        &["audit", "head"],
+        &["audit", "verify"],
+        &["clients", "create", "--name", "ops", "--role", "admin"],
+        &["clients", "revoke", "cli_0"],
+        &["keys", "rotate"],
+    ] {
+        let what = args.join(" ");
+        let out = output(vouch_without_master_key(&url).args(args)).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}");
+        assert!(
+            stderr.contains(&format!("vouch: database {url} ({})", file.display())),
+            "{what} names its database: {stderr}"
+        );
+        assert!(
+            stderr.contains(&format!(
+                "vouch: no database at {}; run `vouch migrate` first",
+                file.display()
+            )),
+            "{what}: {stderr}"
+        );
+        assert_eq!(files_in(&dir), Vec::<String>::new(), "{what} created files");
+    }
+
+    // `migrate` creates it (and no master key); `serve` would too.
+    let out = output(vouch_without_master_key(&url).arg("migrate")).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(file.exists());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vouch: database "));
+}
+
+#[tokio::test]
+async fn read_only_commands_create_no_key_and_say_what_is_missing() {
+    let (dir, url) = empty_dir();
+    assert!(output(vouch_without_master_key(&url).arg("migrate"))
+        .await
+        .status
+        .success());
+    let before = files_in(&dir);
+    assert!(before.contains(&"vouch.db".to_owned()), "{before:?}");
+    let run = |args: &'static [&'static str]| {
+        let url = url.clone();
+        async move {
+            let out = output(vouch_without_master_key(&url).args(args)).await;
+            (
+                out.status.code(),
+                String::from_utf8(out.stdout).unwrap(),
+                String::from_utf8(out.stderr).unwrap(),
+            )
+        }
+    };
+
+    // No signing key and no master key are created by reading.
+    let (code, stdout, stderr) = run(&["keys", "list"]).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "{stderr}");
+    assert!(stderr.contains("no signing keys yet"), "{stderr}");
+    let (code, stdout, stderr) = run(&["clients", "list"]).await;
+    assert_eq!((code, stdout.as_str()), (Some(0), ""), "{stderr}");
+    let (code, _, stderr) = run(&["audit", "head"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the audit log is empty"), "{stderr}");
+    let (code, stdout, stderr) = run(&["audit", "verify"]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stdout.is_empty());
+    let key_file = format!("{}.master.key", dir.join("vouch.db").display());
+    assert!(
+        stderr.contains(&format!(
+            "vouch: no master key: set VOUCH_MASTER_KEY (`master_key`) to the service's key; \
+             without one, `vouch serve` creates a development key at {key_file}"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|l| l.starts_with("vouch: no"))
+            .count(),
+        1,
+        "one line says what is missing: {stderr}"
+    );
+    let after: Vec<String> = files_in(&dir)
+        .into_iter()
+        .filter(|f| !f.ends_with("-wal") && !f.ends_with("-shm"))
+        .collect();
+    assert_eq!(after, vec!["vouch.db".to_owned()], "nothing was created");
+    let settings = {
+        let mut s = test_settings().await;
+        s.database_url = SecretString::from(url.clone());
+        s
+    };
+    let db = vouch::db::Db::connect(&settings).await.unwrap();
+    assert_eq!(count(db.conn(), "signing_key").await, 0);
+    assert_eq!(count(db.conn(), "audit_log").await, 0);
+
+    // A file that is not a Vouch database: readers say so and leave it as it was.
+    let other = dir.join("other.db");
+    std::fs::write(&other, b"").unwrap();
+    let other_url = format!("sqlite://{}", other.display());
+    for args in [
+        &["keys", "list"][..],
+        &["clients", "list"],
+        &["audit", "head"],
+    ] {
+        let out = output(vouch_without_master_key(&other_url).args(args)).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("the database has no Vouch schema; run `vouch migrate` first"),
+            "{stderr}"
+        );
+        assert_eq!(std::fs::metadata(&other).unwrap().len(), 0);
+    }
+}
+
+#[tokio::test]
+async fn commands_name_their_database_but_never_its_password() {
+    for url in [
+        "postgres://vouch:hunter2-secret@127.0.0.1:1/vouch",
+        "postgres://vouch@127.0.0.1:1/vouch?password=hunter2-secret&sslmode=disable",
+    ] {
+        let out = output(
+            vouch_command()
+                .args(["clients", "list"])
+                .env("VOUCH_DATABASE_URL", url)
+                .env("VOUCH_MASTER_KEY", crate::audit::base64_key())
+                .env("VOUCH_DATABASE__ACQUIRE_TIMEOUT_SECONDS", "1")
+                .env("VOUCH_LOG__FORMAT", "pretty"),
+        )
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "vouch: database {}",
+                url.replace("hunter2-secret", "***")
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
 }
