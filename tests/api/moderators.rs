@@ -118,6 +118,16 @@ async fn moderator_keys_come_from_the_admin_api_and_the_cli() {
     assert_eq!(me["role"], "moderator");
 
     let settings = test_settings().await;
+    // Only `serve` and `migrate` create a database.
+    let mut migrate = crate::helpers::vouch_command();
+    migrate
+        .env("VOUCH_DATABASE_URL", settings.database_url.expose_secret())
+        .env(
+            "VOUCH_MASTER_KEY",
+            settings.master_key.as_ref().unwrap().expose_secret(),
+        )
+        .arg("migrate");
+    assert!(output(&mut migrate).await.status.success());
     let mut cmd = crate::helpers::vouch_command();
     cmd.env("VOUCH_DATABASE_URL", settings.database_url.expose_secret())
         .env(
