@@ -234,6 +234,21 @@ impl Db {
         })
     }
 
+    /// Make rewritten rows' old contents unreadable from a copy of the database files, after
+    /// personal data was sealed in place: SQLite (whose connections overwrite freed content,
+    /// `secure_delete`) folds the WAL, which still holds the old pages, into the file and
+    /// empties it; PostgreSQL rewrites `tables` without their dead row versions (`VACUUM
+    /// FULL`, which locks them briefly: meant for start-up). Outside any transaction.
+    pub async fn scrub(&self, tables: &[&str]) -> Result<(), DbErr> {
+        use sea_orm::ConnectionTrait;
+        let sql = match self.backend() {
+            DatabaseBackend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)".to_owned(),
+            _ => format!("VACUUM FULL {}", tables.join(", ")),
+        };
+        self.conn.execute_unprepared(&sql).await?;
+        Ok(())
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await

@@ -52,6 +52,7 @@ pub enum ErrorCode {
     ExceptionNotApproved,
     ExceptionNotFound,
     ExceptionPending,
+    ExceptionPurged,
     Expired,
     Forbidden,
     FourEyes,
@@ -171,7 +172,7 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AccountExists | AlreadyApproved | BillingLinkChanged | ClientExists | Conflict
-            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending
+            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending | ExceptionPurged
             | PhoneInUse | RotationPending | WebhookDisabled => StatusCode::CONFLICT,
             LengthRequired => StatusCode::LENGTH_REQUIRED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

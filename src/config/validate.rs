@@ -168,10 +168,15 @@ impl ExceptionSettings {
             "exceptions.default_validity_days",
             || "must be between 1 and exceptions.max_validity_days",
         )?;
+        check_range(
+            "exceptions.retention_approved_days",
+            self.retention_approved_days,
+            1..=3650,
+        )?;
         ensure(
-            self.purge_statements_after_days <= 3650,
-            "exceptions.purge_statements_after_days",
-            || "must be at most 3650 (0 = never)",
+            (1..=self.retention_approved_days).contains(&self.retention_denied_days),
+            "exceptions.retention_denied_days",
+            || "must be between 1 and exceptions.retention_approved_days (denied requests keep the least)",
         )
     }
 }

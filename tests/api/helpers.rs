@@ -371,7 +371,7 @@ impl TestApp {
         .await
         .unwrap();
         let cause = vouch::services::decisions::Cause::Evidence;
-        vouch::services::decisions::reconcile(&*txn, &self.state.policy, now, account_id, cause)
+        vouch::services::decisions::reconcile(&*txn, &self.state.policy, &self.state.master_key, now, account_id, cause)
             .await
             .unwrap();
         txn.commit().await.unwrap();

@@ -17,6 +17,7 @@ mod m20261202_000002_status_lists;
 mod m20261202_000003_decisions;
 mod m20261202_000004_livekit_admissions;
 mod m20261202_000005_jitsi_keys;
+mod m20261203_000001_seal_categories;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000003_decisions::Migration),
             Box::new(m20261202_000004_livekit_admissions::Migration),
             Box::new(m20261202_000005_jitsi_keys::Migration),
+            Box::new(m20261203_000001_seal_categories::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
 
+mod at_rest;
 mod audit;
 mod events;
 mod lifecycle;

@@ -180,7 +180,7 @@ impl Vouch {
         evidence::record(&*txn, "test", &id, change, now)
             .await
             .unwrap();
-        decisions::reconcile(&*txn, &self.state.policy, now, &id, Cause::Evidence)
+        decisions::reconcile(&*txn, &self.state.policy, &self.state.master_key, now, &id, Cause::Evidence)
             .await
             .unwrap();
         txn.commit().await.unwrap();
