@@ -102,8 +102,15 @@ async fn withdraw_lapsed(state: &AppState, now: DateTime<Utc>) -> Result<(), Api
             break;
         };
         let txn = state.db.begin_write().await?;
-        let changes =
-            decisions::reconcile_all(&*txn, &state.policy, &state.master_key, now, &candidates, Cause::Lapsed).await?;
+        let changes = decisions::reconcile_all(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            &candidates,
+            Cause::Lapsed,
+        )
+        .await?;
         txn.commit().await?;
         for change in &changes {
             state.account_changed(&change.account_id);
@@ -142,8 +149,15 @@ pub async fn reconcile_policy(state: &AppState) -> Result<(), ApiError> {
         };
         let now = state.now();
         let txn = state.db.begin_write().await?;
-        let changes =
-            decisions::reconcile_all(&*txn, &state.policy, &state.master_key, now, &page, Cause::Policy).await?;
+        let changes = decisions::reconcile_all(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            &page,
+            Cause::Policy,
+        )
+        .await?;
         txn.commit().await?;
         changed += changes.len();
         for change in &changes {
@@ -166,7 +180,15 @@ async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(),
     let key = exceptions::sealing_key(&state.master_key);
     let changed = exceptions::expire_due(&*txn, &key, now, BATCH).await?;
     let purged = exceptions::purge_due(&*txn, &state.settings.exceptions, now, BATCH).await?;
-    decisions::reconcile_all(&*txn, &state.policy, &state.master_key, now, &changed, Cause::Lapsed).await?;
+    decisions::reconcile_all(
+        &*txn,
+        &state.policy,
+        &state.master_key,
+        now,
+        &changed,
+        Cause::Lapsed,
+    )
+    .await?;
     txn.commit().await?;
     for account_id in &changed {
         state.account_changed(account_id);

@@ -127,6 +127,9 @@ impl Db {
                     // Erased and re-sealed personal data is overwritten in the file, not left
                     // in free pages for a copy of it to yield.
                     .pragma("secure_delete", "on")
+                    // A restarted WAL is cut back to nothing rather than kept at its size
+                    // with old frames (old versions of rows) in it: see `scrub`.
+                    .pragma("journal_size_limit", "0")
             });
         }
         let conn = Database::connect(opts).await?;
@@ -235,17 +238,35 @@ impl Db {
     }
 
     /// Make rewritten rows' old contents unreadable from a copy of the database files, after
-    /// personal data was sealed in place: SQLite (whose connections overwrite freed content,
-    /// `secure_delete`) folds the WAL, which still holds the old pages, into the file and
-    /// empties it; PostgreSQL rewrites `tables` without their dead row versions (`VACUUM
-    /// FULL`, which locks them briefly: meant for start-up). Outside any transaction.
+    /// personal data was sealed in place. SQLite (whose connections overwrite freed content,
+    /// `secure_delete`): the WAL still holds the old pages, so they are checkpointed into the
+    /// file and the log restarted, and the next write (one is made here) truncates it
+    /// (`journal_size_limit`); truncating it directly (`TRUNCATE`) under other connections of
+    /// the process made their next read fail. PostgreSQL: `tables` are rewritten without their
+    /// dead row versions (`VACUUM FULL`, which locks them briefly: meant for start-up). Outside
+    /// any transaction.
     pub async fn scrub(&self, tables: &[&str]) -> Result<(), DbErr> {
-        use sea_orm::ConnectionTrait;
-        let sql = match self.backend() {
-            DatabaseBackend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)".to_owned(),
-            _ => format!("VACUUM FULL {}", tables.join(", ")),
-        };
-        self.conn.execute_unprepared(&sql).await?;
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.backend();
+        if backend != DatabaseBackend::Sqlite {
+            let sql = format!("VACUUM FULL {}", tables.join(", "));
+            self.conn.execute_unprepared(&sql).await?;
+            return Ok(());
+        }
+        let query = |sql: &str| Statement::from_string(backend, sql.to_owned());
+        self.conn
+            .query_all_raw(query("PRAGMA wal_checkpoint(RESTART)"))
+            .await?;
+        let version = self
+            .conn
+            .query_one_raw(query("PRAGMA user_version"))
+            .await?
+            .and_then(|row| row.try_get_by_index::<i64>(0).ok())
+            .unwrap_or(0);
+        // The same value: a write of the header page, which restarts and so truncates the log.
+        self.conn
+            .execute_unprepared(&format!("PRAGMA user_version = {version}"))
+            .await?;
         Ok(())
     }
 

@@ -172,8 +172,10 @@ impl ErrorCode {
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AccountExists | AlreadyApproved | BillingLinkChanged | ClientExists | Conflict
-            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending | ExceptionPurged
-            | PhoneInUse | RotationPending | WebhookDisabled => StatusCode::CONFLICT,
+            | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending
+            | ExceptionPurged | PhoneInUse | RotationPending | WebhookDisabled => {
+                StatusCode::CONFLICT
+            }
             LengthRequired => StatusCode::LENGTH_REQUIRED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,

@@ -176,7 +176,9 @@ impl ExceptionSettings {
         ensure(
             (1..=self.retention_approved_days).contains(&self.retention_denied_days),
             "exceptions.retention_denied_days",
-            || "must be between 1 and exceptions.retention_approved_days (denied requests keep the least)",
+            || {
+                "must be between 1 and exceptions.retention_approved_days (denied requests keep the least)"
+            },
         )
     }
 }

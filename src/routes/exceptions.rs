@@ -642,7 +642,15 @@ pub async fn post_exception_decision(
     let outcome =
         exceptions::decide(&*txn, &key, settings, actor(&caller), &eid, decision, now).await?;
     if let Some(account_id) = &outcome.changed_account {
-        decisions::reconcile(&*txn, &state.policy, &state.master_key, now, account_id, Cause::Evidence).await?;
+        decisions::reconcile(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            account_id,
+            Cause::Evidence,
+        )
+        .await?;
     }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {
@@ -688,7 +696,15 @@ pub async fn post_exception_revoke(
     let outcome = exceptions::revoke(&*txn, &key, actor(&caller), &eid, &reason, now).await?;
     if let Some(account_id) = &outcome.changed_account {
         let cause = Cause::ExceptionRevoked;
-        decisions::reconcile(&*txn, &state.policy, &state.master_key, now, account_id, cause).await?;
+        decisions::reconcile(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            account_id,
+            cause,
+        )
+        .await?;
     }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {

@@ -19,8 +19,8 @@ use sea_orm::{
 
 use super::{accounts, evidence, livekit, status_lists};
 use crate::{
-    crypto::MasterKey,
     crypto::sha256_hex,
+    crypto::MasterKey,
     domain::{account::AccountStatus, policy::Policy},
     events::{self, Event, RevokedReason},
     status_list::StatusValue,

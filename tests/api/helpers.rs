@@ -371,9 +371,16 @@ impl TestApp {
         .await
         .unwrap();
         let cause = vouch::services::decisions::Cause::Evidence;
-        vouch::services::decisions::reconcile(&*txn, &self.state.policy, &self.state.master_key, now, account_id, cause)
-            .await
-            .unwrap();
+        vouch::services::decisions::reconcile(
+            &*txn,
+            &self.state.policy,
+            &self.state.master_key,
+            now,
+            account_id,
+            cause,
+        )
+        .await
+        .unwrap();
         txn.commit().await.unwrap();
         self.state.account_changed(account_id);
     }

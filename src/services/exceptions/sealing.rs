@@ -43,7 +43,10 @@ pub(super) fn seal_category(key: &MasterKey, record_id: &str, category: Category
 /// older version wrote that start-up has not sealed yet.
 pub fn open_category(key: &MasterKey, row: &request::Model) -> Result<Category, ApiError> {
     let Some(sealed) = row.category_sealed.as_deref() else {
-        return Ok(crate::services::stored("exception category", &row.category)?);
+        return Ok(crate::services::stored(
+            "exception category",
+            &row.category,
+        )?);
     };
     let opened = open_field(key, &row.id, "category", Some(sealed))?.unwrap_or_default();
     opened.parse::<Category>().map_err(|_| {

@@ -64,7 +64,10 @@ async fn a_copy_of_the_database_does_not_name_the_category_of_an_exception() {
     // Backends and reviewers still get the category through the API.
     let evidence = evidence_from(&app, &acc, &eid).await;
     assert_eq!(evidence["kind"], "dissident", "{evidence}");
-    assert_eq!(entitlement(&app, &acc).await["satisfied_by"], json!(["dissident"]));
+    assert_eq!(
+        entitlement(&app, &acc).await["satisfied_by"],
+        json!(["dissident"])
+    );
     let token = app.issue_token(&acc).await;
     assert!(!token_claims_text(&token).contains("dissident"));
     let read = json_of(

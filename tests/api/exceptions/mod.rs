@@ -13,6 +13,7 @@ use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
 mod at_rest;
 mod audit;
 mod events;
+mod legacy;
 mod lifecycle;
 mod review;
 mod sealing;

@@ -346,7 +346,12 @@ async fn a_reviewer_holds_sealed_text_past_its_retention_until_released() {
     .await;
 
     let held = json_of(
-        retention(&app, &eid, json!({"keep": true, "reason": "Appeal Vrk-2291 pending"})).await,
+        retention(
+            &app,
+            &eid,
+            json!({"keep": true, "reason": "Appeal Vrk-2291 pending"}),
+        )
+        .await,
     )
     .await;
     assert_eq!(held["retention_held_by"], "test-reviewer");
@@ -374,7 +379,9 @@ async fn a_reviewer_holds_sealed_text_past_its_retention_until_released() {
         .map(|(a, _)| a)
         .collect();
     let held_at = actions.iter().position(|a| a == "exception.retention_held");
-    let released_at = actions.iter().position(|a| a == "exception.retention_released");
+    let released_at = actions
+        .iter()
+        .position(|a| a == "exception.retention_released");
     let purged_at = actions
         .iter()
         .position(|a| a == "exception.statements_purged");
