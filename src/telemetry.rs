@@ -361,6 +361,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn reveals_get_a_series_per_reviewer_up_to_a_bound() {
+        let metrics = Metrics::default();
+        for i in 0..MAX_REVIEWER_SERIES + 5 {
+            metrics.exception_revealed(&format!("reviewer-{i}"));
+        }
+        metrics.exception_revealed("reviewer-0");
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("vouch_exception_reveals_total{"))
+            .count();
+        assert_eq!(series, MAX_REVIEWER_SERIES + 1, "{text}");
+        assert!(text.contains("vouch_exception_reveals_total{reviewer=\"reviewer-0\"} 2"));
+        assert!(text.contains("vouch_exception_reveals_total{reviewer=\"other\"} 5"));
+    }
+
+    #[test]
     fn request_ids_from_callers_are_bounded() {
         assert_eq!(
             accept_request_id(&HeaderValue::from_static("abc-123")),

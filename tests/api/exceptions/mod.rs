@@ -15,6 +15,7 @@ mod audit;
 mod events;
 mod legacy;
 mod lifecycle;
+mod reveals;
 mod review;
 mod sealing;
 mod submission;
