@@ -235,7 +235,7 @@ pub async fn list(
 /// sealing key); an unknown kind, or a category that does not open, is an error.
 pub fn kind(row: &evidence::Model, key: Option<&MasterKey>) -> Result<EvidenceKind, DbErr> {
     if row.kind != EXCEPTION_KIND {
-        return Ok(super::stored("evidence kind", &row.kind)?);
+        return super::stored("evidence kind", &row.kind);
     }
     let opened = match (key, row.kind_sealed.as_deref()) {
         (Some(key), Some(sealed)) => key

@@ -174,7 +174,10 @@ fn unnamed_details(row: &audit_log::Model) -> Option<String> {
             .is_some_and(|s| s.parse::<Category>().is_ok_and(|c| c.as_str() == s))
     };
     let changed = if row.action.starts_with("exception.") {
-        object.remove("category").is_some()
+        // `required` (approvals needed) differs by category by default: it named it too.
+        let required = row.action == AuditAction::ExceptionApprovalRecorded.as_str()
+            && object.remove("required").is_some();
+        object.remove("category").is_some() || required
     } else if object.get("kind").is_some_and(is_category) {
         object.insert("kind".into(), Value::from(EXCEPTION_KIND));
         true
@@ -205,6 +208,11 @@ mod tests {
 
     #[test]
     fn only_details_that_name_a_category_are_rewritten() {
+        let recorded = entry(
+            "exception.approval_recorded",
+            r#"{"approvals":1,"category":"dissident","required":2}"#,
+        );
+        assert_eq!(unnamed_details(&recorded).unwrap(), r#"{"approvals":1}"#);
         let approved = entry(
             "exception.approved",
             r#"{"account_id":"acc_1","category":"dissident","approvals":2}"#,

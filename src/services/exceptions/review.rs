@@ -194,7 +194,7 @@ pub async fn decide(
     let approvals = record_approval(conn, key, actor, &row, approvals, &decision, now).await?;
     let required = required_approvals(settings, category);
     let count = reviewers(&approvals);
-    audit_approval(conn, actor, &row, count, required, decision.expires_at, now).await?;
+    audit_approval(conn, actor, &row, count, decision.expires_at, now).await?;
     if (count as u64) < u64::from(required) {
         return Ok(Outcome {
             exception: row,
@@ -334,13 +334,12 @@ async fn record_approval(
     Ok(approvals)
 }
 
-/// Audit a recorded approval: how many people approved so far, of how many needed.
+/// Audit a recorded approval: how many people approved so far.
 async fn audit_approval(
     conn: &impl ConnectionTrait,
     actor: Actor<'_>,
     row: &request::Model,
     approvals: usize,
-    required: u32,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
@@ -354,8 +353,9 @@ async fn audit_approval(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
+                // Not how many are required: that differs by category (by default) and would
+                // name it.
                 "approvals": approvals,
-                "required": required,
                 "expires_at": expires_at,
                 "principal": actor.principal,
                 "key_created_by": actor.key_created_by,
