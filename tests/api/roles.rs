@@ -115,6 +115,20 @@ fn matrix() -> Vec<(Method, &'static str, String, Value, Vec<Role>)> {
         ),
         (
             Method::POST,
+            "/v1/exceptions/{eid}/retention",
+            format!("/v1/exceptions/{EXC}/retention"),
+            json!({"keep": false}),
+            vec![Reviewer],
+        ),
+        (
+            Method::GET,
+            "/v1/exceptions/{eid}/reveals",
+            format!("/v1/exceptions/{EXC}/reveals"),
+            Value::Null,
+            vec![],
+        ),
+        (
+            Method::POST,
             "/v1/accounts/{id}/verifications",
             format!("/v1/accounts/{ACC}/verifications"),
             json!({"channel": "email", "to": "x"}),
