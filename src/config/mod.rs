@@ -302,6 +302,10 @@ pub struct ExceptionSettings {
     /// The same for a denied request, counted from the denial; at most
     /// `retention_approved_days` (denied requests keep the least).
     pub retention_denied_days: u64,
+    /// Replaced by the two `retention_*_days`; refused when set, so that an operator's shorter
+    /// retention is not silently lengthened.
+    #[serde(default)]
+    pub purge_statements_after_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -657,6 +661,12 @@ mod tests {
         s.exceptions.retention_approved_days = 30;
         s.exceptions.retention_denied_days = 30;
         assert!(s.validate().is_ok());
+        s.exceptions.purge_statements_after_days = Some(90);
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exceptions.purge_statements_after_days"));
 
         let mut s = Settings::defaults();
         s.exceptions.default_validity_days = s.exceptions.max_validity_days + 1;

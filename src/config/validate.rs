@@ -168,6 +168,13 @@ impl ExceptionSettings {
             "exceptions.default_validity_days",
             || "must be between 1 and exceptions.max_validity_days",
         )?;
+        ensure(
+            self.purge_statements_after_days.is_none(),
+            "exceptions.purge_statements_after_days",
+            || {
+                "was replaced by exceptions.retention_approved_days and retention_denied_days (see the README's Privacy section)"
+            },
+        )?;
         check_range(
             "exceptions.retention_approved_days",
             self.retention_approved_days,
