@@ -127,9 +127,6 @@ impl Db {
                     // Erased and re-sealed personal data is overwritten in the file, not left
                     // in free pages for a copy of it to yield.
                     .pragma("secure_delete", "on")
-                    // A restarted WAL is cut back to nothing rather than kept at its size
-                    // with old frames (old versions of rows) in it: see `scrub`.
-                    .pragma("journal_size_limit", "0")
             });
         }
         let conn = Database::connect(opts).await?;
@@ -238,35 +235,43 @@ impl Db {
     }
 
     /// Make rewritten rows' old contents unreadable from a copy of the database files, after
-    /// personal data was sealed in place. SQLite (whose connections overwrite freed content,
-    /// `secure_delete`): the WAL still holds the old pages, so they are checkpointed into the
-    /// file and the log restarted, and the next write (one is made here) truncates it
-    /// (`journal_size_limit`); truncating it directly (`TRUNCATE`) under other connections of
-    /// the process made their next read fail. PostgreSQL: `tables` are rewritten without their
-    /// dead row versions (`VACUUM FULL`, which locks them briefly: meant for start-up). Outside
-    /// any transaction.
+    /// personal data was sealed in place (start-up). SQLite (whose connections overwrite freed
+    /// content, `secure_delete`): the WAL still holds the old pages, so on one connection they
+    /// are checkpointed into the file, the log restarted, and cut back to nothing by the next
+    /// write (one is made here) under `journal_size_limit = 0`, set for that moment only.
+    /// Readers of other processes on the same file may see errors meanwhile: do it with the
+    /// service stopped elsewhere. PostgreSQL: `tables` are rewritten without their dead row
+    /// versions (`VACUUM FULL`, which locks them briefly). Outside any transaction.
     pub async fn scrub(&self, tables: &[&str]) -> Result<(), DbErr> {
-        use sea_orm::{ConnectionTrait, Statement};
-        let backend = self.backend();
-        if backend != DatabaseBackend::Sqlite {
+        use sea_orm::{sqlx, ConnectionTrait};
+        if self.backend() != DatabaseBackend::Sqlite {
             let sql = format!("VACUUM FULL {}", tables.join(", "));
             self.conn.execute_unprepared(&sql).await?;
             return Ok(());
         }
-        let query = |sql: &str| Statement::from_string(backend, sql.to_owned());
-        self.conn
-            .query_all_raw(query("PRAGMA wal_checkpoint(RESTART)"))
-            .await?;
-        let version = self
+        let sqlx_err = |e: sqlx::Error| DbErr::Custom(format!("scrubbing the WAL: {e}"));
+        let mut conn = self
             .conn
-            .query_one_raw(query("PRAGMA user_version"))
-            .await?
-            .and_then(|row| row.try_get_by_index::<i64>(0).ok())
-            .unwrap_or(0);
-        // The same value: a write of the header page, which restarts and so truncates the log.
-        self.conn
-            .execute_unprepared(&format!("PRAGMA user_version = {version}"))
-            .await?;
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(sqlx_err)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sqlx_err)?;
+        for pragma in [
+            "PRAGMA journal_size_limit = 0".to_owned(),
+            "PRAGMA wal_checkpoint(RESTART)".to_owned(),
+            // The same value: a write of the header page, which restarts and so cuts the log.
+            format!("PRAGMA user_version = {version}"),
+            "PRAGMA journal_size_limit = -1".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(pragma))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(sqlx_err)?;
+        }
         Ok(())
     }
 

@@ -135,7 +135,8 @@ async fn categories_stored_in_plaintext_are_sealed_at_start_up_and_read_as_befor
     let head_before = audit::head(&old.db().await).await.unwrap().unwrap();
     assert!(occurrences(&database_copy(&old).await, "dissident") > empty);
 
-    // The new version starts on that database.
+    // The new version starts on that database, the old one stopped.
+    old.lose_database().await;
     let app = old.spawn_sibling().await;
 
     let db = &app.db().await;
@@ -223,6 +224,7 @@ async fn a_broken_audit_chain_is_not_re_chained() {
         .await
         .unwrap();
 
+    old.lose_database().await;
     let app = old.spawn_sibling().await;
     // The rows are sealed all the same; the audit log is left as it was, still broken.
     let row = entities::exception_request::Entity::find()
