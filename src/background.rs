@@ -136,8 +136,15 @@ async fn withdraw_lapsed(state: &AppState, now: DateTime<Utc>) -> Result<(), Api
             break;
         };
         let txn = state.db.begin_write().await?;
-        let changes =
-            decisions::reconcile_all(&*txn, &state.policy, now, &candidates, Cause::Lapsed).await?;
+        let changes = decisions::reconcile_all(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            &candidates,
+            Cause::Lapsed,
+        )
+        .await?;
         txn.commit().await?;
         for change in &changes {
             state.account_changed(&change.account_id);
@@ -176,8 +183,15 @@ pub async fn reconcile_policy(state: &AppState) -> Result<(), ApiError> {
         };
         let now = state.now();
         let txn = state.db.begin_write().await?;
-        let changes =
-            decisions::reconcile_all(&*txn, &state.policy, now, &page, Cause::Policy).await?;
+        let changes = decisions::reconcile_all(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            &page,
+            Cause::Policy,
+        )
+        .await?;
         txn.commit().await?;
         changed += changes.len();
         for change in &changes {
@@ -197,20 +211,18 @@ pub async fn reconcile_policy(state: &AppState) -> Result<(), ApiError> {
 async fn maintain_exceptions(state: &AppState, now: DateTime<Utc>) -> Result<(), ApiError> {
     const BATCH: u64 = 100;
     let txn = state.db.begin_write().await?;
-    let changed = exceptions::expire_due(&*txn, now, BATCH).await?;
-    let purge_after = state.settings.exceptions.purge_statements_after_days;
-    let purged = if purge_after > 0 {
-        exceptions::purge_due(
-            &*txn,
-            chrono::Duration::days(purge_after as i64),
-            now,
-            BATCH,
-        )
-        .await?
-    } else {
-        0
-    };
-    decisions::reconcile_all(&*txn, &state.policy, now, &changed, Cause::Lapsed).await?;
+    let key = exceptions::sealing_key(&state.master_key);
+    let changed = exceptions::expire_due(&*txn, &key, now, BATCH).await?;
+    let purged = exceptions::purge_due(&*txn, &state.settings.exceptions, now, BATCH).await?;
+    decisions::reconcile_all(
+        &*txn,
+        &state.policy,
+        &state.master_key,
+        now,
+        &changed,
+        Cause::Lapsed,
+    )
+    .await?;
     txn.commit().await?;
     for account_id in &changed {
         state.account_changed(account_id);

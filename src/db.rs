@@ -246,6 +246,47 @@ impl Db {
         })
     }
 
+    /// Make rewritten rows' old contents unreadable from a copy of the database files, after
+    /// personal data was sealed in place (start-up). SQLite (whose connections overwrite freed
+    /// content, `secure_delete`): the WAL still holds the old pages, so on one connection they
+    /// are checkpointed into the file, the log restarted, and cut back to nothing by the next
+    /// write (one is made here) under `journal_size_limit = 0`, set for that moment only.
+    /// Readers of other processes on the same file may see errors meanwhile: do it with the
+    /// service stopped elsewhere. PostgreSQL: `tables` are rewritten without their dead row
+    /// versions (`VACUUM FULL`, which locks them briefly). Outside any transaction.
+    pub async fn scrub(&self, tables: &[&str]) -> Result<(), DbErr> {
+        use sea_orm::{sqlx, ConnectionTrait};
+        if self.backend() != DatabaseBackend::Sqlite {
+            let sql = format!("VACUUM FULL {}", tables.join(", "));
+            self.conn.execute_unprepared(&sql).await?;
+            return Ok(());
+        }
+        let sqlx_err = |e: sqlx::Error| DbErr::Custom(format!("scrubbing the WAL: {e}"));
+        let mut conn = self
+            .conn
+            .get_sqlite_connection_pool()
+            .acquire()
+            .await
+            .map_err(sqlx_err)?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(sqlx_err)?;
+        for pragma in [
+            "PRAGMA journal_size_limit = 0".to_owned(),
+            "PRAGMA wal_checkpoint(RESTART)".to_owned(),
+            // The same value: a write of the header page, which restarts and so cuts the log.
+            format!("PRAGMA user_version = {version}"),
+            "PRAGMA journal_size_limit = -1".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(pragma))
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(sqlx_err)?;
+        }
+        Ok(())
+    }
+
     /// A cheap round trip, for readiness.
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await

@@ -53,6 +53,7 @@ pub enum ErrorCode {
     ExceptionNotApproved,
     ExceptionNotFound,
     ExceptionPending,
+    ExceptionPurged,
     Expired,
     Forbidden,
     FourEyes,
@@ -180,7 +181,9 @@ impl ErrorCode {
             RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             AccountExists | AlreadyApproved | BillingLinkChanged | ClientExists | Conflict
             | CustomerLinked | ExceptionDecided | ExceptionNotApproved | ExceptionPending
-            | PhoneInUse | RotationPending | WebhookDisabled => StatusCode::CONFLICT,
+            | ExceptionPurged | PhoneInUse | RotationPending | WebhookDisabled => {
+                StatusCode::CONFLICT
+            }
             LengthRequired => StatusCode::LENGTH_REQUIRED,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UriTooLong => StatusCode::URI_TOO_LONG,

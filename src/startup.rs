@@ -18,7 +18,7 @@ use crate::{
     delivery::{self, Delivery},
     docs, openapi,
     routes::{self, RouteTable},
-    services::{accounts, audit, clients, jitsi_keys, keys},
+    services::{accounts, audit, clients, exceptions, jitsi_keys, keys},
     state::AppState,
     telemetry::{self, AccessLog, Metrics},
     tokens::{
@@ -83,6 +83,16 @@ impl Application {
                     .map_err(|e| StartupError::Keys(e.detail))?;
             }
             txn.commit().await?;
+        }
+        {
+            let txn = db.begin_write().await?;
+            let sealed =
+                exceptions::seal_plaintext_categories(&*txn, &master_key, clock.now()).await?;
+            txn.commit().await?;
+            if sealed.requests + sealed.evidence + sealed.audit_entries > 0 {
+                db.scrub(&["exception_request", "evidence", "audit_log"])
+                    .await?;
+            }
         }
         let delivery = Delivery::from_settings(&settings)?;
         let webhooks = crate::events::Webhooks::from_settings(&settings.webhooks)?;

@@ -5,6 +5,12 @@
 //! route pattern (never by raw path, which would put ids into metric labels). Every label comes
 //! from a closed set, so no request, however made up, can add a series of its own. The
 //! middleware reads its own app data, [`Metrics`] and [`AccessLog`], nothing else.
+//!
+//! One label names a person-side actor: `vouch_exception_reveals_total{reviewer}`, the API
+//! client that opened a request's sealed text, so an alert can see one reviewer key reading
+//! many statements (a stolen reviewer key is the likeliest way in). Clients are few and made
+//! by admins; past [`MAX_REVIEWER_SERIES`] names the rest count as `other`. Never a label of
+//! the people the statements are about.
 
 use std::{fmt, time::Instant};
 
@@ -171,6 +177,14 @@ struct DecisionLabels {
     reason: ReasonLabel,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RevealLabels {
+    reviewer: String,
+}
+
+/// At most this many reviewer names get a series of their own.
+pub const MAX_REVIEWER_SERIES: usize = 100;
+
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
 /// Request counts and latency histograms by method, route and status; authorize decisions by
@@ -183,6 +197,9 @@ pub struct Metrics {
     /// exported from the start and the authorize path touches no lock.
     authorize: [Counter; Reason::ALL.len()],
     tokens_issued: Counter,
+    reveals: Family<RevealLabels, Counter>,
+    /// The reviewer names that have a series (bounded by [`MAX_REVIEWER_SERIES`]).
+    reviewers: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -219,12 +236,20 @@ impl Default for Metrics {
             "E2EE entitlement tokens issued",
             tokens_issued.clone(),
         );
+        let reveals = Family::<RevealLabels, Counter>::default();
+        registry.register(
+            "vouch_exception_reveals",
+            "Reads of exception requests' sealed text (statement, reasons) by reviewing API client",
+            reveals.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             authorize,
             tokens_issued,
+            reveals,
+            reviewers: Default::default(),
         }
     }
 }
@@ -249,6 +274,20 @@ impl Metrics {
 
     pub fn token_issued(&self) {
         self.tokens_issued.inc();
+    }
+
+    /// Count one reveal of sealed exception text by the client `reviewer`.
+    pub fn exception_revealed(&self, reviewer: &str) {
+        let label = match self.reviewers.lock() {
+            Ok(mut seen) if seen.contains(reviewer) || seen.len() < MAX_REVIEWER_SERIES => {
+                seen.insert(reviewer.to_owned());
+                reviewer.to_owned()
+            }
+            _ => "other".to_owned(),
+        };
+        self.reveals
+            .get_or_create(&RevealLabels { reviewer: label })
+            .inc();
     }
 
     /// Prometheus text exposition format 0.0.4.
@@ -320,6 +359,23 @@ pub async fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reveals_get_a_series_per_reviewer_up_to_a_bound() {
+        let metrics = Metrics::default();
+        for i in 0..MAX_REVIEWER_SERIES + 5 {
+            metrics.exception_revealed(&format!("reviewer-{i}"));
+        }
+        metrics.exception_revealed("reviewer-0");
+        let text = metrics.render();
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("vouch_exception_reveals_total{"))
+            .count();
+        assert_eq!(series, MAX_REVIEWER_SERIES + 1, "{text}");
+        assert!(text.contains("vouch_exception_reveals_total{reviewer=\"reviewer-0\"} 2"));
+        assert!(text.contains("vouch_exception_reveals_total{reviewer=\"other\"} 5"));
+    }
 
     #[test]
     fn request_ids_from_callers_are_bounded() {

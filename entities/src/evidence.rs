@@ -8,8 +8,12 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub account_id: String,
-    /// `email`, `phone`, `payment`, `nonprofit` or `dissident`.
+    /// `email`, `phone`, `payment` or `exception` (whose category is in `kind_sealed`; older
+    /// versions wrote `nonprofit` or `dissident`, sealed by the service at start-up).
     pub kind: String,
+    /// An exception's category, sealed (AES-256-GCM, bound to the evidence id).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub kind_sealed: Option<String>,
     /// `active`, `lapsed` or `revoked`.
     pub status: String,
     /// Where it came from (`sms`, `stripe:sub_123`, `exception:<id>`), never personal data.

@@ -9,8 +9,12 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub account_id: String,
-    /// `nonprofit` or `dissident`.
+    /// `sealed`: the category is in `category_sealed`. (`nonprofit` or `dissident` only in rows
+    /// older versions wrote, until the service seals them at start-up.)
     pub category: String,
+    /// The category, sealed (AES-256-GCM, bound to the request's id).
+    #[sea_orm(column_type = "Text", nullable)]
+    pub category_sealed: Option<String>,
     /// `pending`, `approved`, `denied`, `revoked` or `expired` (recorded once observed; an
     /// `approved` request past `expires_at` is expired already).
     pub status: String,
@@ -40,6 +44,11 @@ pub struct Model {
     pub revoke_reason_sealed: Option<String>,
     /// When the sealed fields were purged (`exceptions.purge_statements_after_days`).
     pub purged_at: Option<DateTimeUtc>,
+    /// A reviewer's hold on the sealed text: retention does not purge it while set.
+    pub retention_hold_by: Option<String>,
+    pub retention_hold_at: Option<DateTimeUtc>,
+    #[sea_orm(column_type = "Text", nullable)]
+    pub retention_hold_reason_sealed: Option<String>,
     pub updated_at: DateTimeUtc,
 }
 

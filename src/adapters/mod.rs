@@ -115,7 +115,7 @@ pub async fn check_presented(
     let claims = &verified.1;
     let snapshot = state
         .accounts
-        .snapshot(state.db.conn(), &claims.sub)
+        .snapshot(state.db.conn(), &state.master_key, &claims.sub)
         .await?;
     let decision = check_account(&state.policy, claims, snapshot.as_deref(), now);
     if !decision.allow {

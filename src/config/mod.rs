@@ -309,10 +309,16 @@ pub struct ExceptionSettings {
     pub default_validity_days: u64,
     /// The latest `expires_at` a decision may set, in days from the decision.
     pub max_validity_days: u64,
-    /// Erase the sealed statement, organization, reference and reasons this many days after
-    /// the final decision (0 = keep them until the account is deleted).
+    /// Erase the sealed statement, organization, reference and reasons of an approved request
+    /// this many days after it ended (expired or revoked), unless a reviewer holds it.
+    pub retention_approved_days: u64,
+    /// The same for a denied request, counted from the denial; at most
+    /// `retention_approved_days` (denied requests keep the least).
+    pub retention_denied_days: u64,
+    /// Replaced by the two `retention_*_days`; refused when set, so that an operator's shorter
+    /// retention is not silently lengthened.
     #[serde(default)]
-    pub purge_statements_after_days: u64,
+    pub purge_statements_after_days: Option<u64>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,7 +436,8 @@ mod tests {
         assert_eq!(s.exceptions.approvals.nonprofit, 1);
         assert_eq!(s.exceptions.approvals.dissident, 2);
         assert_eq!(s.exceptions.default_validity_days, 365);
-        assert_eq!(s.exceptions.purge_statements_after_days, 0);
+        assert_eq!(s.exceptions.retention_approved_days, 180);
+        assert_eq!(s.exceptions.retention_denied_days, 30);
         assert_eq!(s.exceptions.max_validity_days, 1095);
         assert!(s.sms.twilio_base_url.is_none());
         assert_eq!(s.verification.max_attempts, 5);
@@ -677,6 +684,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("exceptions.approvals.dissident"));
+
+        // Retention: bounded, and denied requests never keep more than approved ones.
+        for (approved, denied, key) in [
+            (0, 0, "exceptions.retention_approved_days"),
+            (3651, 30, "exceptions.retention_approved_days"),
+            (90, 0, "exceptions.retention_denied_days"),
+            (30, 31, "exceptions.retention_denied_days"),
+        ] {
+            let mut s = Settings::defaults();
+            s.exceptions.retention_approved_days = approved;
+            s.exceptions.retention_denied_days = denied;
+            assert!(
+                s.validate().unwrap_err().to_string().contains(key),
+                "{approved}/{denied}"
+            );
+        }
+        let mut s = Settings::defaults();
+        s.exceptions.retention_approved_days = 30;
+        s.exceptions.retention_denied_days = 30;
+        assert!(s.validate().is_ok());
+        s.exceptions.purge_statements_after_days = Some(90);
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("exceptions.purge_statements_after_days"));
 
         let mut s = Settings::defaults();
         s.exceptions.default_validity_days = s.exceptions.max_validity_days + 1;

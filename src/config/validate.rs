@@ -179,9 +179,23 @@ impl ExceptionSettings {
             || "must be between 1 and exceptions.max_validity_days",
         )?;
         ensure(
-            self.purge_statements_after_days <= 3650,
+            self.purge_statements_after_days.is_none(),
             "exceptions.purge_statements_after_days",
-            || "must be at most 3650 (0 = never)",
+            || {
+                "was replaced by exceptions.retention_approved_days and retention_denied_days (see the README's Privacy section)"
+            },
+        )?;
+        check_range(
+            "exceptions.retention_approved_days",
+            self.retention_approved_days,
+            1..=3650,
+        )?;
+        ensure(
+            (1..=self.retention_approved_days).contains(&self.retention_denied_days),
+            "exceptions.retention_denied_days",
+            || {
+                "must be between 1 and exceptions.retention_approved_days (denied requests keep the least)"
+            },
         )
     }
 }

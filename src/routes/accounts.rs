@@ -297,7 +297,15 @@ pub async fn patch_account(
     let now = state.now();
     let txn = state.db.begin_write().await?;
     let account = accounts::update(&*txn, &caller.name, id.as_str(), patch, now).await?;
-    decisions::reconcile(&*txn, &state.policy, now, &account.id, Cause::Status).await?;
+    decisions::reconcile(
+        &*txn,
+        &state.policy,
+        &state.master_key,
+        now,
+        &account.id,
+        Cause::Status,
+    )
+    .await?;
     txn.commit().await?;
     state.account_changed(&account.id);
     Ok(HttpResponse::Ok().json(AccountResponse::try_from(account)?))

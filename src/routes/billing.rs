@@ -215,7 +215,15 @@ pub async fn post_stripe_webhook(
     let receipt = billing::receive(&*txn, &event, settings.past_due_grace(), now).await?;
     if receipt.outcome != Outcome::Duplicate {
         let changed = &receipt.changed_accounts;
-        decisions::reconcile_all(&*txn, &state.policy, now, changed, Cause::Evidence).await?;
+        decisions::reconcile_all(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            changed,
+            Cause::Evidence,
+        )
+        .await?;
         txn.commit().await?;
     }
     for account_id in &receipt.changed_accounts {
@@ -290,7 +298,15 @@ pub async fn put_billing(
     )
     .await?;
     let changed = &linked.changed_accounts;
-    decisions::reconcile_all(&*txn, &state.policy, now, changed, Cause::Evidence).await?;
+    decisions::reconcile_all(
+        &*txn,
+        &state.policy,
+        &state.master_key,
+        now,
+        changed,
+        Cause::Evidence,
+    )
+    .await?;
     txn.commit().await?;
     for account_id in &linked.changed_accounts {
         state.account_changed(account_id);

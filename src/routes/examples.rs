@@ -158,6 +158,31 @@ pub fn exceptions() -> Value {
     json!({"items": [item], "next_cursor": null})
 }
 
+pub fn retention_hold() -> Value {
+    json!({"keep": true, "reason": "Subject of an ongoing appeal; keep until it is decided"})
+}
+
+pub fn retention_held() -> Value {
+    let mut item = exception_opened();
+    item["retention_held_by"] = json!("trust-review");
+    item["retention_held_at"] = json!("2026-12-01T12:00:00Z");
+    item["retention_reason"] = retention_hold()["reason"].clone();
+    item
+}
+
+pub fn reveals() -> Value {
+    json!({
+        "items": [{
+            "reviewer": "trust-review",
+            "principal": "trust-review",
+            "at": "2026-12-01T11:30:00Z",
+            "fields": ["statement", "organization"],
+            "audit_seq": 4182
+        }],
+        "next_cursor": null
+    })
+}
+
 /// As a reviewer reads it: with the sealed text opened.
 pub fn exception_opened() -> Value {
     let mut item = exception();

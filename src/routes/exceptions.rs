@@ -16,6 +16,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use crate::{
     auth::Caller,
     config::ExceptionSettings,
+    crypto::MasterKey,
     domain::{
         account::AccountId,
         exception::{parse_line, Category, ExceptionStatus, Reason, Statement},
@@ -35,7 +36,9 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_exceptions)
         .service(get_exception)
         .service(post_exception_decision)
-        .service(post_exception_revoke);
+        .service(post_exception_revoke)
+        .service(post_exception_retention)
+        .service(get_exception_reveals);
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -98,6 +101,58 @@ pub struct RevokeExceptionRequest {
         pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
     )]
     pub reason: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionRequest {
+    /// `true` holds the sealed text past its retention (`exceptions.retention_*_days`) until
+    /// released; `false` releases it, and retention applies again from the next maintenance
+    /// round.
+    pub keep: bool,
+    /// Required to hold, not accepted to release: 1–2,000 characters, sealed like the
+    /// statement.
+    #[schema(
+        min_length = 1,
+        max_length = 2000,
+        pattern = r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$"
+    )]
+    pub reason: Option<String>,
+}
+
+/// A reveal of a request's sealed text, from the audit log.
+#[derive(Serialize, ToSchema)]
+pub struct RevealResponse {
+    /// The reviewing client's name.
+    pub reviewer: String,
+    /// The person behind the key (absent in reads recorded before it was).
+    pub principal: Option<String>,
+    pub at: DateTime<Utc>,
+    /// The fields that held text and were opened.
+    pub fields: Vec<String>,
+    /// The audit entry's `seq`.
+    pub audit_seq: i64,
+}
+
+impl From<entities::audit_log::Model> for RevealResponse {
+    fn from(row: entities::audit_log::Model) -> Self {
+        let details: serde_json::Value =
+            serde_json::from_str(&row.details).unwrap_or(serde_json::Value::Null);
+        RevealResponse {
+            principal: details["principal"].as_str().map(str::to_owned),
+            fields: details["fields"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            reviewer: row.actor,
+            at: row.at,
+            audit_seq: row.seq,
+        }
+    }
 }
 
 impl TryFrom<SubmitExceptionRequest> for Submission {
@@ -205,6 +260,12 @@ pub struct ExceptionResponse {
     /// Reviewers and admins: when the sealed text was purged.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statements_purged_at: Option<DateTime<Utc>>,
+    /// Reviewers and admins: who holds the sealed text past its retention
+    /// (`POST /v1/exceptions/{eid}/retention`), and since when.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_held_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_held_at: Option<DateTime<Utc>>,
     /// Sealed text: reviewers and admins, `GET /v1/exceptions/{eid}` only (audited).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub statement: Option<String>,
@@ -217,6 +278,9 @@ pub struct ExceptionResponse {
     pub decision_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoke_reason: Option<String>,
+    /// Why the sealed text is held past its retention.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_reason: Option<String>,
 }
 
 /// How much of a request a caller sees.
@@ -239,14 +303,17 @@ impl View {
     }
 }
 
+/// `key` (`exceptions::sealing_key`) opens the category: every caller that sees a request sees
+/// its category, as before it was sealed.
 fn respond(
+    key: &MasterKey,
     row: exception_request::Model,
     approvals: Vec<exception_approval::Model>,
     settings: &ExceptionSettings,
     now: DateTime<Utc>,
     view: View,
 ) -> ApiResult<ExceptionResponse> {
-    let category = exceptions::category(&row)?;
+    let category = exceptions::category(key, &row)?;
     let status = exceptions::status(&row, now)?;
     let row_parts = ReviewerParts {
         submitted_by: row.submitted_by,
@@ -254,6 +321,8 @@ fn respond(
         decided_by: row.decided_by,
         revoked_by: row.revoked_by,
         purged_at: row.purged_at,
+        retention_held_by: row.retention_hold_by,
+        retention_held_at: row.retention_hold_at,
     };
     let mut response = ExceptionResponse {
         id: row.id,
@@ -273,11 +342,14 @@ fn respond(
         decided_by: None,
         revoked_by: None,
         statements_purged_at: None,
+        retention_held_by: None,
+        retention_held_at: None,
         statement: None,
         organization: None,
         reference: None,
         decision_reason: None,
         revoke_reason: None,
+        retention_reason: None,
     };
     match view {
         View::Backend => {}
@@ -301,6 +373,7 @@ fn reviewer_fields(
         response.reference = opened.reference;
         response.decision_reason = opened.decision_reason;
         response.revoke_reason = opened.revoke_reason;
+        response.retention_reason = opened.retention_reason;
         reasons = opened.approval_reasons.into_iter().collect();
     }
     response.submitted_by = Some(row.submitted_by);
@@ -308,6 +381,8 @@ fn reviewer_fields(
     response.decided_by = row.decided_by;
     response.revoked_by = row.revoked_by;
     response.statements_purged_at = row.purged_at;
+    response.retention_held_by = row.retention_held_by;
+    response.retention_held_at = row.retention_held_at;
     response.approvals = Some(
         approvals
             .into_iter()
@@ -329,6 +404,8 @@ struct ReviewerParts {
     decided_by: Option<String>,
     revoked_by: Option<String>,
     purged_at: Option<DateTime<Utc>>,
+    retention_held_by: Option<String>,
+    retention_held_at: Option<DateTime<Utc>>,
 }
 
 fn actor(caller: &Caller) -> Actor<'_> {
@@ -375,6 +452,7 @@ pub async fn post_exception(
     txn.commit().await?;
     let location = format!("/v1/exceptions/{}", row.id);
     let response = respond(
+        &key,
         row,
         Vec::new(),
         &state.settings.exceptions,
@@ -451,7 +529,8 @@ pub async fn get_exceptions(
     };
     let now = state.now();
     let conn = state.db.conn();
-    let rows = exceptions::list(conn, &filter, now, after.as_deref(), limit + 1).await?;
+    let key = exceptions::sealing_key(&state.master_key);
+    let rows = exceptions::list(conn, &key, &filter, now, after.as_deref(), limit + 1).await?;
     let mut approvals: HashMap<String, Vec<exception_approval::Model>> = HashMap::new();
     let ids = rows
         .iter()
@@ -467,7 +546,7 @@ pub async fn get_exceptions(
         |r| r.id.clone(),
         |r| {
             let of = approvals.get(&r.id).cloned().unwrap_or_default();
-            respond(r, of, &state.settings.exceptions, now, View::Reviewer)
+            respond(&key, r, of, &state.settings.exceptions, now, View::Reviewer)
         },
     );
     Ok(HttpResponse::Ok().json(Page {
@@ -512,20 +591,23 @@ pub async fn get_exception(
     let settings = &state.settings.exceptions;
     let view = View::for_caller(&caller);
     let open_sealed = matches!(view, View::Reviewer) && query.sealed != Some(false);
+    let key = exceptions::sealing_key(&state.master_key);
     let response = if open_sealed {
-        let key = exceptions::sealing_key(&state.master_key);
         let txn = state.db.begin_write().await?;
         let row = exceptions::require(&*txn, &eid).await?;
         let approvals = exceptions::approvals_of(&*txn, &row.id).await?;
         let opened =
-            exceptions::read_sealed(&*txn, &key, &caller.name, &row, &approvals, now).await?;
+            exceptions::read_sealed(&*txn, &key, actor(&caller), &row, &approvals, now).await?;
         txn.commit().await?;
-        respond(row, approvals, settings, now, View::Sealed(opened))?
+        if !opened.fields().is_empty() {
+            state.metrics.exception_revealed(&caller.name);
+        }
+        respond(&key, row, approvals, settings, now, View::Sealed(opened))?
     } else {
         let conn = state.db.conn();
         let row = exceptions::require(conn, &eid).await?;
         let approvals = exceptions::approvals_of(conn, &row.id).await?;
-        respond(row, approvals, settings, now, view)?
+        respond(&key, row, approvals, settings, now, view)?
     };
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
@@ -568,13 +650,22 @@ pub async fn post_exception_decision(
     let outcome =
         exceptions::decide(&*txn, &key, settings, actor(&caller), &eid, decision, now).await?;
     if let Some(account_id) = &outcome.changed_account {
-        decisions::reconcile(&*txn, &state.policy, now, account_id, Cause::Evidence).await?;
+        decisions::reconcile(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            account_id,
+            Cause::Evidence,
+        )
+        .await?;
     }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {
         state.account_changed(account_id);
     }
     let response = respond(
+        &key,
         outcome.exception,
         outcome.approvals,
         settings,
@@ -615,13 +706,22 @@ pub async fn post_exception_revoke(
     let outcome = exceptions::revoke(&*txn, &key, actor(&caller), &eid, &reason, now).await?;
     if let Some(account_id) = &outcome.changed_account {
         let cause = Cause::ExceptionRevoked;
-        decisions::reconcile(&*txn, &state.policy, now, account_id, cause).await?;
+        decisions::reconcile(
+            &*txn,
+            &state.policy,
+            &state.master_key,
+            now,
+            account_id,
+            cause,
+        )
+        .await?;
     }
     txn.commit().await?;
     if let Some(account_id) = &outcome.changed_account {
         state.account_changed(account_id);
     }
     let response = respond(
+        &key,
         outcome.exception,
         outcome.approvals,
         &state.settings.exceptions,
@@ -629,4 +729,114 @@ pub async fn post_exception_revoke(
         View::Reviewer,
     )?;
     Ok(HttpResponse::Ok().json(response))
+}
+
+/// Hold a request's sealed text past its retention, or release it.
+///
+/// Sealed text is purged `exceptions.retention_approved_days` after an approved exception
+/// ended and `exceptions.retention_denied_days` after a denial. A hold (with a reason, sealed)
+/// keeps it until released; both are audited (`exception.retention_held`,
+/// `exception.retention_released`).
+#[utoipa::path(
+    tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::REVIEWER))),
+    params(("eid" = String, Path, description = "Exception id")),
+    request_body(content = RetentionRequest, example = json!(examples::retention_hold())),
+    responses(
+        (status = 200, description = "The request, with `retention_held_by`/`retention_held_at` set or cleared", body = ExceptionResponse,
+            example = json!(examples::retention_held())),
+        (status = 400, description = "`invalid_reason`: missing to hold, given to release, or not 1–2,000 characters"),
+        (status = 404, description = "`exception_not_found`"),
+        (status = 409, description = "`exception_purged`: the sealed text is gone already"),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/v1/exceptions/{eid}/retention")]
+pub async fn post_exception_retention(
+    state: web::Data<AppState>,
+    caller: Caller,
+    eid: web::Path<String>,
+    body: Json<RetentionRequest>,
+) -> ApiResult<HttpResponse> {
+    caller.require(roles::REVIEWER)?;
+    let body = body.into_inner();
+    let reason = match (body.keep, body.reason) {
+        (true, Some(reason)) => Some(invalid_reason(Reason::parse(&reason))?),
+        (true, None) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidReason,
+                "a hold needs a reason",
+            ))
+        }
+        (false, None) => None,
+        (false, Some(_)) => {
+            return Err(ApiError::bad_request(
+                ErrorCode::InvalidReason,
+                "only a hold carries a reason; release without one",
+            ))
+        }
+    };
+    let key = exceptions::sealing_key(&state.master_key);
+    let now = state.now();
+    let txn = state.db.begin_write().await?;
+    let outcome =
+        exceptions::set_hold(&*txn, &key, actor(&caller), &eid, reason.as_ref(), now).await?;
+    txn.commit().await?;
+    let response = respond(
+        &key,
+        outcome.exception,
+        outcome.approvals,
+        &state.settings.exceptions,
+        now,
+        View::Reviewer,
+    )?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
+/// Who revealed a request's sealed text, and when (admin).
+///
+/// Every `GET /v1/exceptions/{eid}` that opened sealed text, newest first, from the audit log:
+/// the reviewing client, the person behind its key, and the fields opened. The reads outlive
+/// the request: after the account is erased they are still listed.
+#[utoipa::path(
+    tag = "exceptions",
+    extensions(("x-vouch-roles" = json!(roles::ADMIN))),
+    params(("eid" = String, Path, description = "Exception id"), PageQuery),
+    responses(
+        (status = 200, description = "Who opened the request's sealed text, newest first", body = Page<RevealResponse>,
+            example = json!(examples::reveals())),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`"),
+        (status = 404, description = "`exception_not_found`: no such request, and no reads of one"),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/v1/exceptions/{eid}/reveals")]
+pub async fn get_exception_reveals(
+    state: web::Data<AppState>,
+    caller: Caller,
+    eid: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
+    caller.require(roles::ADMIN)?;
+    let limit = query.limit()?;
+    let before = query
+        .after()?
+        .map(|s| s.parse::<i64>())
+        .transpose()
+        .map_err(|_| {
+            ApiError::bad_request(ErrorCode::InvalidCursor, "cursor is not one we issued")
+        })?;
+    let conn = state.db.conn();
+    let rows = exceptions::reveals(conn, &eid, before, limit + 1).await?;
+    if rows.is_empty() && before.is_none() {
+        exceptions::require(conn, &eid).await?;
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(Page::from_rows(
+            rows,
+            limit,
+            |e| e.seq.to_string(),
+            RevealResponse::from,
+        )))
 }

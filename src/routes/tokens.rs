@@ -111,7 +111,7 @@ pub async fn post_token(
     let account_id = AccountId::parse(&id)?;
     let snapshot = state
         .accounts
-        .snapshot(state.db.conn(), account_id.as_str())
+        .snapshot(state.db.conn(), &state.master_key, account_id.as_str())
         .await?
         .ok_or(UnknownAccount)?;
     let now = state.now();
@@ -251,7 +251,7 @@ pub async fn post_authorize(
             let claims = &verified.1;
             let snapshot = state
                 .accounts
-                .snapshot(state.db.conn(), &claims.sub)
+                .snapshot(state.db.conn(), &state.master_key, &claims.sub)
                 .await?;
             check_account(&state.policy, claims, snapshot.as_deref(), now)
         }

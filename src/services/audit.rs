@@ -11,6 +11,15 @@
 //!
 //! Chains from before keying stay as they were: at start-up `key_chain` appends one keyed
 //! `audit.chain_keyed` entry whose hash covers every earlier entry, once (idempotent).
+//!
+//! Details an older version wrote that must not stay readable (an exception's category) are
+//! rewritten by `rechain`, which cannot keep the old hashes: a hash of details with two
+//! possible values tells which one it was to anyone who tries both. So it verifies the chain
+//! first (a broken chain is never re-chained: that would launder the break), rewrites, computes
+//! every hash and MAC again from the first rewritten entry on, and appends an `audit.resealed`
+//! entry recording the previous head by its MAC (not its hash, for the same reason). `verify`
+//! then holds for the whole chain, and `verify --head` accepts a head anchored before the
+//! re-chaining if it is exactly the head recorded there.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use entities::audit_log;
@@ -71,6 +80,8 @@ pub enum AuditAction {
     AccountUpdated,
     #[strum(serialize = "audit.chain_keyed")]
     AuditChainKeyed,
+    #[strum(serialize = "audit.resealed")]
+    AuditResealed,
     #[strum(serialize = "billing.customer_linked")]
     BillingCustomerLinked,
     #[strum(serialize = "billing.subscription_applied")]
@@ -91,6 +102,10 @@ pub enum AuditAction {
     ExceptionDenied,
     #[strum(serialize = "exception.expired")]
     ExceptionExpired,
+    #[strum(serialize = "exception.retention_held")]
+    ExceptionRetentionHeld,
+    #[strum(serialize = "exception.retention_released")]
+    ExceptionRetentionReleased,
     #[strum(serialize = "exception.revoked")]
     ExceptionRevoked,
     #[strum(serialize = "exception.statement_read")]
@@ -306,6 +321,135 @@ pub async fn key_chain(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Resul
     Ok(legacy)
 }
 
+/// What `rechain` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rechained {
+    /// Nothing needed rewriting.
+    Nothing,
+    /// Entries rewritten, and entries whose hash was computed again (from the first rewritten
+    /// one to the old head).
+    Done { rewritten: u64, rechained: u64 },
+    /// The chain did not verify: nothing was touched.
+    Refused(ChainReport),
+}
+
+/// Rewrite the details of the entries from `from_seq` on for which `rewrite` returns new
+/// details, then re-chain (module doc). Call in a write transaction made with the audit key;
+/// `key` is that key (`chain_key`).
+pub async fn rechain(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    from_seq: i64,
+    rewrite: impl Fn(&audit_log::Model) -> Option<String>,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<Rechained, DbErr> {
+    advisory_lock(conn, Scope::AuditChain, "").await?;
+    let report = verify(conn, key, None).await?;
+    if !report.intact {
+        return Ok(Rechained::Refused(report));
+    }
+    let Some(old_head) = audit_log::Entity::find()
+        .order_by_desc(audit_log::Column::Seq)
+        .one(conn)
+        .await?
+    else {
+        return Ok(Rechained::Nothing);
+    };
+    let mut prev_hash = match from_seq {
+        ..=1 => GENESIS.to_owned(),
+        seq => audit_log::Entity::find_by_id(seq - 1)
+            .one(conn)
+            .await?
+            .map_or_else(|| GENESIS.to_owned(), |row| row.hash),
+    };
+    let (mut rewritten, mut rechained) = (0u64, 0u64);
+    let mut next = from_seq.max(1);
+    loop {
+        let batch = audit_log::Entity::find()
+            .filter(audit_log::Column::Seq.gte(next))
+            .filter(audit_log::Column::Seq.lte(old_head.seq))
+            .order_by_asc(audit_log::Column::Seq)
+            .limit(500)
+            .all(conn)
+            .await?;
+        let Some(last) = batch.last() else { break };
+        next = last.seq + 1;
+        for mut row in batch {
+            if let Some(details) = rewrite(&row) {
+                row.details = details;
+                rewritten += 1;
+            }
+            row.prev_hash = prev_hash;
+            row.hash = entry_hash(&row);
+            // Unkeyed entries from before keying stay unkeyed (`verify` expects that).
+            row.mac = row.mac.as_ref().map(|_| entry_mac(key, &row));
+            prev_hash = row.hash.clone();
+            rechained += 1;
+            use sea_orm::sea_query::Expr;
+            audit_log::Entity::update_many()
+                .col_expr(audit_log::Column::Details, Expr::value(row.details))
+                .col_expr(audit_log::Column::PrevHash, Expr::value(row.prev_hash))
+                .col_expr(audit_log::Column::Hash, Expr::value(row.hash))
+                .col_expr(audit_log::Column::Mac, Expr::value(row.mac))
+                .filter(audit_log::Column::Seq.eq(row.seq))
+                .exec(conn)
+                .await?;
+        }
+    }
+    if rewritten == 0 && rechained == 0 {
+        return Ok(Rechained::Nothing);
+    }
+    append(
+        conn,
+        now,
+        Entry {
+            actor: "system",
+            action: AuditAction::AuditResealed,
+            target_type: AuditTarget::AuditLog,
+            target_id: "chain",
+            details: serde_json::json!({
+                "why": why,
+                "from_seq": from_seq,
+                "rewritten": rewritten,
+                "rechained": rechained,
+                "previous_head": {
+                    "seq": old_head.seq,
+                    "mac": entry_mac(key, &old_head),
+                },
+            }),
+        },
+    )
+    .await?;
+    Ok(Rechained::Done {
+        rewritten,
+        rechained,
+    })
+}
+
+/// Whether `head` was the head of the chain when it was re-chained (an `audit.resealed` entry
+/// recorded its MAC).
+async fn head_before_reseal(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    head: &Head,
+) -> Result<bool, DbErr> {
+    let resealed = audit_log::Entity::find()
+        .filter(audit_log::Column::Action.eq(AuditAction::AuditResealed.as_str()))
+        .filter(audit_log::Column::Seq.gt(head.seq))
+        .all(conn)
+        .await?;
+    let expected = hex(&key.hmac(format!("{}:{}", head.seq, head.hash).as_bytes()));
+    Ok(resealed.iter().any(|row| {
+        serde_json::from_str::<Value>(&row.details).is_ok_and(|d| {
+            d["previous_head"]["seq"].as_i64() == Some(head.seq)
+                && d["previous_head"]["mac"]
+                    .as_str()
+                    .is_some_and(|mac| ct_eq(mac.as_bytes(), expected.as_bytes()))
+        })
+    }))
+}
+
 /// The newest entry, as `<seq>:<hash>`: keep it outside the database and pass it to
 /// `verify --head` later to prove no entry up to it was cut.
 pub async fn head(conn: &impl ConnectionTrait) -> Result<Option<String>, DbErr> {
@@ -398,6 +542,12 @@ pub async fn verify(
     key: &MasterKey,
     head: Option<&Head>,
 ) -> Result<ChainReport, DbErr> {
+    // A head anchored before a re-chaining no longer appears in the chain; the resealed entry
+    // vouches for it (by MAC) and the chain after it is checked as a whole.
+    let head = match head {
+        Some(h) if head_before_reseal(conn, key, h).await? => None,
+        other => other,
+    };
     let mut prev_hash = GENESIS.to_owned();
     let mut expected_seq = 1i64;
     let mut entries = 0u64;

@@ -20,6 +20,7 @@ use sea_orm::{
 use super::{accounts, evidence, livekit, status_lists};
 use crate::{
     crypto::sha256_hex,
+    crypto::MasterKey,
     domain::{account::AccountStatus, policy::Policy},
     events::{self, Event, RevokedReason},
     status_list::StatusValue,
@@ -73,14 +74,16 @@ struct Current {
 /// Evaluate the account's decision now and, if it is not the stored one, store it and emit the
 /// events. Call inside the write transaction that made the change. An account that does not
 /// exist (any more) has nothing to reconcile: erasure goes through [`erased`].
+/// `master` opens the category of exception evidence for the policy.
 pub async fn reconcile(
     conn: &impl ConnectionTrait,
     policy: &Policy,
+    master: &MasterKey,
     now: DateTime<Utc>,
     account_id: &str,
     cause: Cause,
 ) -> Result<Option<Change>, DbErr> {
-    let Some(current) = current(conn, policy, now, account_id).await? else {
+    let Some(current) = current(conn, policy, master, now, account_id).await? else {
         return Ok(None);
     };
     let from = stored(conn, account_id).await?;
@@ -106,13 +109,14 @@ pub async fn reconcile(
 pub async fn reconcile_all(
     conn: &impl ConnectionTrait,
     policy: &Policy,
+    master: &MasterKey,
     now: DateTime<Utc>,
     account_ids: &[String],
     cause: Cause,
 ) -> Result<Vec<Change>, DbErr> {
     let mut changes = Vec::new();
     for account_id in account_ids {
-        if let Some(change) = reconcile(conn, policy, now, account_id, cause).await? {
+        if let Some(change) = reconcile(conn, policy, master, now, account_id, cause).await? {
             changes.push(change);
         }
     }
@@ -200,6 +204,7 @@ async fn stored(conn: &impl ConnectionTrait, account_id: &str) -> Result<StatusV
 async fn current(
     conn: &impl ConnectionTrait,
     policy: &Policy,
+    master: &MasterKey,
     now: DateTime<Utc>,
     account_id: &str,
 ) -> Result<Option<Current>, DbErr> {
@@ -214,10 +219,7 @@ async fn current(
         }));
     }
     let rows = evidence::list_all(conn, account_id).await?;
-    let facts = rows
-        .iter()
-        .map(evidence::fact)
-        .collect::<Result<Vec<_>, _>>()?;
+    let facts = evidence::facts(&rows, master)?;
     let decisions = policy.evaluate(true, &facts, now);
     let (value, granted_by) = match decisions.get(ENTITLEMENT) {
         Some(d) if d.granted => (

@@ -1,6 +1,12 @@
 //! Evidence: the single entry point through which verification, billing and exceptions add or
 //! change evidence. Every change writes an audit entry in the same transaction and keeps the
 //! account's `email_verified` / `phone_verified` flags in step.
+//!
+//! Exception evidence is stored as kind `exception` with its category (`nonprofit` or
+//! `dissident`) sealed beside it (`kind_sealed`, bound to the evidence id), so a copy of the
+//! database does not say which accounts hold a dissident exception. It is opened only where
+//! the category is needed (the policy, the evidence API), and only for those rows: the other
+//! kinds are stored as they are.
 
 use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
@@ -16,6 +22,7 @@ use super::{
     audit::{self, Entry},
 };
 use crate::{
+    crypto::MasterKey,
     domain::{
         account::AccountStatus,
         evidence::{EvidenceKind, EvidenceStatus},
@@ -36,7 +43,24 @@ pub struct EvidenceChange {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Add or update evidence. Returns the stored row.
+/// The stored kind of exception evidence, whatever its category.
+pub const EXCEPTION_KIND: &str = "exception";
+
+/// The kind as stored: an exception's category is sealed, never in `kind`.
+fn stored_kind(kind: EvidenceKind) -> &'static str {
+    match kind {
+        EvidenceKind::Nonprofit | EvidenceKind::Dissident => EXCEPTION_KIND,
+        other => other.as_str(),
+    }
+}
+
+/// A sealed category is bound to its evidence row.
+fn kind_aad(evidence_id: &str) -> String {
+    format!("{evidence_id}/kind")
+}
+
+/// Add or update evidence of any kind but an exception (`record_exception`). Returns the
+/// stored row.
 pub async fn record(
     conn: &impl ConnectionTrait,
     actor: &str,
@@ -44,8 +68,42 @@ pub async fn record(
     change: EvidenceChange,
     now: DateTime<Utc>,
 ) -> Result<evidence::Model, ApiError> {
+    record_with(conn, None, actor, account_id, change, now).await
+}
+
+/// Add or update an exception's evidence, its category sealed under `key` (the exceptions'
+/// sealing key, `services::exceptions::sealing_key`).
+pub async fn record_exception(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    actor: &str,
+    account_id: &str,
+    change: EvidenceChange,
+    now: DateTime<Utc>,
+) -> Result<evidence::Model, ApiError> {
+    record_with(conn, Some(key), actor, account_id, change, now).await
+}
+
+async fn record_with(
+    conn: &impl ConnectionTrait,
+    key: Option<&MasterKey>,
+    actor: &str,
+    account_id: &str,
+    change: EvidenceChange,
+    now: DateTime<Utc>,
+) -> Result<evidence::Model, ApiError> {
+    let sealed = stored_kind(change.kind) == EXCEPTION_KIND;
+    let key = match (sealed, key) {
+        (true, None) => {
+            return Err(ApiError::internal(
+                "exception evidence is recorded with its sealing key",
+            ))
+        }
+        (true, key) => key,
+        (false, _) => None,
+    };
     let account = accounts::require(conn, account_id).await?;
-    let (row, action, previous) = upsert(conn, account_id, &change, now).await?;
+    let (row, action, previous) = upsert(conn, key, account_id, &change, now).await?;
     if matches!(change.kind, EvidenceKind::Email | EvidenceKind::Phone) {
         sync_flags(conn, account, now).await?;
     }
@@ -77,13 +135,16 @@ pub async fn record(
 /// the row, the audit action, and the status it had before.
 async fn upsert(
     conn: &impl ConnectionTrait,
+    key: Option<&MasterKey>,
     account_id: &str,
     change: &EvidenceChange,
     now: DateTime<Utc>,
 ) -> Result<(evidence::Model, AuditAction, Option<String>), DbErr> {
+    // An exception's source (`exception:<id>`) names one request, so (kind, source) still
+    // finds the one row with the category sealed.
     let existing = evidence::Entity::find()
         .filter(evidence::Column::AccountId.eq(account_id))
-        .filter(evidence::Column::Kind.eq(change.kind.as_str()))
+        .filter(evidence::Column::Kind.eq(stored_kind(change.kind)))
         .filter(evidence::Column::Source.eq(change.source.as_str()))
         .one(conn)
         .await?;
@@ -100,10 +161,12 @@ async fn upsert(
             Some(previous),
         ));
     }
+    let id = new_id("evd");
     let row = evidence::Model {
-        id: new_id("evd"),
+        kind_sealed: key.map(|key| key.seal(&kind_aad(&id), change.kind.as_str().as_bytes())),
+        id,
         account_id: account_id.to_owned(),
-        kind: change.kind.as_str().to_owned(),
+        kind: stored_kind(change.kind).to_owned(),
         status: change.status.as_str().to_owned(),
         source: change.source.clone(),
         verified_at: change.verified_at,
@@ -123,8 +186,13 @@ async fn sync_flags(
     account: account::Model,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    // Exception evidence is neither: its category stays sealed here.
     let rows = list_all(conn, &account.id).await?;
-    let facts = rows.iter().map(fact).collect::<Result<Vec<_>, _>>()?;
+    let facts = rows
+        .iter()
+        .filter(|r| r.kind != EXCEPTION_KIND)
+        .map(|r| fact(r, None))
+        .collect::<Result<Vec<_>, _>>()?;
     let has = |kind: EvidenceKind| facts.iter().any(|f| f.kind == kind && f.is_active(now));
     let (email, phone) = (has(EvidenceKind::Email), has(EvidenceKind::Phone));
     if account.email_verified != email || account.phone_verified != phone {
@@ -163,18 +231,56 @@ pub async fn list(
     q.limit(limit).all(conn).await
 }
 
-/// A stored evidence row as the policy reads it; an unknown kind or status is an error.
-pub fn fact(row: &evidence::Model) -> Result<Fact, DbErr> {
+/// The kind of a stored row: an exception's category is opened under `key` (the exceptions'
+/// sealing key); an unknown kind, or a category that does not open, is an error.
+pub fn kind(row: &evidence::Model, key: Option<&MasterKey>) -> Result<EvidenceKind, DbErr> {
+    if row.kind != EXCEPTION_KIND {
+        return super::stored("evidence kind", &row.kind);
+    }
+    let opened = match (key, row.kind_sealed.as_deref()) {
+        (Some(key), Some(sealed)) => key
+            .open(&kind_aad(&row.id), sealed)
+            .ok()
+            .and_then(|plain| String::from_utf8(plain).ok()),
+        _ => None,
+    };
+    let kind = opened
+        .and_then(|k| k.parse::<EvidenceKind>().ok())
+        .filter(|k| stored_kind(*k) == EXCEPTION_KIND);
+    kind.ok_or_else(|| {
+        DbErr::Custom(format!(
+            "the sealed category of evidence {} could not be opened (wrong master key?)",
+            row.id
+        ))
+    })
+}
+
+/// A stored evidence row as the policy reads it; an unknown kind or status is an error. `key`
+/// (the exceptions' sealing key) opens an exception's category; without it such a row is an
+/// error.
+pub fn fact(row: &evidence::Model, key: Option<&MasterKey>) -> Result<Fact, DbErr> {
     Ok(Fact {
-        kind: super::stored("evidence kind", &row.kind)?,
+        kind: kind(row, key)?,
         status: super::stored("evidence status", &row.status)?,
         expires_at: row.expires_at,
     })
 }
 
+/// Every piece of an account's evidence as the policy reads it. The exceptions' sealing key
+/// is derived only when the account has exception evidence (rare), so the authorize path pays
+/// nothing for the others.
+pub fn facts(rows: &[evidence::Model], master: &MasterKey) -> Result<Vec<Fact>, DbErr> {
+    let key = rows
+        .iter()
+        .any(|r| r.kind == EXCEPTION_KIND)
+        .then(|| super::exceptions::sealing_key(master));
+    rows.iter().map(|r| fact(r, key.as_ref())).collect()
+}
+
 /// The account's status and evidence, as the policy needs them; `None` if it does not exist.
 pub async fn snapshot(
     conn: &impl ConnectionTrait,
+    master: &MasterKey,
     account_id: &str,
 ) -> Result<Option<AccountSnapshot>, DbErr> {
     let Some(account) = accounts::get(conn, account_id).await? else {
@@ -185,7 +291,7 @@ pub async fn snapshot(
     Ok(Some(AccountSnapshot {
         active: super::stored::<AccountStatus>("account status", &account.status)?
             == AccountStatus::Active,
-        facts: rows.iter().map(fact).collect::<Result<_, _>>()?,
+        facts: facts(&rows, master)?,
         status,
     }))
 }

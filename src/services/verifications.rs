@@ -680,7 +680,7 @@ pub async fn check(
     let approval = approve(&*txn, actor, settings, row, now).await?;
     if let Approval::Approved(row) = &approval {
         let cause = decisions::Cause::Evidence;
-        decisions::reconcile(&*txn, policy, now, &row.account_id, cause).await?;
+        decisions::reconcile(&*txn, policy, master, now, &row.account_id, cause).await?;
     }
     txn.commit().await?;
     match approval {

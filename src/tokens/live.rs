@@ -16,7 +16,7 @@ use moka::{sync::Cache, Expiry};
 use sea_orm::{ConnectionTrait, DbErr};
 
 pub use crate::domain::policy::AccountSnapshot;
-use crate::services::evidence;
+use crate::{crypto::MasterKey, services::evidence};
 
 const MAX_ENTRIES: u64 = 100_000;
 
@@ -74,13 +74,16 @@ impl AccountCache {
     pub async fn snapshot(
         &self,
         conn: &impl ConnectionTrait,
+        master: &MasterKey,
         account_id: &str,
     ) -> Result<Option<Arc<AccountSnapshot>>, DbErr> {
         if let Some(cached) = self.get(account_id) {
             return Ok(cached);
         }
         let started = Instant::now();
-        let snapshot = evidence::snapshot(conn, account_id).await?.map(Arc::new);
+        let snapshot = evidence::snapshot(conn, master, account_id)
+            .await?
+            .map(Arc::new);
         self.put(account_id, snapshot.clone(), started);
         Ok(snapshot)
     }

@@ -365,25 +365,32 @@ impl TestApp {
     ) {
         let now = self.state.now();
         let txn = self.state.db.begin_write().await.unwrap();
-        evidence::record(
+        let change = EvidenceChange {
+            kind,
+            source: format!("test:{}", kind.as_str()),
+            status,
+            verified_at: now,
+            expires_at,
+        };
+        if matches!(kind, EvidenceKind::Nonprofit | EvidenceKind::Dissident) {
+            // An exception's category is sealed, as an approval records it.
+            let key = vouch::services::exceptions::sealing_key(&self.state.master_key);
+            evidence::record_exception(&*txn, &key, "test", account_id, change, now).await
+        } else {
+            evidence::record(&*txn, "test", account_id, change, now).await
+        }
+        .unwrap();
+        let cause = vouch::services::decisions::Cause::Evidence;
+        vouch::services::decisions::reconcile(
             &*txn,
-            "test",
-            account_id,
-            EvidenceChange {
-                kind,
-                source: format!("test:{}", kind.as_str()),
-                status,
-                verified_at: now,
-                expires_at,
-            },
+            &self.state.policy,
+            &self.state.master_key,
             now,
+            account_id,
+            cause,
         )
         .await
         .unwrap();
-        let cause = vouch::services::decisions::Cause::Evidence;
-        vouch::services::decisions::reconcile(&*txn, &self.state.policy, now, account_id, cause)
-            .await
-            .unwrap();
         txn.commit().await.unwrap();
         self.state.account_changed(account_id);
     }

@@ -103,6 +103,18 @@ fn matrix() -> Vec<(Method, &'static str, String, Value)> {
         ),
         (
             Method::POST,
+            "/v1/exceptions/{eid}/retention",
+            format!("/v1/exceptions/{EXC}/retention"),
+            json!({"keep": false}),
+        ),
+        (
+            Method::GET,
+            "/v1/exceptions/{eid}/reveals",
+            format!("/v1/exceptions/{EXC}/reveals"),
+            Value::Null,
+        ),
+        (
+            Method::POST,
             "/v1/accounts/{id}/verifications",
             format!("/v1/accounts/{ACC}/verifications"),
             json!({"channel": "email", "to": "x"}),

@@ -18,6 +18,7 @@ mod m20261202_000003_decisions;
 mod m20261202_000004_livekit_admissions;
 mod m20261202_000005_jitsi_keys;
 mod m20261203_000001_account_revocations;
+mod m20261203_000002_seal_categories;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_livekit_admissions::Migration),
             Box::new(m20261202_000005_jitsi_keys::Migration),
             Box::new(m20261203_000001_account_revocations::Migration),
+            Box::new(m20261203_000002_seal_categories::Migration),
         ]
     }
 }

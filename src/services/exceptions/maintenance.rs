@@ -1,5 +1,11 @@
 //! Work nobody asks for: recording the expiry of approvals past their end, purging sealed text
 //! once its retention is over, and erasing an account's requests.
+//!
+//! Retention: the sealed statement, organization, reference and reasons serve the decision and
+//! any dispute about it, nothing after. They are erased `exceptions.retention_approved_days`
+//! after an approved exception ended (expired or revoked) and `retention_denied_days` after a
+//! denial, unless a reviewer holds the request (`retention::hold`). The decision itself (who
+//! decided what, when, and the sealed category the evidence depends on) stays.
 
 use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Duration, Utc};
@@ -12,6 +18,8 @@ use serde_json::json;
 
 use super::{category, source, SYSTEM};
 use crate::{
+    config::ExceptionSettings,
+    crypto::MasterKey,
     domain::{evidence::EvidenceStatus, exception::ExceptionStatus},
     error::ApiError,
     services::{
@@ -25,6 +33,7 @@ use crate::{
 /// whose evidence changed.
 pub async fn expire_due(
     conn: &impl ConnectionTrait,
+    key: &MasterKey,
     now: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<String>, ApiError> {
@@ -37,7 +46,7 @@ pub async fn expire_due(
         .await?;
     let mut changed = Vec::new();
     for row in due {
-        if expire(conn, &row, now).await? {
+        if expire(conn, key, &row, now).await? {
             changed.push(row.account_id);
         }
     }
@@ -50,6 +59,7 @@ pub async fn expire_due(
 /// meanwhile.
 async fn expire(
     conn: &impl ConnectionTrait,
+    key: &MasterKey,
     row: &request::Model,
     now: DateTime<Utc>,
 ) -> Result<bool, ApiError> {
@@ -66,9 +76,10 @@ async fn expire(
     if marked.rows_affected == 0 {
         return Ok(false);
     }
-    let category = category(row)?;
-    evidence::record(
+    let category = category(key, row)?;
+    evidence::record_exception(
         conn,
+        key,
         SYSTEM,
         &row.account_id,
         EvidenceChange {
@@ -91,7 +102,6 @@ async fn expire(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "expires_at": row.expires_at,
             }),
         },
@@ -100,15 +110,17 @@ async fn expire(
     Ok(true)
 }
 
-/// Erase the sealed text of requests whose last decision is older than `after`. Returns how
-/// many requests were purged.
+/// Erase the sealed text of requests whose retention is over (see the module doc). Returns
+/// how many requests were purged.
 pub async fn purge_due(
     conn: &impl ConnectionTrait,
-    after: Duration,
+    settings: &ExceptionSettings,
     now: DateTime<Utc>,
     limit: u64,
 ) -> Result<u64, ApiError> {
-    let due = due_for_purge(conn, now - after, limit).await?;
+    let approved = now - Duration::days(settings.retention_approved_days as i64);
+    let denied = now - Duration::days(settings.retention_denied_days as i64);
+    let due = due_for_purge(conn, approved, denied, limit).await?;
     let mut purged = 0;
     for row in due {
         purge(conn, &row, now).await?;
@@ -117,20 +129,34 @@ pub async fn purge_due(
     Ok(purged)
 }
 
-/// Requests decided (and, if revoked, revoked) before `cutoff` that still hold sealed text.
+/// Requests not held that still hold sealed text and ended before their cutoff: denied before
+/// `denied`, revoked before `approved`, or approved and past their end before `approved`.
 async fn due_for_purge(
     conn: &impl ConnectionTrait,
-    cutoff: DateTime<Utc>,
+    approved: DateTime<Utc>,
+    denied: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<request::Model>, DbErr> {
     use request::Column as C;
-    request::Entity::find()
-        .filter(C::DecidedAt.lte(cutoff))
-        .filter(
-            Condition::any()
-                .add(C::RevokedAt.is_null())
-                .add(C::RevokedAt.lte(cutoff)),
+    let ended = Condition::any()
+        .add(
+            Condition::all()
+                .add(C::Status.eq(ExceptionStatus::Denied.as_str()))
+                .add(C::DecidedAt.lte(denied)),
         )
+        .add(C::RevokedAt.lte(approved))
+        .add(
+            Condition::all()
+                .add(C::Status.is_in([
+                    ExceptionStatus::Approved.as_str(),
+                    ExceptionStatus::Expired.as_str(),
+                ]))
+                .add(C::RevokedAt.is_null())
+                .add(C::ExpiresAt.lte(approved)),
+        );
+    request::Entity::find()
+        .filter(ended)
+        .filter(C::RetentionHoldAt.is_null())
         .filter(
             Condition::any()
                 .add(C::StatementSealed.is_not_null())
@@ -179,7 +205,6 @@ async fn purge(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "decided_at": row.decided_at,
             }),
         },

@@ -3,18 +3,26 @@
 //! `evidence::record`; every change, and every read of sealed text, writes an audit entry in
 //! the same transaction (never the text itself).
 //!
-//! Free text (statement, organization, reference, reviewers' reasons) is sealed with AES-256-GCM
-//! under a key derived from the master key, bound to its record id and field, so a copy of the
-//! database alone reveals none of it and sealed text moved to another row does not open.
+//! Free text (statement, organization, reference, reviewers' reasons) and the category itself
+//! are sealed with AES-256-GCM under a key derived from the master key, bound to its record id
+//! and field, so a copy of the database alone reveals none of it (not even which accounts asked
+//! for a dissident exception) and sealed text moved to another row does not open. Nothing
+//! names the category in the clear: not the row, not its evidence (`services::evidence`), not
+//! the audit details. Queries that need it (the queue filtered by category, the one open
+//! request per account and category) open it row by row; there is deliberately no blind index,
+//! which with two categories would split the rows into two groups anyone could tell apart.
 //!
 //! Decisions on one request are serialised by a conditional update of its row before anything
 //! else is read (a row lock on PostgreSQL; SQLite has one writer already): two reviewers
 //! approving at once are both counted, and a request is decided once.
 //!
 //! This module holds what the parts share (lookups, the queue, statuses); `review` the
-//! workflow of a request, `sealing` the sealed text, `maintenance` expiry, purge and erasure.
+//! workflow of a request, `sealing` the sealed text, `maintenance` expiry, purge and erasure,
+//! `legacy` the sealing of categories older versions stored in plaintext.
 
+mod legacy;
 mod maintenance;
+mod retention;
 mod review;
 mod sealing;
 
@@ -26,12 +34,15 @@ use sea_orm::{
     QuerySelect,
 };
 
+pub use legacy::{seal_plaintext_categories, Sealed};
 pub use maintenance::{erase_account, expire_due, purge_due};
+pub use retention::set_hold;
 pub use review::{decide, revoke, submit, Decision, Submission, Verdict};
-pub use sealing::{read_sealed, sealing_key, Opened};
+pub use sealing::{open_category, read_sealed, sealing_key, Opened, SEALED_CATEGORY};
 
 use crate::{
     config::ExceptionSettings,
+    crypto::MasterKey,
     domain::{
         exception::{Category, ExceptionStatus},
         ids::looks_like,
@@ -89,8 +100,9 @@ pub fn required_approvals(settings: &ExceptionSettings, category: Category) -> u
     }
 }
 
-pub fn category(row: &request::Model) -> Result<Category, ApiError> {
-    Ok(super::stored("exception category", &row.category)?)
+/// A request's category, opened under `key` (`sealing_key`).
+pub fn category(key: &MasterKey, row: &request::Model) -> Result<Category, ApiError> {
+    open_category(key, row)
 }
 
 /// The status as readers see it (an approval past its end is expired).
@@ -139,8 +151,65 @@ pub async fn approvals_of_many(
         .await
 }
 
-/// Requests, oldest first; `after` is the id of the last one already seen.
+/// How many rows a filtered page reads at a time while it opens their categories.
+const SCAN_BATCH: u64 = 200;
+
+/// The audited reads of a request's sealed text (`exception.statement_read`), newest first;
+/// `before` is the `seq` of the last one already seen. They outlive the request (erasure keeps
+/// the audit log).
+pub async fn reveals(
+    conn: &impl ConnectionTrait,
+    id: &str,
+    before: Option<i64>,
+    limit: u64,
+) -> Result<Vec<entities::audit_log::Model>, DbErr> {
+    let filter = super::audit::Filter {
+        action: Some(super::audit::AuditAction::ExceptionStatementRead.to_string()),
+        target_type: Some(super::audit::AuditTarget::Exception.to_string()),
+        target_id: Some(id.to_owned()),
+        ..Default::default()
+    };
+    super::audit::list(conn, &filter, before, limit).await
+}
+
+/// Requests, oldest first; `after` is the id of the last one already seen. Up to `limit` rows.
+///
+/// A category filter is applied after opening each row's category (there is no clear column
+/// to filter on), reading on in batches until `limit` rows match or the table ends, so the
+/// pages keep their order and the cursor (the last id returned) stays exact.
 pub async fn list(
+    conn: &impl ConnectionTrait,
+    key: &MasterKey,
+    filter: &Filter,
+    now: DateTime<Utc>,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<request::Model>, ApiError> {
+    let Some(wanted) = filter.category else {
+        return Ok(list_rows(conn, filter, now, after, limit).await?);
+    };
+    let mut found = Vec::new();
+    let mut cursor = after.map(str::to_owned);
+    loop {
+        let batch = list_rows(conn, filter, now, cursor.as_deref(), SCAN_BATCH).await?;
+        let last = batch.len() < SCAN_BATCH as usize;
+        cursor = batch.last().map(|r| r.id.clone());
+        for row in batch {
+            if category(key, &row)? == wanted {
+                found.push(row);
+                if found.len() as u64 == limit {
+                    return Ok(found);
+                }
+            }
+        }
+        if last {
+            return Ok(found);
+        }
+    }
+}
+
+/// Requests matching every filter but the category, oldest first.
+async fn list_rows(
     conn: &impl ConnectionTrait,
     filter: &Filter,
     now: DateTime<Utc>,
@@ -161,9 +230,6 @@ pub async fn list(
         }
         Some(other) => q = q.filter(C::Status.eq(other.as_str())),
         None => {}
-    }
-    if let Some(category) = filter.category {
-        q = q.filter(C::Category.eq(category.as_str()));
     }
     if let Some(account_id) = &filter.account_id {
         q = q.filter(C::AccountId.eq(account_id.as_str()));

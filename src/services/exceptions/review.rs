@@ -15,8 +15,9 @@ use sea_orm::{
 use serde_json::json;
 
 use super::{
-    approvals_of, category, require, required_approvals, sealing::seal, source, status, Actor,
-    Outcome, ID_PREFIX,
+    approvals_of, category, require, required_approvals,
+    sealing::{seal, seal_category, SEALED_CATEGORY},
+    source, status, Actor, Outcome, ID_PREFIX,
 };
 use crate::{
     config::ExceptionSettings,
@@ -80,7 +81,8 @@ fn already_approved() -> ApiError {
     )
 }
 
-/// Submit a request for an account. Its free text is sealed before it is stored.
+/// Submit a request for an account. Its free text and its category are sealed before they are
+/// stored.
 pub async fn submit(
     conn: &impl ConnectionTrait,
     key: &MasterKey,
@@ -90,25 +92,23 @@ pub async fn submit(
     now: DateTime<Utc>,
 ) -> Result<request::Model, ApiError> {
     let account = accounts::require(conn, account_id.as_str()).await?;
+    // One open request per account and category. The category is sealed, so no index can hold
+    // this; writers run one at a time (`db`'s lock policy), so nothing is inserted between this
+    // check and the insert below.
     let open = request::Entity::find()
         .filter(request::Column::AccountId.eq(account.id.as_str()))
-        .filter(request::Column::Category.eq(submission.category.as_str()))
         .filter(request::Column::Status.eq(ExceptionStatus::Pending.as_str()))
-        .one(conn)
+        .all(conn)
         .await?;
-    if let Some(open) = open {
-        return Err(pending_exists().with("exception_id", open.id));
+    for open in open {
+        if category(key, &open)? == submission.category {
+            return Err(pending_exists().with("exception_id", open.id));
+        }
     }
     let row = new_request(key, actor, account.id, submission, now);
-    match request::Entity::insert(row.clone().into_active_model().reset_all())
+    request::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)
-        .await
-    {
-        Ok(_) => {}
-        // Another submission for the same account and category won the race.
-        Err(e) if is_unique_violation(&e) => return Err(pending_exists()),
-        Err(e) => return Err(e.into()),
-    }
+        .await?;
     audit::append(
         conn,
         now,
@@ -119,7 +119,6 @@ pub async fn submit(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "organization_given": row.organization_sealed.is_some(),
                 "reference_given": row.reference_sealed.is_some(),
             }),
@@ -151,7 +150,8 @@ fn new_request(
             .map(|t| seal("reference", t)),
         id: id.clone(),
         account_id,
-        category: submission.category.as_str().to_owned(),
+        category: SEALED_CATEGORY.to_owned(),
+        category_sealed: Some(seal_category(key, &id, submission.category)),
         status: ExceptionStatus::Pending.as_str().to_owned(),
         submitted_by: actor.name.to_owned(),
         submitted_by_client: actor.client_id.to_owned(),
@@ -166,6 +166,9 @@ fn new_request(
         revoked_at: None,
         revoke_reason_sealed: None,
         purged_at: None,
+        retention_hold_by: None,
+        retention_hold_at: None,
+        retention_hold_reason_sealed: None,
         updated_at: now,
     }
 }
@@ -183,7 +186,7 @@ pub async fn decide(
     now: DateTime<Utc>,
 ) -> Result<Outcome, ApiError> {
     let row = take_pending(conn, settings, actor, id, &decision, now).await?;
-    let category = category(&row)?;
+    let category = category(key, &row)?;
     let approvals = approvals_of(conn, &row.id).await?;
     if decision.verdict == Verdict::Deny {
         return deny(conn, key, actor, row, approvals, &decision.reason, now).await;
@@ -191,7 +194,7 @@ pub async fn decide(
     let approvals = record_approval(conn, key, actor, &row, approvals, &decision, now).await?;
     let required = required_approvals(settings, category);
     let count = reviewers(&approvals);
-    audit_approval(conn, actor, &row, count, required, decision.expires_at, now).await?;
+    audit_approval(conn, actor, &row, count, decision.expires_at, now).await?;
     if (count as u64) < u64::from(required) {
         return Ok(Outcome {
             exception: row,
@@ -199,7 +202,7 @@ pub async fn decide(
             changed_account: None,
         });
     }
-    complete(conn, settings, actor, row, category, approvals, now).await
+    complete(conn, key, settings, actor, row, category, approvals, now).await
 }
 
 /// Distinct people among the approvals: one principal's approvals count once however many
@@ -279,7 +282,6 @@ async fn deny(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "approvals_before": approvals.len(),
             }),
         },
@@ -332,13 +334,12 @@ async fn record_approval(
     Ok(approvals)
 }
 
-/// Audit a recorded approval: how many people approved so far, of how many needed.
+/// Audit a recorded approval: how many people approved so far.
 async fn audit_approval(
     conn: &impl ConnectionTrait,
     actor: Actor<'_>,
     row: &request::Model,
     approvals: usize,
-    required: u32,
     expires_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
@@ -352,9 +353,9 @@ async fn audit_approval(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
+                // Not how many are required: that differs by category (by default) and would
+                // name it.
                 "approvals": approvals,
-                "required": required,
                 "expires_at": expires_at,
                 "principal": actor.principal,
                 "key_created_by": actor.key_created_by,
@@ -367,8 +368,10 @@ async fn audit_approval(
 
 /// Enough people approved: the request is approved until the earliest end any of them agreed
 /// to, and its evidence is created.
+#[allow(clippy::too_many_arguments)]
 async fn complete(
     conn: &impl ConnectionTrait,
+    key: &MasterKey,
     settings: &ExceptionSettings,
     actor: Actor<'_>,
     row: request::Model,
@@ -388,7 +391,8 @@ async fn complete(
         verified_at: now,
         expires_at: Some(end),
     };
-    let evidence = evidence::record(conn, actor.name, &row.account_id, change, now).await?;
+    let evidence =
+        evidence::record_exception(conn, key, actor.name, &row.account_id, change, now).await?;
     let mut active = row.into_active_model();
     active.status = Set(ExceptionStatus::Approved.as_str().to_owned());
     active.decided_by = Set(Some(actor.name.to_owned()));
@@ -407,7 +411,6 @@ async fn complete(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "evidence_id": evidence.id,
                 "expires_at": end,
                 "approvals": reviewers(&approvals),
@@ -461,7 +464,7 @@ pub async fn revoke(
         )
         .with("exception_status", status(&row, now)?.as_str()));
     }
-    revoke_evidence(conn, actor, &row, previous, now).await?;
+    revoke_evidence(conn, key, actor, &row, previous, now).await?;
     let approvals = approvals_of(conn, &row.id).await?;
     let account = row.account_id.clone();
     Ok(Outcome {
@@ -474,12 +477,13 @@ pub async fn revoke(
 /// Revoke the evidence a revoked exception had created, audited.
 async fn revoke_evidence(
     conn: &impl ConnectionTrait,
+    key: &MasterKey,
     actor: Actor<'_>,
     row: &request::Model,
     previous: ExceptionStatus,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let category = category(row)?;
+    let category = category(key, row)?;
     let change = EvidenceChange {
         kind: category.evidence_kind(),
         source: source(&row.id),
@@ -487,7 +491,8 @@ async fn revoke_evidence(
         verified_at: row.decided_at.unwrap_or(row.submitted_at),
         expires_at: row.expires_at,
     };
-    let evidence = evidence::record(conn, actor.name, &row.account_id, change, now).await?;
+    let evidence =
+        evidence::record_exception(conn, key, actor.name, &row.account_id, change, now).await?;
     audit::append(
         conn,
         now,
@@ -498,7 +503,6 @@ async fn revoke_evidence(
             target_id: &row.id,
             details: json!({
                 "account_id": row.account_id,
-                "category": row.category,
                 "evidence_id": evidence.id,
                 "previous_status": previous.as_str(),
             }),

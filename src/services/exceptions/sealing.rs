@@ -1,5 +1,5 @@
-//! Sealing of exception text: the derived key, the binding of sealed text to its record and
-//! field, and the audited opening of a request's sealed text for a reviewer.
+//! Sealing of exception text and categories: the derived key, the binding of sealed text to
+//! its record and field, and the audited opening of a request's sealed text for a reviewer.
 
 use crate::services::audit::{AuditAction, AuditTarget};
 use chrono::{DateTime, Utc};
@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::{
     crypto::MasterKey,
+    domain::exception::Category,
     error::ApiError,
     services::audit::{self, Entry},
 };
@@ -30,6 +31,32 @@ pub(super) fn seal(key: &MasterKey, record_id: &str, field: &str, text: &str) ->
     key.seal(&aad(record_id, field), text.as_bytes())
 }
 
+/// What a request's `category` column holds: the category itself is in `category_sealed`.
+pub const SEALED_CATEGORY: &str = "sealed";
+
+/// Seal a request's category (bound to the request, so it cannot be moved to another row).
+pub(super) fn seal_category(key: &MasterKey, record_id: &str, category: Category) -> String {
+    seal(key, record_id, "category", category.as_str())
+}
+
+/// A request's category: opened from `category_sealed`, or read from `category` in a row an
+/// older version wrote that start-up has not sealed yet.
+pub fn open_category(key: &MasterKey, row: &request::Model) -> Result<Category, ApiError> {
+    let Some(sealed) = row.category_sealed.as_deref() else {
+        return Ok(crate::services::stored(
+            "exception category",
+            &row.category,
+        )?);
+    };
+    let opened = open_field(key, &row.id, "category", Some(sealed))?.unwrap_or_default();
+    opened.parse::<Category>().map_err(|_| {
+        ApiError::internal(format!(
+            "the sealed category of {} is not a category",
+            row.id
+        ))
+    })
+}
+
 /// Sealed text, opened.
 #[derive(Debug, Default)]
 pub struct Opened {
@@ -38,19 +65,22 @@ pub struct Opened {
     pub reference: Option<String>,
     pub decision_reason: Option<String>,
     pub revoke_reason: Option<String>,
+    /// Why a reviewer holds the request past its retention.
+    pub retention_reason: Option<String>,
     /// By approval id.
     pub approval_reasons: Vec<(String, Option<String>)>,
 }
 
 impl Opened {
     /// The names of the fields that held text (what the audit entry lists).
-    fn fields(&self) -> Vec<&'static str> {
+    pub fn fields(&self) -> Vec<&'static str> {
         let mut fields: Vec<&'static str> = [
             ("statement", self.statement.is_some()),
             ("organization", self.organization.is_some()),
             ("reference", self.reference.is_some()),
             ("decision_reason", self.decision_reason.is_some()),
             ("revoke_reason", self.revoke_reason.is_some()),
+            ("retention_reason", self.retention_reason.is_some()),
         ]
         .into_iter()
         .filter_map(|(name, present)| present.then_some(name))
@@ -95,6 +125,7 @@ fn open_all(
         reference: field("reference", &row.reference_sealed)?,
         decision_reason: field("decision_reason", &row.decision_reason_sealed)?,
         revoke_reason: field("revoke_reason", &row.revoke_reason_sealed)?,
+        retention_reason: field("retention_reason", &row.retention_hold_reason_sealed)?,
         approval_reasons: approvals
             .iter()
             .map(|a| {
@@ -112,7 +143,7 @@ fn open_all(
 pub async fn read_sealed(
     conn: &impl ConnectionTrait,
     key: &MasterKey,
-    actor: &str,
+    actor: super::Actor<'_>,
     row: &request::Model,
     approvals: &[approval::Model],
     now: DateTime<Utc>,
@@ -124,11 +155,15 @@ pub async fn read_sealed(
             conn,
             now,
             Entry {
-                actor,
+                actor: actor.name,
                 action: AuditAction::ExceptionStatementRead,
                 target_type: AuditTarget::Exception,
                 target_id: &row.id,
-                details: json!({"account_id": row.account_id, "fields": fields}),
+                details: json!({
+                    "account_id": row.account_id,
+                    "fields": fields,
+                    "principal": actor.principal,
+                }),
             },
         )
         .await?;

@@ -10,9 +10,12 @@ use serde_json::{json, Value};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, TestApp};
 
+mod at_rest;
 mod audit;
 mod events;
+mod legacy;
 mod lifecycle;
+mod reveals;
 mod review;
 mod sealing;
 mod submission;

@@ -419,3 +419,73 @@ async fn the_queue_lists_oldest_first_with_filters_and_pages() {
     )
     .await;
 }
+
+/// The category is sealed, so the queue filters after opening it, reading on in batches: pages
+/// stay complete and in order however far apart the matching requests are.
+#[tokio::test]
+async fn the_queue_filters_by_sealed_category_across_pages() {
+    let app = spawn_app().await;
+    let acc = app.account("many-requests").await;
+    let key = vouch::services::exceptions::sealing_key(&app.master_key());
+    let now = app.now();
+    let db = &app.db().await;
+    // 450 requests; dissident ones at the start, past the first scan batch and at the end.
+    let dissident = [3usize, 250, 251, 449];
+    let mut expected = Vec::new();
+    for i in 0..450usize {
+        let id = format!("exc_{i:032x}");
+        let category = if dissident.contains(&i) {
+            expected.push(id.clone());
+            "dissident"
+        } else {
+            "nonprofit"
+        };
+        db.execute_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "INSERT INTO exception_request (id, account_id, category, category_sealed, status, \
+             submitted_by, submitted_by_client, submitted_by_principal, submitted_at, \
+             updated_at) VALUES ($1, $2, 'sealed', $3, 'pending', 'b', 'c', 'p', $4, $4)",
+            [
+                id.clone().into(),
+                acc.clone().into(),
+                key.seal(&format!("{id}/category"), category.as_bytes())
+                    .into(),
+                now.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/exceptions?category=dissident&limit=3&cursor={c}"),
+            None => "/v1/exceptions?category=dissident&limit=3".to_owned(),
+        };
+        let page = json_of(app.get(&path, &app.reviewer_key).await).await;
+        for item in page["items"].as_array().unwrap() {
+            assert_eq!(item["category"], "dissident");
+            seen.push(item["id"].as_str().unwrap().to_owned());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, expected);
+    let nonprofit = json_of(
+        app.get(
+            "/v1/exceptions?category=nonprofit&status=pending&limit=200",
+            &app.reviewer_key,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(nonprofit["items"].as_array().unwrap().len(), 200);
+    assert!(nonprofit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|i| i["category"] == "nonprofit"));
+}

@@ -144,55 +144,117 @@ async fn every_read_of_sealed_text_is_audited_without_its_content() {
         reads["items"][0]["details"],
         json!({
             "account_id": acc,
-            "fields": ["statement", "organization", "reference", "approval_reasons"]
+            "fields": ["statement", "organization", "reference", "approval_reasons"],
+            "principal": reads["items"][0]["details"]["principal"],
         })
     );
+    assert!(reads["items"][0]["details"]["principal"].is_string());
+}
+
+/// Whether the request's statement is still there for a reviewer.
+async fn statement_kept(app: &TestApp, eid: &str) -> bool {
+    let full = json_of(
+        app.get(&format!("/v1/exceptions/{eid}"), &app.reviewer_key)
+            .await,
+    )
+    .await;
+    full.get("statement").is_some()
+}
+
+async fn retention(app: &TestApp, eid: &str, body: Value) -> Response {
+    app.post(
+        &format!("/v1/exceptions/{eid}/retention"),
+        &app.reviewer_key,
+        &body,
+    )
+    .await
 }
 
 #[tokio::test]
-async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
-    let app = spawn_app_with(|s| s.exceptions.purge_statements_after_days = 30).await;
+async fn sealed_text_is_purged_after_its_retention_and_denials_keep_the_least() {
+    // The defaults: 180 days after an approval ended, 30 after a denial.
+    let app = spawn_app().await;
     let acc = app.account("purge").await;
     let approved = submit(&app, &acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    decided(&app, &app.reviewer_key, &approved, approve("fine")).await;
-    let pending = submit(&app, &acc, "dissident").await["id"]
+    let end = app.now() + Duration::days(10);
+    decided(
+        &app,
+        &app.reviewer_key,
+        &approved,
+        json!({"decision": "approve", "reason": "fine", "expires_at": end}),
+    )
+    .await;
+    let denied = submit(&app, &acc, "dissident").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decided(
+        &app,
+        &app.reviewer_key,
+        &denied,
+        json!({"decision": "deny", "reason": "no"}),
+    )
+    .await;
+    let revoked_acc = app.account("purge-revoked").await;
+    let revoked = submit(&app, &revoked_acc, "nonprofit").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decided(&app, &app.reviewer_key, &revoked, approve("fine")).await;
+    let pending_acc = app.account("purge-pending").await;
+    let pending = submit(&app, &pending_acc, "nonprofit").await["id"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    app.clock.advance(Duration::days(29));
-    app.maintain().await;
-    let full = json_of(
-        app.get(&format!("/v1/exceptions/{approved}"), &app.reviewer_key)
-            .await,
-    )
-    .await;
-    assert_eq!(full["statement"], STATEMENT);
+    app.clock.advance(Duration::days(20));
+    let res = app
+        .post(
+            &format!("/v1/exceptions/{revoked}/revoke"),
+            &app.reviewer_key,
+            &json!({"reason": "closed"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
 
+    // Day 29: the denial is kept one more day.
+    app.clock.advance(Duration::days(9));
+    app.maintain().await;
+    assert!(statement_kept(&app, &denied).await);
+    // Day 31: denial gone; the approval (ended on day 10) and the revocation (day 20) stay.
     app.clock.advance(Duration::days(2));
     app.maintain().await;
+    assert!(!statement_kept(&app, &denied).await);
+    assert!(statement_kept(&app, &approved).await);
+    assert!(statement_kept(&app, &revoked).await);
+    // Day 189 and 191: the approval 180 days after its end.
+    app.clock.advance(Duration::days(158));
+    app.maintain().await;
+    assert!(statement_kept(&app, &approved).await);
+    app.clock.advance(Duration::days(2));
+    app.maintain().await;
+    assert!(!statement_kept(&app, &approved).await);
+    assert!(statement_kept(&app, &revoked).await);
+    // Day 201: the revoked one, 180 days after its revocation.
+    app.clock.advance(Duration::days(10));
+    app.maintain().await;
+    assert!(!statement_kept(&app, &revoked).await);
+    // An undecided request keeps its statement.
+    assert!(statement_kept(&app, &pending).await);
+
     let full = json_of(
         app.get(&format!("/v1/exceptions/{approved}"), &app.reviewer_key)
             .await,
     )
     .await;
-    assert!(full.get("statement").is_none(), "{full}");
     assert!(full["approvals"][0].get("reason").is_none());
     assert!(full["statements_purged_at"].is_string());
-    // The decision stands: purging text withdraws nothing.
-    assert_eq!(full["status"], "approved");
-    assert_eq!(entitlement(&app, &acc).await["granted"], true);
-    // An undecided request keeps its statement.
-    let open = json_of(
-        app.get(&format!("/v1/exceptions/{pending}"), &app.reviewer_key)
-            .await,
-    )
-    .await;
-    assert_eq!(open["statement"], STATEMENT);
-
+    // The decision stands, category and all: purging text withdraws nothing.
+    assert_eq!(full["status"], "expired");
+    assert_eq!(full["category"], "nonprofit");
     let db = &app.db().await;
     let row = entities::exception_request::Entity::find_by_id(approved.clone())
         .one(db)
@@ -201,6 +263,7 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
         .unwrap();
     assert!(row.statement_sealed.is_none() && row.organization_sealed.is_none());
     assert!(row.reference_sealed.is_none() && row.purged_at.is_some());
+    assert!(row.category_sealed.is_some());
     let actions: Vec<String> = audit_actions(&app, &approved)
         .await
         .into_iter()
@@ -216,6 +279,126 @@ async fn sealed_text_is_purged_the_configured_days_after_the_decision() {
     );
     // Reading a purged request reads nothing sealed, so it is not recorded as a read.
     assert_eq!(actions.last().unwrap(), "exception.statements_purged");
+    // Nothing is left to hold.
+    assert_problem(
+        retention(&app, &approved, json!({"keep": true, "reason": "dispute"})).await,
+        409,
+        "exception_purged",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_reviewer_holds_sealed_text_past_its_retention_until_released() {
+    let app = spawn_app_with(|s| {
+        s.exceptions.retention_approved_days = 30;
+        s.exceptions.retention_denied_days = 7;
+    })
+    .await;
+    let acc = app.account("held").await;
+    let eid = submit(&app, &acc, "dissident").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    decided(
+        &app,
+        &app.reviewer_key,
+        &eid,
+        json!({"decision": "deny", "reason": "no"}),
+    )
+    .await;
+
+    // A hold needs a reason; a release takes none; backends may not.
+    assert_problem(
+        retention(&app, &eid, json!({"keep": true})).await,
+        400,
+        "invalid_reason",
+    )
+    .await;
+    assert_problem(
+        retention(&app, &eid, json!({"keep": true, "reason": " "})).await,
+        400,
+        "invalid_reason",
+    )
+    .await;
+    assert_problem(
+        retention(&app, &eid, json!({"keep": false, "reason": "x"})).await,
+        400,
+        "invalid_reason",
+    )
+    .await;
+    assert_problem(
+        app.post(
+            &format!("/v1/exceptions/{eid}/retention"),
+            &app.backend_key,
+            &json!({"keep": true, "reason": "x"}),
+        )
+        .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        retention(&app, "exc_missing", json!({"keep": false})).await,
+        404,
+        "exception_not_found",
+    )
+    .await;
+
+    let held = json_of(
+        retention(
+            &app,
+            &eid,
+            json!({"keep": true, "reason": "Appeal Vrk-2291 pending"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(held["retention_held_by"], "test-reviewer");
+    assert!(held["retention_held_at"].is_string());
+    assert!(held.get("retention_reason").is_none(), "{held}");
+    let full = json_of(
+        app.get(&format!("/v1/exceptions/{eid}"), &app.reviewer_key)
+            .await,
+    )
+    .await;
+    assert_eq!(full["retention_reason"], "Appeal Vrk-2291 pending");
+
+    app.clock.advance(Duration::days(60));
+    app.maintain().await;
+    assert!(statement_kept(&app, &eid).await, "held past its retention");
+
+    let released = json_of(retention(&app, &eid, json!({"keep": false})).await).await;
+    assert!(released.get("retention_held_by").is_none(), "{released}");
+    app.maintain().await;
+    assert!(!statement_kept(&app, &eid).await, "purged once released");
+
+    let actions: Vec<String> = audit_actions(&app, &eid)
+        .await
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    let held_at = actions.iter().position(|a| a == "exception.retention_held");
+    let released_at = actions
+        .iter()
+        .position(|a| a == "exception.retention_released");
+    let purged_at = actions
+        .iter()
+        .position(|a| a == "exception.statements_purged");
+    assert!(
+        held_at < released_at && released_at < purged_at && held_at.is_some(),
+        "{actions:?}"
+    );
+    // The reason is sealed at rest and never in the audit log.
+    let log = json_of(
+        app.get(
+            &format!("/v1/admin/audit?target_id={eid}&limit=200"),
+            &app.admin_key,
+        )
+        .await,
+    )
+    .await;
+    assert!(!log.to_string().contains("Vrk-2291"));
 }
 
 #[tokio::test]

@@ -180,9 +180,16 @@ impl Vouch {
         evidence::record(&*txn, "test", &id, change, now)
             .await
             .unwrap();
-        decisions::reconcile(&*txn, &self.state.policy, now, &id, Cause::Evidence)
-            .await
-            .unwrap();
+        decisions::reconcile(
+            &*txn,
+            &self.state.policy,
+            &self.state.master_key,
+            now,
+            &id,
+            Cause::Evidence,
+        )
+        .await
+        .unwrap();
         txn.commit().await.unwrap();
         self.state.account_changed(&id);
         id
