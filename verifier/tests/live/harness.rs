@@ -192,7 +192,29 @@ impl Vouch {
         .unwrap();
         txn.commit().await.unwrap();
         self.state.account_changed(&id);
+        self.until_listed_as_entitled(&id).await;
         id
+    }
+
+    /// Served status lists follow a change within a second, not at once: wait until a fresh
+    /// verifier (no cached list) sees the account entitled, so tests start from a settled list.
+    async fn until_listed_as_entitled(&self, account_id: &str) {
+        let probe = self.issue(account_id, json!({})).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let decision = vouch_verifier::Verifier::new(self.options())
+                .verify(&probe, None)
+                .await
+                .unwrap();
+            if decision.allow {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the status list never showed {account_id} entitled: {decision:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Issue a token as the backend with this request body.
