@@ -108,7 +108,7 @@ impl Application {
             verified_tokens: VerifiedTokens::new(20_000),
             dpop: crate::tokens::dpop::Dpop::new(&settings.tokens, &master_key),
             master_key,
-            metrics: web::Data::new(Metrics::default()),
+            metrics: web::Data::new(Metrics::new(settings.verification.sms_hourly_budget)),
             status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),
             lapses_checked_until: std::sync::Mutex::new(None),
             settings: Arc::new(settings),
