@@ -5,7 +5,8 @@
 //! itself (`db()`, a connection of their own, for tests about what is stored) and a few named
 //! hooks into the running instance where no request does the job: seeding one client per role,
 //! recording evidence of any kind and status (`add_evidence`), running a maintenance round now
-//! (`maintain`), holding the instance's write lock (`hold_write_lock`), reading its pooled
+//! (`maintain`), sampling the operations gauges now and reading `/metrics` (`sample_gauges`,
+//! `metric`), holding the instance's write lock (`hold_write_lock`), reading its pooled
 //! connections' session settings (`pooled_setting`) and closing its pool (`lose_database`). The instance's state
 //! itself is not exposed.
 
@@ -217,6 +218,31 @@ impl TestApp {
         vouch::background::maintain(&self.state)
             .await
             .expect("maintenance round");
+    }
+
+    /// Sample the operations gauges now instead of waiting for the maintenance timer.
+    pub async fn sample_gauges(&self) {
+        vouch::background::sample_gauges(&self.state)
+            .await
+            .expect("sampling the gauges");
+    }
+
+    /// One sample's value from `/metrics`, by its full series name (`name{labels}` exactly as
+    /// exposed); panics, showing the exposition, when the series is missing.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let text = self
+            .client
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     }
 
     /// Take the instance's own write lock (its write queue, and on PostgreSQL the audit
