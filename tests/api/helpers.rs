@@ -51,6 +51,21 @@ pub struct TestApp {
     pub moderator_key: String,
 }
 
+/// The text of one `/metrics` scrape.
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// A series' value by its full name (`name{labels}` exactly as exposed); panics, showing
+    /// the exposition, when the series is missing.
+    pub fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{}", self.0))
+    }
+}
+
 /// A fresh database URL: SQLite file by default, PostgreSQL when configured.
 pub async fn fresh_database_url() -> String {
     match std::env::var("VOUCH_TEST_DATABASE_URL") {
@@ -227,22 +242,23 @@ impl TestApp {
             .expect("sampling the gauges");
     }
 
-    /// One sample's value from `/metrics`, by its full series name (`name{labels}` exactly as
-    /// exposed); panics, showing the exposition, when the series is missing.
+    /// One scrape of `/metrics`.
+    pub async fn scrape(&self) -> Scrape {
+        Scrape(
+            self.client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// One series' value from a fresh scrape of `/metrics` (see [`Scrape::value`]).
     pub async fn metric(&self, series: &str) -> f64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .map(|value| value.trim().parse().expect("a number"))
-            .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
+        self.scrape().await.value(series)
     }
 
     /// Take the instance's own write lock (its write queue, and on PostgreSQL the audit
