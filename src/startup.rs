@@ -125,6 +125,10 @@ impl Application {
         background::poll_revocations(&state)
             .await
             .map_err(|e| StartupError::Keys(e.detail))?;
+        // The gauges read true from the first scrape, not only after the first maintenance tick.
+        if let Err(e) = background::sample_gauges(&state).await {
+            tracing::warn!(error = %e, "sampling the operations gauges failed");
+        }
         background::spawn(state.clone());
         crate::status_list::cache::refresh(&state)
             .await

@@ -106,7 +106,7 @@ async fn readiness_pool_use_and_the_key_rotation_schedule_are_exposed() {
         .advance(chrono::Duration::seconds(period as i64 + 3600));
     app.sample_gauges().await;
     let overdue = app.metric("vouch_signing_key_rotation_due_seconds").await;
-    assert!(overdue < 0.0 && overdue >= -3601.0, "{overdue}");
+    assert!((-3601.0..0.0).contains(&overdue), "{overdue}");
     // A round schedules the successor: the next rotation is a period after it activates.
     app.maintain().await;
     app.sample_gauges().await;
