@@ -1,7 +1,7 @@
 //! Work an instance does on its own: mirror revocations, single and account-wide (every 250 ms,
 //! by `seq`), reload keys (token and Jitsi keys) written by other instances, rotate keys when
 //! due, erase removed keys, forget expired revocations, record expired exceptions and purge
-//! their sealed text when due.
+//! their sealed text when due, and sample the operations gauges (`telemetry::Metrics`).
 
 use std::{
     sync::{Arc, Weak},
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use crate::{
     error::ApiError,
     services::{
+        backlog,
         decisions::{self, Cause},
         exceptions, jitsi_keys, keys, revocations,
     },
@@ -84,6 +85,16 @@ async fn poll_account_revocations(state: &AppState, now: DateTime<Utc>) -> Resul
             return Ok(());
         }
     }
+}
+
+/// Sample the operations gauges: readiness (the database answers) and, from the database,
+/// queue backlogs, failing webhook endpoints, SMS budget use and the key rotation schedule.
+pub async fn sample_gauges(state: &AppState) -> Result<(), ApiError> {
+    let ready = state.db.ping().await.is_ok();
+    state.metrics.set_ready(ready);
+    let sample = backlog::sample(state.db.conn(), &state.settings.tokens, state.now()).await?;
+    state.metrics.sampled(&sample);
+    Ok(())
 }
 
 pub async fn maintain(state: &AppState) -> Result<(), ApiError> {
@@ -269,6 +280,10 @@ pub fn spawn(state: web::Data<AppState>) {
         loop {
             tick.tick().await;
             let Some(state) = weak.upgrade() else { break };
+            // First, so a failing round still leaves gauges that show why.
+            if let Err(e) = sample_gauges(&state).await {
+                tracing::warn!(error = %e, "sampling the operations gauges failed");
+            }
             if let Err(e) = maintain(&state).await {
                 tracing::warn!(error = %e, "maintenance failed");
             }

@@ -291,4 +291,20 @@ impl Db {
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.conn.ping().await
     }
+
+    /// The pool's connections: open ones, and how many of those are idle (in use: the rest).
+    pub fn pool_size(&self) -> (u64, u64) {
+        let (size, idle) = match self.conn.get_database_backend() {
+            DatabaseBackend::Sqlite => {
+                let pool = self.conn.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DatabaseBackend::Postgres => {
+                let pool = self.conn.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => (0, 0),
+        };
+        (u64::from(size), idle as u64)
+    }
 }

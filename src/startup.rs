@@ -118,7 +118,7 @@ impl Application {
             verified_tokens: VerifiedTokens::new(20_000),
             dpop: crate::tokens::dpop::Dpop::new(&settings.tokens, &master_key),
             master_key,
-            metrics: web::Data::new(Metrics::default()),
+            metrics: web::Data::new(Metrics::new(settings.verification.sms_hourly_budget)),
             status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),
             lapses_checked_until: std::sync::Mutex::new(None),
             settings: Arc::new(settings),
@@ -135,6 +135,10 @@ impl Application {
         background::poll_revocations(&state)
             .await
             .map_err(|e| StartupError::Keys(e.detail))?;
+        // The gauges read true from the first scrape, not only after the first maintenance tick.
+        if let Err(e) = background::sample_gauges(&state).await {
+            tracing::warn!(error = %e, "sampling the operations gauges failed");
+        }
         background::spawn(state.clone());
         crate::status_list::cache::refresh(&state)
             .await

@@ -23,7 +23,7 @@ use actix_web::{
 };
 use prometheus_client::{
     encoding::{prometheus_text, EncodeLabelSet, EncodeLabelValue, LabelValueEncoder},
-    metrics::{counter::Counter, family::Family, histogram::Histogram},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
 use tracing::Instrument;
@@ -31,6 +31,7 @@ use tracing_subscriber::{fmt as log_fmt, prelude::*, EnvFilter};
 
 use crate::{
     config::{LogFormat, LogSettings},
+    domain::verification::Channel,
     error::problemize,
     tokens::verify::Reason,
 };
@@ -187,8 +188,139 @@ pub const MAX_REVIEWER_SERIES: usize = 100;
 
 type HistogramFamily = Family<HttpLabels, Histogram, fn() -> Histogram>;
 
+/// What became of one delivery attempt of a verification message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum MessageOutcome {
+    /// The provider accepted it.
+    delivered,
+    /// No provider is configured: a log line was written instead.
+    logged,
+    /// A failure that will be retried.
+    retry,
+    /// Given up: a permanent failure, or the last attempt failed.
+    failed,
+    /// Not sent: the code expired or the verification closed first.
+    dropped,
+}
+
+impl MessageOutcome {
+    const ALL: [MessageOutcome; 5] = [
+        MessageOutcome::delivered,
+        MessageOutcome::logged,
+        MessageOutcome::retry,
+        MessageOutcome::failed,
+        MessageOutcome::dropped,
+    ];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum ChannelLabel {
+    email,
+    sms,
+}
+
+impl From<Channel> for ChannelLabel {
+    fn from(channel: Channel) -> Self {
+        match channel {
+            Channel::Email => ChannelLabel::email,
+            Channel::Sms => ChannelLabel::sms,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct MessageLabels {
+    channel: ChannelLabel,
+    outcome: MessageOutcome,
+}
+
+/// What became of one webhook delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum WebhookOutcome {
+    delivered,
+    retry,
+    failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WebhookLabels {
+    outcome: WebhookOutcome,
+}
+
+/// A queue the workers drain, as a label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum Queue {
+    /// Verification messages (email, SMS).
+    verification,
+    /// Webhook deliveries.
+    webhook,
+    /// LiveKit participant removals.
+    livekit,
+}
+
+impl Queue {
+    pub const ALL: [Queue; 3] = [Queue::verification, Queue::webhook, Queue::livekit];
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    queue: Queue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum PoolState {
+    in_use,
+    idle,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PoolLabels {
+    state: PoolState,
+}
+
+type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// One queue's backlog: messages waiting (pending or being sent) and the age of the oldest.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Backlog {
+    pub waiting: u64,
+    /// Seconds since the oldest waiting message was queued; 0 when none waits.
+    pub oldest_age_seconds: f64,
+}
+
+/// What the maintenance loop samples from the database for the gauges.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// In [`Queue::ALL`] order.
+    pub backlogs: [Backlog; 3],
+    /// Webhook endpoints with a delivery waiting for a retry after a failed attempt.
+    pub failing_endpoints: u64,
+    /// SMS codes sent in the last hour (what `verification.sms_hourly_budget` counts).
+    pub sms_sent_last_hour: u64,
+    /// Seconds until the signing key is due for rotation (negative: overdue); `None` when
+    /// rotation is off (`tokens.rotation_period_days = 0`), exported as +Inf.
+    pub key_rotation_due_seconds: Option<f64>,
+}
+
+/// Database pool use, read at scrape time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    pub in_use: u64,
+    pub idle: u64,
+    pub max: u64,
+}
+
 /// Request counts and latency histograms by method, route and status; authorize decisions by
-/// reason; tokens issued. Its own app data (`web::Data<Metrics>`), shared with `AppState`.
+/// reason; tokens issued; verification messages by channel and outcome; webhook deliveries by
+/// outcome; gauges sampled by the maintenance loop (queue backlogs, failing webhook endpoints,
+/// SMS budget use, key rotation, readiness) or at scrape time (database pool). Every series of
+/// a closed label set is created up front, so it is exported (as 0) from the start. Its own
+/// app data (`web::Data<Metrics>`), shared with `AppState`.
 pub struct Metrics {
     registry: Registry,
     requests: Family<HttpLabels, Counter>,
@@ -200,10 +332,27 @@ pub struct Metrics {
     reveals: Family<RevealLabels, Counter>,
     /// The reviewer names that have a series (bounded by [`MAX_REVIEWER_SERIES`]).
     reviewers: std::sync::Mutex<std::collections::HashSet<String>>,
+    messages: Family<MessageLabels, Counter>,
+    webhooks: Family<WebhookLabels, Counter>,
+    queue_waiting: Family<QueueLabels, Gauge>,
+    queue_oldest: Family<QueueLabels, FloatGauge>,
+    failing_endpoints: Gauge,
+    sms_sent: Gauge,
+    key_rotation: FloatGauge,
+    ready: Gauge,
+    pool: Family<PoolLabels, Gauge>,
+    pool_max: Gauge,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
+        Metrics::new(0)
+    }
+}
+
+impl Metrics {
+    /// `sms_hourly_budget` is exported as `vouch_sms_budget_per_hour`.
+    pub fn new(sms_hourly_budget: u32) -> Self {
         let requests = Family::<HttpLabels, Counter>::default();
         let durations: HistogramFamily = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         let decisions = Family::<DecisionLabels, Counter>::default();
@@ -242,6 +391,92 @@ impl Default for Metrics {
             "Reads of exception requests' sealed text (statement, reasons) by reviewing API client",
             reveals.clone(),
         );
+        let messages = Family::<MessageLabels, Counter>::default();
+        for channel in [ChannelLabel::email, ChannelLabel::sms] {
+            for outcome in MessageOutcome::ALL {
+                let _ = messages.get_or_create(&MessageLabels { channel, outcome });
+            }
+        }
+        registry.register(
+            "vouch_verification_messages",
+            "Verification message delivery attempts by channel and outcome",
+            messages.clone(),
+        );
+        let webhooks = Family::<WebhookLabels, Counter>::default();
+        for outcome in [
+            WebhookOutcome::delivered,
+            WebhookOutcome::retry,
+            WebhookOutcome::failed,
+        ] {
+            let _ = webhooks.get_or_create(&WebhookLabels { outcome });
+        }
+        registry.register(
+            "vouch_webhook_deliveries",
+            "Webhook delivery attempts by outcome",
+            webhooks.clone(),
+        );
+        let queue_waiting = Family::<QueueLabels, Gauge>::default();
+        let queue_oldest = Family::<QueueLabels, FloatGauge>::default();
+        for queue in Queue::ALL {
+            let _ = queue_waiting.get_or_create(&QueueLabels { queue });
+            let _ = queue_oldest.get_or_create(&QueueLabels { queue });
+        }
+        registry.register(
+            "vouch_queue_waiting",
+            "Messages waiting to be sent (pending or being sent), by queue",
+            queue_waiting.clone(),
+        );
+        registry.register(
+            "vouch_queue_oldest_waiting_age_seconds",
+            "Age of the oldest waiting message, by queue (0: none waits)",
+            queue_oldest.clone(),
+        );
+        let failing_endpoints = Gauge::default();
+        registry.register(
+            "vouch_webhook_endpoints_failing",
+            "Webhook endpoints with a delivery waiting for a retry after a failed attempt",
+            failing_endpoints.clone(),
+        );
+        let sms_sent = Gauge::default();
+        registry.register(
+            "vouch_sms_sent_last_hour",
+            "SMS codes sent in the last hour (counted against the hourly budget)",
+            sms_sent.clone(),
+        );
+        let sms_budget = Gauge::<i64>::default();
+        sms_budget.set(i64::from(sms_hourly_budget));
+        registry.register(
+            "vouch_sms_budget_per_hour",
+            "The service's hourly SMS budget (verification.sms_hourly_budget)",
+            sms_budget,
+        );
+        let key_rotation = FloatGauge::default();
+        registry.register(
+            "vouch_signing_key_rotation_due_seconds",
+            "Seconds until the signing key is due for rotation; negative: overdue; +Inf: rotation off",
+            key_rotation.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "vouch_ready",
+            "1 when the database answered the last readiness check, else 0",
+            ready.clone(),
+        );
+        let pool = Family::<PoolLabels, Gauge>::default();
+        for state in [PoolState::in_use, PoolState::idle] {
+            let _ = pool.get_or_create(&PoolLabels { state });
+        }
+        registry.register(
+            "vouch_db_pool_connections",
+            "Database pool connections by state",
+            pool.clone(),
+        );
+        let pool_max = Gauge::default();
+        registry.register(
+            "vouch_db_pool_max_connections",
+            "The database pool's size limit (database.max_connections)",
+            pool_max.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -250,6 +485,16 @@ impl Default for Metrics {
             tokens_issued,
             reveals,
             reviewers: Default::default(),
+            messages,
+            webhooks,
+            queue_waiting,
+            queue_oldest,
+            failing_endpoints,
+            sms_sent,
+            key_rotation,
+            ready,
+            pool,
+            pool_max,
         }
     }
 }
@@ -288,6 +533,57 @@ impl Metrics {
         self.reveals
             .get_or_create(&RevealLabels { reviewer: label })
             .inc();
+    }
+
+    pub fn message(&self, channel: Channel, outcome: MessageOutcome) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                channel: channel.into(),
+                outcome,
+            })
+            .inc();
+    }
+
+    pub fn webhook(&self, outcome: WebhookOutcome) {
+        self.webhooks
+            .get_or_create(&WebhookLabels { outcome })
+            .inc();
+    }
+
+    /// Record what the maintenance loop sampled.
+    pub fn sampled(&self, sample: &Sample) {
+        for (queue, backlog) in Queue::ALL.into_iter().zip(sample.backlogs) {
+            let labels = QueueLabels { queue };
+            self.queue_waiting
+                .get_or_create(&labels)
+                .set(i64::try_from(backlog.waiting).unwrap_or(i64::MAX));
+            self.queue_oldest
+                .get_or_create(&labels)
+                .set(backlog.oldest_age_seconds.max(0.0));
+        }
+        self.failing_endpoints
+            .set(i64::try_from(sample.failing_endpoints).unwrap_or(i64::MAX));
+        self.sms_sent
+            .set(i64::try_from(sample.sms_sent_last_hour).unwrap_or(i64::MAX));
+        self.key_rotation
+            .set(sample.key_rotation_due_seconds.unwrap_or(f64::INFINITY));
+    }
+
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.set(i64::from(ready));
+    }
+
+    /// Record the database pool's use (read when `/metrics` is scraped).
+    pub fn set_pool(&self, pool: PoolUse) {
+        let set = |state, n: u64| {
+            self.pool
+                .get_or_create(&PoolLabels { state })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set(PoolState::in_use, pool.in_use);
+        set(PoolState::idle, pool.idle);
+        self.pool_max
+            .set(i64::try_from(pool.max).unwrap_or(i64::MAX));
     }
 
     /// Prometheus text exposition format 0.0.4.

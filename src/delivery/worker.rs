@@ -22,6 +22,7 @@ use crate::{
     error::ApiError,
     services::{outbox, verifications},
     state::AppState,
+    telemetry::MessageOutcome,
 };
 
 /// How often expired messages are closed and the send log is pruned.
@@ -139,9 +140,23 @@ async fn close(
     error: Option<&str>,
 ) -> Result<(), ApiError> {
     let txn = state.db.begin_write().await?;
-    outbox::mark_closed(&*txn, message, status, error, state.now()).await?;
+    let recorded = outbox::mark_closed(&*txn, message, status, error, state.now()).await?;
     txn.commit().await?;
+    if recorded {
+        let outcome = match status {
+            outbox::MessageStatus::Failed => MessageOutcome::failed,
+            _ => MessageOutcome::dropped,
+        };
+        count(state, message, outcome);
+    }
     Ok(())
+}
+
+/// Count a recorded outcome in `vouch_verification_messages_total`.
+fn count(state: &AppState, message: &outbox_message::Model, outcome: MessageOutcome) {
+    if let Ok(channel) = message.channel.parse::<Channel>() {
+        state.metrics.message(channel, outcome);
+    }
 }
 
 async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(), ApiError> {
@@ -199,6 +214,16 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
     );
     async {
         let txn = state.db.begin_write().await?;
+        let outcome = match &result {
+            Ok(Sent::Delivered(_)) => MessageOutcome::delivered,
+            Ok(Sent::Logged) => MessageOutcome::logged,
+            Err(DeliveryError::Retryable(_))
+                if message.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX) =>
+            {
+                MessageOutcome::retry
+            }
+            Err(_) => MessageOutcome::failed,
+        };
         let recorded = match &result {
             Ok(Sent::Delivered(provider_ref)) => {
                 tracing::info!("verification message delivered");
@@ -221,7 +246,9 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
             }
         };
         txn.commit().await?;
-        if !recorded {
+        if recorded {
+            count(state, &message, outcome);
+        } else {
             // Our claim lapsed and another worker took the message over.
             tracing::warn!("delivery outcome not recorded: the claim had lapsed");
         }

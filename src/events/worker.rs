@@ -21,6 +21,7 @@ use crate::{
     error::ApiError,
     services::webhooks::{self, Outcome},
     state::AppState,
+    telemetry::WebhookOutcome,
 };
 
 /// How often settled deliveries are pruned.
@@ -290,13 +291,20 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
         }
     }
     drop(_enter);
+    let counted = match &outcome {
+        Outcome::Delivered { .. } => WebhookOutcome::delivered,
+        Outcome::Retry { .. } => WebhookOutcome::retry,
+        Outcome::Failed { .. } => WebhookOutcome::failed,
+    };
     let txn = state.db.begin_write().await?;
     let recorded = webhooks::record(&*txn, &delivery, outcome, now).await?;
     if gone {
         webhooks::disable_endpoint(&*txn, &endpoint.id, now).await?;
     }
     txn.commit().await?;
-    if !recorded {
+    if recorded {
+        state.metrics.webhook(counted);
+    } else {
         tracing::warn!(delivery_id = %delivery.id, "webhook outcome not recorded: the claim had lapsed");
     }
     Ok(())

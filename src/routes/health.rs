@@ -9,7 +9,7 @@ use crate::{
     domain::role::roles,
     error::ApiResult,
     state::AppState,
-    telemetry::{Metrics, METRICS_CONTENT_TYPE},
+    telemetry::{Metrics, PoolUse, METRICS_CONTENT_TYPE},
 };
 
 pub fn configure(cfg: &mut ServiceConfig) {
@@ -43,7 +43,9 @@ pub async fn get_healthz() -> HttpResponse {
         example = json!(examples::ready()))))]
 #[get("/readyz")]
 pub async fn get_readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    state.db.ping().await?;
+    let pinged = state.db.ping().await;
+    state.metrics.set_ready(pinged.is_ok());
+    pinged?;
     Ok(HttpResponse::Ok().json(HealthResponse { status: "ready" }))
 }
 
@@ -54,7 +56,13 @@ pub async fn get_readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String,
         example = json!(examples::metrics()))))]
 #[get("/metrics")]
-pub async fn get_metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+pub async fn get_metrics(metrics: web::Data<Metrics>, state: web::Data<AppState>) -> HttpResponse {
+    let (open, idle) = state.db.pool_size();
+    metrics.set_pool(PoolUse {
+        in_use: open.saturating_sub(idle),
+        idle,
+        max: u64::from(state.settings.database.max_connections),
+    });
     HttpResponse::Ok()
         .content_type(METRICS_CONTENT_TYPE)
         .body(metrics.render())

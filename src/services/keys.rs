@@ -213,6 +213,27 @@ pub async fn rotate_if_due(
         .map(Some)
 }
 
+/// When the maintenance loop will schedule the next rotation: a rotation period after the
+/// newest key (the active one, or its successor while that waits to activate) started signing,
+/// as [`rotate_if_due`] decides. `None` when rotation is off.
+pub async fn rotation_due_at(
+    conn: &impl ConnectionTrait,
+    settings: &TokenSettings,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    if settings.rotation_period_days == 0 {
+        return Ok(None);
+    }
+    let period = Duration::days(settings.rotation_period_days as i64);
+    Ok(all(conn)
+        .await?
+        .iter()
+        .filter(|k| is_active(k, now) || is_pending(k, now))
+        .map(|k| k.activates_at)
+        .max()
+        .map(|at| at + period))
+}
+
 /// Erase the private half of keys (token and Jitsi keys) past their removal time; the row keeps
 /// the kid, so it is never used again.
 pub async fn erase_removed(

@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod backlog;
 pub mod billing;
 pub mod clients;
 pub mod decisions;

@@ -5,7 +5,8 @@
 //! itself (`db()`, a connection of their own, for tests about what is stored) and a few named
 //! hooks into the running instance where no request does the job: seeding one client per role,
 //! recording evidence of any kind and status (`add_evidence`), running a maintenance round now
-//! (`maintain`), holding the instance's write lock (`hold_write_lock`), reading its pooled
+//! (`maintain`), sampling the operations gauges now and reading `/metrics` (`sample_gauges`,
+//! `metric`), holding the instance's write lock (`hold_write_lock`), reading its pooled
 //! connections' session settings (`pooled_setting`) and closing its pool (`lose_database`). The instance's state
 //! itself is not exposed.
 
@@ -48,6 +49,21 @@ pub struct TestApp {
     pub reviewer_key: String,
     pub meeting_key: String,
     pub moderator_key: String,
+}
+
+/// The text of one `/metrics` scrape.
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// A series' value by its full name (`name{labels}` exactly as exposed); panics, showing
+    /// the exposition, when the series is missing.
+    pub fn value(&self, series: &str) -> f64 {
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .map(|value| value.trim().parse().expect("a number"))
+            .unwrap_or_else(|| panic!("no series {series} in:\n{}", self.0))
+    }
 }
 
 /// A fresh database URL: SQLite file by default, PostgreSQL when configured.
@@ -217,6 +233,32 @@ impl TestApp {
         vouch::background::maintain(&self.state)
             .await
             .expect("maintenance round");
+    }
+
+    /// Sample the operations gauges now instead of waiting for the maintenance timer.
+    pub async fn sample_gauges(&self) {
+        vouch::background::sample_gauges(&self.state)
+            .await
+            .expect("sampling the gauges");
+    }
+
+    /// One scrape of `/metrics`.
+    pub async fn scrape(&self) -> Scrape {
+        Scrape(
+            self.client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// One series' value from a fresh scrape of `/metrics` (see [`Scrape::value`]).
+    pub async fn metric(&self, series: &str) -> f64 {
+        self.scrape().await.value(series)
     }
 
     /// Take the instance's own write lock (its write queue, and on PostgreSQL the audit

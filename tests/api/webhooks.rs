@@ -766,3 +766,48 @@ async fn settled_deliveries_and_their_events_are_pruned() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_failing_endpoint_shows_in_the_operations_metrics_until_it_recovers() {
+    let app = open_app().await;
+    let receiver = Receiver::start().await;
+    receiver.answer(503);
+    let created = create(&app, json!({"url": receiver.url})).await;
+    let id = created["id"].as_str().unwrap();
+    app.sample_gauges().await;
+    assert_eq!(app.metric("vouch_webhook_endpoints_failing").await, 0.0);
+    ping(&app, id).await;
+    eventually("the failure recorded", Duration::from_secs(15), || async {
+        deliveries(&app, id)
+            .await
+            .into_iter()
+            .find(|d| d["last_status_code"] == 503)
+    })
+    .await;
+    app.clock.advance(chrono::Duration::seconds(2));
+    app.sample_gauges().await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.value("vouch_webhook_endpoints_failing"), 1.0);
+    assert_eq!(scrape.value(r#"vouch_queue_waiting{queue="webhook"}"#), 1.0);
+    assert!(scrape.value(r#"vouch_queue_oldest_waiting_age_seconds{queue="webhook"}"#) >= 2.0);
+    assert_eq!(
+        scrape.value(r#"vouch_webhook_deliveries_total{outcome="retry"}"#),
+        1.0
+    );
+
+    receiver.answer(200);
+    app.clock.advance(chrono::Duration::seconds(6));
+    wait_delivery(&app, id, "delivered").await;
+    app.sample_gauges().await;
+    let scrape = app.scrape().await;
+    assert_eq!(scrape.value("vouch_webhook_endpoints_failing"), 0.0);
+    assert_eq!(scrape.value(r#"vouch_queue_waiting{queue="webhook"}"#), 0.0);
+    assert_eq!(
+        scrape.value(r#"vouch_webhook_deliveries_total{outcome="delivered"}"#),
+        1.0
+    );
+    assert_eq!(
+        scrape.value(r#"vouch_webhook_deliveries_total{outcome="failed"}"#),
+        0.0
+    );
+}

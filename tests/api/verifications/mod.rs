@@ -26,6 +26,7 @@ mod checks;
 mod delivery;
 mod events;
 mod limits;
+mod metrics;
 
 const PHONE: &str = "+14155552671";
 
