@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
+    delivery::locale::Locale,
     domain::{
         account::{AccountId, Email},
         phone::{PhoneError, PhoneNumber},
@@ -175,6 +176,7 @@ pub async fn post_verification(
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
+    let locale = Locale::negotiate(body.locale.as_deref());
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
@@ -185,6 +187,7 @@ pub async fn post_verification(
         &state.settings.verification,
         &account_id,
         &destination,
+        locale,
         now,
     )
     .await?;

@@ -37,6 +37,7 @@ use crate::{
     config::VerificationSettings,
     crypto::{ct_eq, hex, MasterKey},
     db::Db,
+    delivery::locale::Locale,
     domain::{
         account::{AccountId, AccountStatus, Email},
         evidence::{EvidenceKind, EvidenceStatus},
@@ -273,6 +274,7 @@ pub async fn start(
     settings: &VerificationSettings,
     account_id: &AccountId,
     destination: &Destination,
+    locale: Locale,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
     let account_id = account_id.as_str();
@@ -304,7 +306,16 @@ pub async fn start(
     let superseded = supersede_pending(conn, &send, now).await?;
     let (row, code) = store(conn, master, settings, destination, &send, now).await?;
     log_send(conn, settings, send, now).await?;
-    let message = outbox::enqueue(conn, master, &row, destination.address(), &code, now).await?;
+    let message = outbox::enqueue(
+        conn,
+        master,
+        &row,
+        destination.address(),
+        &code,
+        locale,
+        now,
+    )
+    .await?;
     audit::append(
         conn,
         now,
