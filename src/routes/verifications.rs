@@ -37,7 +37,8 @@ pub struct CreateVerificationRequest {
     /// An email address, or a phone number in E.164 form (`+14155552671`).
     #[schema(example = "+14155552671")]
     pub to: String,
-    /// The language of the message as a BCP 47 tag (`pt-BR`); the best match Vouch has, else
+    /// The language of the message as a BCP 47 tag (`pt-BR`): the best match among `en`, `de`,
+    /// `fr`, `es`, `pt-BR`, `ja` and `ar` (`de-AT` gets German, `pt` Brazilian Portuguese), else
     /// English.
     #[schema(
         example = "de",

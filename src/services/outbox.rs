@@ -334,3 +334,20 @@ pub async fn expire(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u
         .await?;
     Ok(res.rows_affected)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_queued_before_languages_read_as_english() {
+        let old: Payload =
+            serde_json::from_str(r#"{"to":"a@example.org","code":"042517"}"#).unwrap();
+        assert_eq!(old.locale(), Locale::ENGLISH);
+        let new: Payload =
+            serde_json::from_str(r#"{"to":"a@example.org","code":"042517","locale":"pt-BR"}"#)
+                .unwrap();
+        assert_eq!(new.locale().tag(), "pt-BR");
+        assert_eq!(format!("{new:?}"), "Payload(..)");
+    }
+}
