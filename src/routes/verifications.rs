@@ -20,7 +20,7 @@ use crate::{
         verification::{Channel, Code, VerificationStatus},
     },
     error::{ApiError, ApiResult},
-    services::verifications::{self, Destination},
+    services::verifications::{self, Addressee, Destination},
     state::AppState,
 };
 
@@ -177,7 +177,10 @@ pub async fn post_verification(
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
-    let locale = Locale::negotiate(body.locale.as_deref());
+    let addressee = Addressee {
+        destination,
+        locale: Locale::negotiate(body.locale.as_deref()),
+    };
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
@@ -187,8 +190,7 @@ pub async fn post_verification(
         &state.master_key,
         &state.settings.verification,
         &account_id,
-        &destination,
-        locale,
+        &addressee,
         now,
     )
     .await?;

@@ -62,6 +62,13 @@ pub const NON_GEOGRAPHIC_REGION: &str = "001";
 /// An hour: the window of every SMS budget and velocity limit.
 const HOUR: u64 = 3600;
 
+/// Whom a code goes to: where, and in which language the message is written.
+#[derive(Debug, Clone)]
+pub struct Addressee {
+    pub destination: Destination,
+    pub locale: Locale,
+}
+
 /// Where a code goes: a parsed email address or phone number.
 #[derive(Debug, Clone)]
 pub enum Destination {
@@ -265,19 +272,20 @@ struct Send<'a> {
 }
 
 /// Start a verification: enforce the limits, cancel the account's pending verification for the
-/// same destination, store the new one with its code's HMAC, log the send and queue the message.
-#[tracing::instrument(skip_all, fields(account_id = %account_id, channel = destination.channel().as_str()))]
+/// same destination, store the new one with its code's HMAC, log the send and queue the message
+/// in the addressee's language.
+#[tracing::instrument(skip_all, fields(account_id = %account_id, channel = addressee.destination.channel().as_str()))]
 pub async fn start(
     conn: &impl ConnectionTrait,
     actor: &str,
     master: &MasterKey,
     settings: &VerificationSettings,
     account_id: &AccountId,
-    destination: &Destination,
-    locale: Locale,
+    addressee: &Addressee,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
     let account_id = account_id.as_str();
+    let destination = &addressee.destination;
     let channel = destination.channel();
     let destination_hash = destination.hash(master);
     let sms = sms_counts(master, settings, destination);
@@ -312,7 +320,7 @@ pub async fn start(
         &row,
         destination.address(),
         &code,
-        locale,
+        addressee.locale,
         now,
     )
     .await?;
