@@ -172,8 +172,11 @@ pub struct EmailSettings {
     #[serde(default)]
     pub smtp_url: Option<SecretString>,
     pub from: String,
-    /// The subject of verification emails.
-    pub subject: String,
+    /// No longer used: subjects come from the locale files, in the recipient's language, and
+    /// name `delivery.service_name`. Still read so that a configuration that sets it is warned
+    /// about rather than silently ignored.
+    #[serde(default)]
+    pub subject: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -266,7 +269,13 @@ pub struct DeliverySettings {
     pub batch_size: u32,
     /// Development only: let the log transports print codes.
     pub dev_log_codes: bool,
+    /// The service's name as messages give it ("Your Vouch verification code"): GSM-7
+    /// characters, at most `SERVICE_NAME_MAX_CHARS`, so that an SMS stays one segment.
+    pub service_name: String,
 }
+
+/// The longest `delivery.service_name`: with it, every SMS text still fits one segment.
+pub const SERVICE_NAME_MAX_CHARS: usize = 20;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct StripeSettings {
@@ -633,6 +642,34 @@ mod tests {
         s.delivery.retry_max_seconds = 1;
         let err = s.validate().unwrap_err().to_string();
         assert!(err.contains("delivery.retry_max_seconds"), "{err}");
+    }
+
+    #[test]
+    fn the_service_name_must_keep_sms_one_segment() {
+        let s = Settings::defaults();
+        assert_eq!(s.delivery.service_name, "Vouch");
+        assert_eq!(s.email.subject, None);
+        for good in ["Vouch", "Acme Secure Meetings", "Zürich Café", "A-B.C (1)"] {
+            let mut s = Settings::defaults();
+            s.delivery.service_name = good.into();
+            s.validate().unwrap_or_else(|e| panic!("{good}: {e}"));
+        }
+        for bad in [
+            "",
+            " ",
+            " Vouch",
+            "Acme Secure Meetings!",
+            "Crêpe",
+            "会議",
+            "Vouch\nline",
+            "{code}",
+            "[Vouch]",
+        ] {
+            let mut s = Settings::defaults();
+            s.delivery.service_name = bad.into();
+            let err = s.validate().unwrap_err().to_string();
+            assert!(err.contains("delivery.service_name"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -207,11 +207,6 @@ impl EmailSettings {
             "email.from",
             || "must be an address like `Vouch <no-reply@example.org>`",
         )?;
-        ensure(
-            !self.subject.trim().is_empty() && !self.subject.contains(['\r', '\n']),
-            "email.subject",
-            || "must be one non-empty line",
-        )?;
         let url = self.smtp_url.as_ref().map_or("", |u| u.expose_secret());
         ensure(
             url.is_empty() || url.starts_with("smtp://") || url.starts_with("smtps://"),
@@ -397,6 +392,23 @@ impl DeliverySettings {
         )?;
         check_range("delivery.timeout_seconds", self.timeout_seconds, 1..=300)?;
         check_range("delivery.batch_size", self.batch_size, 1..=1000)?;
+        let name = &self.service_name;
+        ensure(
+            !name.trim().is_empty()
+                && name.trim() == name
+                && name.chars().count() <= super::SERVICE_NAME_MAX_CHARS
+                && name.chars().all(crate::delivery::gsm7::is_gsm7_basic)
+                && !name.contains(['{', '}', '\n', '\r']),
+            "delivery.service_name",
+            || {
+                format!(
+                    "must be 1 to {} characters of the GSM-7 alphabet (letters A-Z, digits, \
+                     spaces, common punctuation, and e.g. ä é ñ ø), so that an SMS stays one \
+                     segment",
+                    super::SERVICE_NAME_MAX_CHARS
+                )
+            },
+        )?;
         ensure(
             (self.retry_base_seconds..=86_400).contains(&self.retry_max_seconds),
             "delivery.retry_max_seconds",

@@ -18,6 +18,13 @@ pub fn startup_warnings(settings: &Settings, bound: SocketAddr) -> Vec<String> {
                 .to_owned(),
         );
     }
+    if settings.email.subject.is_some() {
+        warnings.push(
+            "email.subject is no longer used: subjects are written in each recipient's language \
+             from src/delivery/locales/ and name delivery.service_name; remove email.subject"
+                .to_owned(),
+        );
+    }
     // The default issuer names this very address on the default port; anywhere else, verifiers
     // that check `iss` against the URL they reach Vouch at would refuse every token.
     let default_address = bound.ip().is_loopback() && bound.port() == 8080;
@@ -55,6 +62,15 @@ mod tests {
         let w = startup_warnings(&s, addr("127.0.0.1:8080"));
         assert_eq!(w.len(), 1);
         assert!(w[0].contains("delivery.dev_log_codes"), "{w:?}");
+    }
+
+    #[test]
+    fn a_leftover_email_subject_warns_that_it_is_unused() {
+        let mut s = Settings::defaults();
+        s.email.subject = Some("Your verification code".into());
+        let w = startup_warnings(&s, addr("127.0.0.1:8080"));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("email.subject is no longer used"), "{w:?}");
     }
 
     #[test]

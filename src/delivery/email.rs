@@ -4,19 +4,21 @@
 use std::time::Duration;
 
 use lettre::{
-    message::{Mailbox, MultiPart},
+    message::{
+        header::{Header, HeaderName, HeaderValue},
+        Mailbox, MultiPart,
+    },
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
 };
 use secrecy::ExposeSecret;
 
-use super::{email_bodies, log_line, DeliveryError, Outgoing, Sent};
+use super::{log_line, DeliveryError, Messages, Outgoing, Sent};
 use crate::config::{ConfigError, Settings};
 
 pub enum EmailTransport {
     Smtp {
         transport: Box<AsyncSmtpTransport<Tokio1Executor>>,
         from: Mailbox,
-        subject: String,
     },
     Log {
         dev_codes: bool,
@@ -50,11 +52,14 @@ impl EmailTransport {
         Ok(EmailTransport::Smtp {
             transport: Box::new(transport),
             from,
-            subject: settings.email.subject.clone(),
         })
     }
 
-    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Sent, DeliveryError> {
+    pub async fn send(
+        &self,
+        message: &Outgoing<'_>,
+        messages: &Messages,
+    ) -> Result<Sent, DeliveryError> {
         match self {
             EmailTransport::Log { dev_codes } => {
                 tracing::info!(
@@ -67,26 +72,49 @@ impl EmailTransport {
                 );
                 Ok(Sent::Logged)
             }
-            EmailTransport::Smtp {
-                transport,
-                from,
-                subject,
-            } => {
+            EmailTransport::Smtp { transport, from } => {
                 let to = message
                     .to
                     .parse::<Mailbox>()
                     .map_err(|_| DeliveryError::Permanent("invalid recipient address".into()))?;
-                let (text, html) = email_bodies(message.code, message.minutes);
+                let content = messages.email(message.locale, message.code, message.minutes)?;
                 let email = Message::builder()
                     .from(from.clone())
                     .to(to)
-                    .subject(subject.as_str())
-                    .multipart(MultiPart::alternative_plain_html(text, html))
+                    .subject(content.subject)
+                    .header(ContentLanguage(content.language))
+                    .multipart(MultiPart::alternative_plain_html(
+                        content.text,
+                        content.html,
+                    ))
                     .map_err(|e| DeliveryError::Permanent(format!("message: {e}")))?;
                 transport.send(email).await.map_err(classify)?;
                 Ok(Sent::Delivered(None))
             }
         }
+    }
+}
+
+/// `Content-Language` (RFC 3282): the language the message is written in. Its value is one of
+/// the locale tags (ASCII letters, digits and `-`), so it needs no encoding.
+#[derive(Debug, Clone, Copy)]
+struct ContentLanguage(&'static str);
+
+impl Header for ContentLanguage {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("Content-Language")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let tag = s.trim();
+        super::locale::Locale::all()
+            .find(|l| l.tag().eq_ignore_ascii_case(tag))
+            .map(|l| ContentLanguage(l.tag()))
+            .ok_or_else(|| "not a language messages are written in".into())
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), self.0.to_owned())
     }
 }
 

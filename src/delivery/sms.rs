@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{log_line, sms_body, DeliveryError, Outgoing, Sent};
+use super::{log_line, DeliveryError, Messages, Outgoing, Sent};
 use crate::config::{ConfigError, Settings};
 
 pub enum SmsTransport {
@@ -69,7 +69,11 @@ impl SmsTransport {
         })
     }
 
-    pub async fn send(&self, message: &Outgoing<'_>) -> Result<Sent, DeliveryError> {
+    pub async fn send(
+        &self,
+        message: &Outgoing<'_>,
+        messages: &Messages,
+    ) -> Result<Sent, DeliveryError> {
         match self {
             SmsTransport::Log { dev_codes } => {
                 tracing::info!(
@@ -89,7 +93,7 @@ impl SmsTransport {
                 auth_token,
                 from,
             } => {
-                let body = sms_body(message.code, message.minutes);
+                let body = messages.sms(message.locale, message.code, message.minutes)?;
                 let res = client
                     .post(url)
                     .basic_auth(account_sid, Some(auth_token.expose_secret()))

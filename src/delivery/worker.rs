@@ -200,6 +200,7 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
         masked: &message.recipient_masked,
         code: &code,
         minutes: minutes_left(message.expires_at, now),
+        locale: payload.locale(),
     };
     let result = state.delivery.send(&outgoing).await;
     drop(payload);

@@ -12,6 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use crate::{
     auth::Caller,
+    delivery::locale::Locale,
     domain::{
         account::{AccountId, Email},
         phone::{PhoneError, PhoneNumber},
@@ -19,7 +20,7 @@ use crate::{
         verification::{Channel, Code, VerificationStatus},
     },
     error::{ApiError, ApiResult},
-    services::verifications::{self, Destination},
+    services::verifications::{self, Addressee, Destination},
     state::AppState,
 };
 
@@ -36,7 +37,8 @@ pub struct CreateVerificationRequest {
     /// An email address, or a phone number in E.164 form (`+14155552671`).
     #[schema(example = "+14155552671")]
     pub to: String,
-    /// The language of the message as a BCP 47 tag (`pt-BR`); the best match Vouch has, else
+    /// The language of the message as a BCP 47 tag (`pt-BR`): the best match among `en`, `de`,
+    /// `fr`, `es`, `pt-BR`, `ja` and `ar` (`de-AT` gets German, `pt` Brazilian Portuguese), else
     /// English.
     #[schema(
         example = "de",
@@ -175,6 +177,10 @@ pub async fn post_verification(
             "locale must be a BCP 47 language tag such as `de` or `pt-BR`",
         ));
     }
+    let addressee = Addressee {
+        destination,
+        locale: Locale::negotiate(body.locale.as_deref()),
+    };
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
     let txn = state.db.begin_write().await?;
@@ -184,7 +190,7 @@ pub async fn post_verification(
         &state.master_key,
         &state.settings.verification,
         &account_id,
-        &destination,
+        &addressee,
         now,
     )
     .await?;

@@ -13,7 +13,9 @@ use sea_orm::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{crypto::MasterKey, domain::ids::new_id, domain::verification::Code};
+use crate::{
+    crypto::MasterKey, delivery::locale::Locale, domain::ids::new_id, domain::verification::Code,
+};
 
 pub const ID_PREFIX: &str = "msg";
 
@@ -45,16 +47,31 @@ impl From<MessageStatus> for sea_orm::Value {
     }
 }
 
-/// What the sealed payload holds. Its `Debug` shows neither field.
+/// What the sealed payload holds. Its `Debug` shows none of its fields.
 #[derive(Serialize, Deserialize)]
 pub struct Payload {
     pub to: String,
     pub code: String,
+    /// The negotiated language's tag (one of `delivery::locale`'s, never the request's text);
+    /// absent in messages queued before messages had languages: English. Sealed with the
+    /// rest, it is erased with them: a person's language is nobody's business once the code
+    /// is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 impl std::fmt::Debug for Payload {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Payload(..)")
+    }
+}
+
+impl Payload {
+    /// The language to write in.
+    pub fn locale(&self) -> Locale {
+        self.locale
+            .as_deref()
+            .map_or(Locale::ENGLISH, Locale::from_stored)
     }
 }
 
@@ -65,19 +82,21 @@ pub fn open(master: &MasterKey, message: &outbox_message::Model) -> Option<Paylo
     serde_json::from_slice(&plain).ok()
 }
 
-/// Queue the message that carries `code` to `to`.
+/// Queue the message that carries `code` to `to`, written in `locale`.
 pub async fn enqueue(
     conn: &impl ConnectionTrait,
     master: &MasterKey,
     verification: &verification::Model,
     to: &str,
     code: &Code,
+    locale: Locale,
     now: DateTime<Utc>,
 ) -> Result<outbox_message::Model, DbErr> {
     let id = new_id(ID_PREFIX);
     let payload = serde_json::to_vec(&Payload {
         to: to.to_owned(),
         code: code.expose().to_owned(),
+        locale: Some(locale.tag().to_owned()),
     })
     .map_err(|e| DbErr::Custom(format!("outbox payload: {e}")))?;
     let row = outbox_message::Model {
@@ -314,4 +333,21 @@ pub async fn expire(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u
         .exec(conn)
         .await?;
     Ok(res.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_queued_before_languages_read_as_english() {
+        let old: Payload =
+            serde_json::from_str(r#"{"to":"a@example.org","code":"042517"}"#).unwrap();
+        assert_eq!(old.locale(), Locale::ENGLISH);
+        let new: Payload =
+            serde_json::from_str(r#"{"to":"a@example.org","code":"042517","locale":"pt-BR"}"#)
+                .unwrap();
+        assert_eq!(new.locale().tag(), "pt-BR");
+        assert_eq!(format!("{new:?}"), "Payload(..)");
+    }
 }

@@ -37,6 +37,7 @@ use crate::{
     config::VerificationSettings,
     crypto::{ct_eq, hex, MasterKey},
     db::Db,
+    delivery::locale::Locale,
     domain::{
         account::{AccountId, AccountStatus, Email},
         evidence::{EvidenceKind, EvidenceStatus},
@@ -60,6 +61,13 @@ pub const NON_GEOGRAPHIC_REGION: &str = "001";
 
 /// An hour: the window of every SMS budget and velocity limit.
 const HOUR: u64 = 3600;
+
+/// Whom a code goes to: where, and in which language the message is written.
+#[derive(Debug, Clone)]
+pub struct Addressee {
+    pub destination: Destination,
+    pub locale: Locale,
+}
 
 /// Where a code goes: a parsed email address or phone number.
 #[derive(Debug, Clone)]
@@ -264,18 +272,20 @@ struct Send<'a> {
 }
 
 /// Start a verification: enforce the limits, cancel the account's pending verification for the
-/// same destination, store the new one with its code's HMAC, log the send and queue the message.
-#[tracing::instrument(skip_all, fields(account_id = %account_id, channel = destination.channel().as_str()))]
+/// same destination, store the new one with its code's HMAC, log the send and queue the message
+/// in the addressee's language.
+#[tracing::instrument(skip_all, fields(account_id = %account_id, channel = addressee.destination.channel().as_str()))]
 pub async fn start(
     conn: &impl ConnectionTrait,
     actor: &str,
     master: &MasterKey,
     settings: &VerificationSettings,
     account_id: &AccountId,
-    destination: &Destination,
+    addressee: &Addressee,
     now: DateTime<Utc>,
 ) -> Result<verification::Model, ApiError> {
     let account_id = account_id.as_str();
+    let destination = &addressee.destination;
     let channel = destination.channel();
     let destination_hash = destination.hash(master);
     let sms = sms_counts(master, settings, destination);
@@ -304,7 +314,16 @@ pub async fn start(
     let superseded = supersede_pending(conn, &send, now).await?;
     let (row, code) = store(conn, master, settings, destination, &send, now).await?;
     log_send(conn, settings, send, now).await?;
-    let message = outbox::enqueue(conn, master, &row, destination.address(), &code, now).await?;
+    let message = outbox::enqueue(
+        conn,
+        master,
+        &row,
+        destination.address(),
+        &code,
+        addressee.locale,
+        now,
+    )
+    .await?;
     audit::append(
         conn,
         now,

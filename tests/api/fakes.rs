@@ -45,17 +45,53 @@ pub struct Mail {
 }
 
 impl Mail {
-    /// The six-digit code in the plain-text part.
+    /// The message as a mail reader sees it: headers decoded (RFC 2047), parts decoded
+    /// (quoted-printable, base64).
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(self.data.as_bytes())
+            .unwrap_or_else(|| panic!("not a message:\n{}", self.data))
+    }
+
+    /// The decoded subject.
+    pub fn subject(&self) -> String {
+        self.parsed().subject().unwrap_or_default().to_owned()
+    }
+
+    /// A header's value as sent.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.parsed()
+            .header_raw(name.to_owned())
+            .map(|v| v.trim().to_owned())
+    }
+
+    /// The decoded plain-text part.
+    pub fn text(&self) -> String {
+        self.parsed()
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_else(|| panic!("no text part:\n{}", self.data))
+    }
+
+    /// The decoded HTML part.
+    pub fn html(&self) -> String {
+        self.parsed()
+            .body_html(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_else(|| panic!("no HTML part:\n{}", self.data))
+    }
+
+    /// The six-digit code in the plain-text part, whatever language it is written in.
     pub fn code(&self) -> String {
-        code_after(&self.data, "Your verification code is: ")
-            .unwrap_or_else(|| panic!("no code in the message:\n{}", self.data))
+        six_digits(&self.text()).unwrap_or_else(|| panic!("no code in the message:\n{}", self.data))
     }
 }
 
-pub fn code_after(text: &str, marker: &str) -> Option<String> {
-    let start = text.find(marker)? + marker.len();
-    let code: String = text[start..].chars().take(6).collect();
-    (code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit())).then_some(code)
+/// The first run of exactly six ASCII digits in `text`.
+pub fn six_digits(text: &str) -> Option<String> {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() == 6)
+        .map(str::to_owned)
 }
 
 const SMTP_ACCEPT: u8 = 0;
@@ -221,7 +257,7 @@ impl SmsRequest {
     }
 
     pub fn code(&self) -> String {
-        code_after(self.field("Body").unwrap_or(""), "code is: ")
+        six_digits(self.field("Body").unwrap_or(""))
             .unwrap_or_else(|| panic!("no code in the SMS: {self:?}"))
     }
 }

@@ -25,6 +25,7 @@ mod channels;
 mod checks;
 mod delivery;
 mod events;
+mod languages;
 mod limits;
 mod metrics;
 
