@@ -33,7 +33,7 @@ pub struct LiveKitExchangeRequest {
     pub device_jkt: Option<String>,
     /// A DPoP proof of the device key, as for authorize, with `htu`
     /// `{tokens.issuer}/v1/exchange/livekit`.
-    #[schema(max_length = 8192)]
+    #[schema(max_length = 4096)]
     pub dpop: Option<String>,
     /// Display name for the other participants (`name` claim).
     #[schema(min_length = 1, max_length = 128)]

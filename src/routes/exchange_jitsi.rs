@@ -40,7 +40,7 @@ pub struct JitsiExchangeRequest {
     pub device_jkt: Option<String>,
     /// A DPoP proof of the device key, as for authorize, with `htu`
     /// `{tokens.issuer}/v1/exchange/jitsi`.
-    #[schema(max_length = 8192)]
+    #[schema(max_length = 4096)]
     pub dpop: Option<String>,
     /// Display name for `context.user.name`.
     pub name: Option<String>,

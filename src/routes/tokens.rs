@@ -152,7 +152,7 @@ pub struct AuthorizeRequest {
     /// `iat`, a unique `jti`, `nonce` (from `DPoP-Nonce` or `POST /v1/e2ee/nonce`) and `ath`
     /// (base64url SHA-256 of `token`). A malformed proof is a 400 `invalid_dpop_proof`; one
     /// that proves nothing here is `device_mismatch` with `dpop_error`.
-    #[schema(max_length = 8192)]
+    #[schema(max_length = 4096)]
     pub dpop: Option<String>,
     /// For the meeting server's own records; not used in the decision.
     pub meeting_id: Option<String>,
@@ -292,7 +292,20 @@ pub async fn post_nonce(state: web::Data<AppState>, caller: Caller) -> ApiResult
         }))
 }
 
-/// `POST /v1/tokens/revoke`, as JSON or as the form RFC 7009 §2.1 describes.
+/// The RFC 7009 §2.1 form of `POST /v1/tokens/revoke`: parameters other than these (a
+/// `client_id`, say) are ignored, as OAuth clients may send them. Only documents the form; the
+/// `Revocation` extractor reads it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RevokeForm {
+    /// The token to revoke (required, not empty).
+    #[schema(min_length = 1)]
+    pub token: String,
+    /// Accepted for RFC 7009 compatibility; ignored.
+    pub token_type_hint: Option<String>,
+}
+
+/// `POST /v1/tokens/revoke` as JSON.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeRequest {
@@ -432,7 +445,7 @@ pub struct RevokeResponse {}
     extensions(("x-vouch-roles" = json!(roles::TOKEN_REVOKERS))),
     request_body(content(
         (RevokeRequest = "application/json", example = json!(examples::revoke_token())),
-        (RevokeRequest = "application/x-www-form-urlencoded", example = json!(examples::revoke_token())),
+        (RevokeForm = "application/x-www-form-urlencoded", example = json!(examples::revoke_token())),
     )),
     responses(
         (status = 200, description = "Revoked, or nothing to revoke (RFC 7009: also for unknown or expired tokens)", body = RevokeResponse,

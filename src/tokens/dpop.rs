@@ -26,7 +26,9 @@ pub const PROOF_TYPE: &str = "dpop+jwt";
 pub const NONCE_HEADER: &str = "DPoP-Nonce";
 /// The only method a proof may name: every endpoint that takes one is a POST.
 const METHOD: &str = "POST";
-const MAX_PROOF_BYTES: usize = 8192;
+/// Ample for the largest key it takes (RSA 4096: a proof of about 2.3 KB), and small enough
+/// that any request carrying one stays far below the JSON body limit.
+const MAX_PROOF_BYTES: usize = 4096;
 const MAX_JTI_BYTES: usize = 256;
 /// Proofs remembered at most at once per instance; beyond it, proofs are refused (fail closed)
 /// until the oldest age out of the window.
@@ -115,7 +117,7 @@ impl std::fmt::Debug for Proof {
 impl Proof {
     pub fn parse(raw: &str) -> Result<Proof, Malformed> {
         if raw.len() > MAX_PROOF_BYTES {
-            return Err(Malformed("longer than 8192 bytes"));
+            return Err(Malformed("longer than 4096 bytes"));
         }
         let mut parts = raw.split('.');
         let (Some(header), Some(claims), Some(signature), None) =
