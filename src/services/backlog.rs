@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use entities::{livekit_removal, outbox_message, webhook_delivery};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    QuerySelect, Select,
 };
 
 use super::{keys, livekit, outbox::MessageStatus, webhooks::DeliveryStatus};
@@ -31,77 +31,62 @@ fn backlog(waiting: u64, oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> B
     }
 }
 
-async fn verification_backlog(
+/// A queue's backlog: how many rows `waiting` selects, and the `created_at` of the oldest.
+async fn queue_backlog<E>(
     conn: &impl ConnectionTrait,
+    waiting: Select<E>,
+    created_at: E::Column,
     now: DateTime<Utc>,
-) -> Result<Backlog, DbErr> {
-    let waiting = || {
-        outbox_message::Entity::find().filter(outbox_message::Column::Status.is_in([
-            MessageStatus::Pending.as_str(),
-            MessageStatus::Sending.as_str(),
-        ]))
-    };
-    let count = waiting().count(conn).await?;
+) -> Result<Backlog, DbErr>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let count = waiting.clone().count(conn).await?;
     let oldest = if count == 0 {
         None
     } else {
-        waiting()
+        waiting
             .select_only()
-            .column(outbox_message::Column::CreatedAt)
-            .order_by_asc(outbox_message::Column::CreatedAt)
+            .column(created_at)
+            .order_by_asc(created_at)
             .into_tuple::<DateTime<Utc>>()
             .one(conn)
             .await?
     };
     Ok(backlog(count, oldest, now))
+}
+
+async fn verification_backlog(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Backlog, DbErr> {
+    let waiting = outbox_message::Entity::find().filter(outbox_message::Column::Status.is_in([
+        MessageStatus::Pending.as_str(),
+        MessageStatus::Sending.as_str(),
+    ]));
+    queue_backlog(conn, waiting, outbox_message::Column::CreatedAt, now).await
 }
 
 async fn webhook_backlog(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> Result<Backlog, DbErr> {
-    let waiting = || {
+    let waiting =
         webhook_delivery::Entity::find().filter(webhook_delivery::Column::Status.is_in([
             DeliveryStatus::Pending.as_str(),
             DeliveryStatus::Sending.as_str(),
-        ]))
-    };
-    let count = waiting().count(conn).await?;
-    let oldest = if count == 0 {
-        None
-    } else {
-        waiting()
-            .select_only()
-            .column(webhook_delivery::Column::CreatedAt)
-            .order_by_asc(webhook_delivery::Column::CreatedAt)
-            .into_tuple::<DateTime<Utc>>()
-            .one(conn)
-            .await?
-    };
-    Ok(backlog(count, oldest, now))
+        ]));
+    queue_backlog(conn, waiting, webhook_delivery::Column::CreatedAt, now).await
 }
 
 async fn livekit_backlog(
     conn: &impl ConnectionTrait,
     now: DateTime<Utc>,
 ) -> Result<Backlog, DbErr> {
-    let waiting = || {
-        livekit_removal::Entity::find()
-            .filter(livekit_removal::Column::Status.is_in([livekit::PENDING, livekit::SENDING]))
-    };
-    let count = waiting().count(conn).await?;
-    let oldest = if count == 0 {
-        None
-    } else {
-        waiting()
-            .select_only()
-            .column(livekit_removal::Column::CreatedAt)
-            .order_by_asc(livekit_removal::Column::CreatedAt)
-            .into_tuple::<DateTime<Utc>>()
-            .one(conn)
-            .await?
-    };
-    Ok(backlog(count, oldest, now))
+    let waiting = livekit_removal::Entity::find()
+        .filter(livekit_removal::Column::Status.is_in([livekit::PENDING, livekit::SENDING]));
+    queue_backlog(conn, waiting, livekit_removal::Column::CreatedAt, now).await
 }
 
 /// Endpoints with a delivery that failed at least once and waits for its retry.
