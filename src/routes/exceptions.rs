@@ -305,6 +305,24 @@ impl View {
 
 /// `key` (`exceptions::sealing_key`) opens the category: every caller that sees a request sees
 /// its category, as before it was sealed.
+/// The 200 a reviewer's action answers with: the request as reviewers see it.
+fn reviewed(
+    state: &AppState,
+    key: &MasterKey,
+    outcome: exceptions::Outcome,
+    now: DateTime<Utc>,
+) -> ApiResult<HttpResponse> {
+    let response = respond(
+        key,
+        outcome.exception,
+        outcome.approvals,
+        &state.settings.exceptions,
+        now,
+        View::Reviewer,
+    )?;
+    Ok(HttpResponse::Ok().json(response))
+}
+
 fn respond(
     key: &MasterKey,
     row: exception_request::Model,
@@ -720,15 +738,7 @@ pub async fn post_exception_revoke(
     if let Some(account_id) = &outcome.changed_account {
         state.account_changed(account_id);
     }
-    let response = respond(
-        &key,
-        outcome.exception,
-        outcome.approvals,
-        &state.settings.exceptions,
-        now,
-        View::Reviewer,
-    )?;
-    Ok(HttpResponse::Ok().json(response))
+    reviewed(&state, &key, outcome, now)
 }
 
 /// Hold a request's sealed text past its retention, or release it.
@@ -782,15 +792,7 @@ pub async fn post_exception_retention(
     let outcome =
         exceptions::set_hold(&*txn, &key, actor(&caller), &eid, reason.as_ref(), now).await?;
     txn.commit().await?;
-    let response = respond(
-        &key,
-        outcome.exception,
-        outcome.approvals,
-        &state.settings.exceptions,
-        now,
-        View::Reviewer,
-    )?;
-    Ok(HttpResponse::Ok().json(response))
+    reviewed(&state, &key, outcome, now)
 }
 
 /// Who revealed a request's sealed text, and when (admin).
