@@ -234,12 +234,22 @@ pub async fn list(
 /// The kind of a stored row: an exception's category is opened under `key` (the exceptions'
 /// sealing key); an unknown kind, or a category that does not open, is an error.
 pub fn kind(row: &evidence::Model, key: Option<&MasterKey>) -> Result<EvidenceKind, DbErr> {
-    if row.kind != EXCEPTION_KIND {
-        return super::stored("evidence kind", &row.kind);
+    kind_of(&row.id, &row.kind, row.kind_sealed.as_deref(), key)
+}
+
+/// [`kind`], from the columns it reads.
+fn kind_of(
+    id: &str,
+    stored: &str,
+    sealed: Option<&str>,
+    key: Option<&MasterKey>,
+) -> Result<EvidenceKind, DbErr> {
+    if stored != EXCEPTION_KIND {
+        return super::stored("evidence kind", stored);
     }
-    let opened = match (key, row.kind_sealed.as_deref()) {
+    let opened = match (key, sealed) {
         (Some(key), Some(sealed)) => key
-            .open(&kind_aad(&row.id), sealed)
+            .open(&kind_aad(id), sealed)
             .ok()
             .and_then(|plain| String::from_utf8(plain).ok()),
         _ => None,
@@ -249,8 +259,7 @@ pub fn kind(row: &evidence::Model, key: Option<&MasterKey>) -> Result<EvidenceKi
         .filter(|k| stored_kind(*k) == EXCEPTION_KIND);
     kind.ok_or_else(|| {
         DbErr::Custom(format!(
-            "the sealed category of evidence {} could not be opened (wrong master key?)",
-            row.id
+            "the sealed category of evidence {id} could not be opened (wrong master key?)"
         ))
     })
 }
@@ -278,20 +287,95 @@ pub fn facts(rows: &[evidence::Model], master: &MasterKey) -> Result<Vec<Fact>, 
 }
 
 /// The account's status and evidence, as the policy needs them; `None` if it does not exist.
+///
+/// One statement, on the hot path of issuance and authorize (their account cache lives about a
+/// second, so with many accounts nearly every request reads): the account by primary key, its
+/// evidence by `idx_evidence_account_kind_source` and its status-list place by primary key,
+/// joined, one row per piece of evidence (or one row with none). Only the columns the policy
+/// reads are fetched.
 pub async fn snapshot(
     conn: &impl ConnectionTrait,
     master: &MasterKey,
     account_id: &str,
 ) -> Result<Option<AccountSnapshot>, DbErr> {
-    let Some(account) = accounts::get(conn, account_id).await? else {
+    if !crate::domain::ids::looks_like(accounts::ID_PREFIX, account_id) {
+        return Ok(None);
+    }
+    let backend = conn.get_database_backend();
+    let param = match backend {
+        sea_orm::DatabaseBackend::Postgres => "$1",
+        _ => "?",
+    };
+    let sql = format!(
+        "SELECT a.status AS account_status, e.id AS evidence_id, e.kind, e.kind_sealed, \
+         e.status AS evidence_status, e.expires_at, s.list_id, s.idx \
+         FROM account a \
+         LEFT JOIN evidence e ON e.account_id = a.id \
+         LEFT JOIN status_list_entry s ON s.account_id = a.id \
+         WHERE a.id = {param} ORDER BY e.id"
+    );
+    let rows = conn
+        .query_all_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [account_id.into()],
+        ))
+        .await?;
+    let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let rows = list_all(conn, account_id).await?;
-    let status = super::status_lists::position(conn, account_id).await?;
+    let account_status: String = first.try_get("", "account_status")?;
+    let status = match (
+        first.try_get::<Option<i64>>("", "list_id")?,
+        first.try_get::<Option<i64>>("", "idx")?,
+    ) {
+        (Some(list_id), Some(idx)) => Some(crate::status_list::StatusRef {
+            list_id,
+            idx: u32::try_from(idx)
+                .map_err(|_| DbErr::Custom(format!("status list index {idx} out of range")))?,
+        }),
+        _ => None,
+    };
+    let mut evidence = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(id) = row.try_get::<Option<String>>("", "evidence_id")? else {
+            continue;
+        };
+        evidence.push(Evidence {
+            id,
+            kind: row.try_get("", "kind")?,
+            kind_sealed: row.try_get("", "kind_sealed")?,
+            status: row.try_get("", "evidence_status")?,
+            expires_at: row.try_get("", "expires_at")?,
+        });
+    }
+    let key = evidence
+        .iter()
+        .any(|r| r.kind == EXCEPTION_KIND)
+        .then(|| super::exceptions::sealing_key(master));
+    let facts = evidence
+        .iter()
+        .map(|e| {
+            Ok(Fact {
+                kind: kind_of(&e.id, &e.kind, e.kind_sealed.as_deref(), key.as_ref())?,
+                status: super::stored("evidence status", &e.status)?,
+                expires_at: e.expires_at,
+            })
+        })
+        .collect::<Result<Vec<_>, DbErr>>()?;
     Ok(Some(AccountSnapshot {
-        active: super::stored::<AccountStatus>("account status", &account.status)?
+        active: super::stored::<AccountStatus>("account status", &account_status)?
             == AccountStatus::Active,
-        facts: facts(&rows, master)?,
+        facts,
         status,
     }))
+}
+
+/// The columns of an evidence row the policy reads.
+struct Evidence {
+    id: String,
+    kind: String,
+    kind_sealed: Option<String>,
+    status: String,
+    expires_at: Option<DateTime<Utc>>,
 }
