@@ -37,6 +37,7 @@
 //! appended as it commits (see `services::audit`); a handle without it writes no audit entries
 //! anyone could verify, so every process that writes sets it.
 
+pub mod batch;
 pub mod lock;
 
 use std::{sync::Arc, time::Duration};

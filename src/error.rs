@@ -225,7 +225,7 @@ pub struct Problem {
     pub extensions: Map<String, Value>,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("{code}: {detail}")]
 pub struct ApiError {
     pub status: StatusCode,

@@ -122,6 +122,7 @@ impl Application {
             status_lists: crate::status_list::cache::StatusLists::new(&settings.status_lists),
             lapses_checked_until: std::sync::Mutex::new(None),
             settings: Arc::new(settings),
+            writes: crate::db::batch::Batcher::start(db.clone()),
             db,
             clock,
         });

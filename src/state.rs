@@ -26,6 +26,8 @@ use crate::{
 pub struct AppState {
     pub settings: Arc<Settings>,
     pub db: Db,
+    /// Group commit for the busiest write paths (`db::batch`).
+    pub writes: crate::db::batch::Batcher,
     pub clock: Arc<dyn Clock>,
     pub master_key: MasterKey,
     pub policy: Policy,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::db::batch;
 use crate::{
     auth::Caller,
     config::StripeSettings,
@@ -211,21 +212,33 @@ pub async fn post_stripe_webhook(
         .map(|v| v.to_str().unwrap_or(""));
     let now = state.now();
     let event = verified_event(settings, &secrets, header, &body, now.timestamp())?;
-    let txn = state.db.begin_write().await?;
-    let receipt = billing::receive(&*txn, &event, settings.past_due_grace(), now).await?;
-    if receipt.outcome != Outcome::Duplicate {
-        let changed = &receipt.changed_accounts;
-        decisions::reconcile_all(
-            &*txn,
-            &state.policy,
-            &state.master_key,
-            now,
-            changed,
-            Cause::Evidence,
-        )
+    // One transaction per event, its commit shared with the events received beside it
+    // (`db::batch`): a repeat changes nothing and is rolled back.
+    let (grace, shared) = (settings.past_due_grace(), state.clone());
+    let (event, receipt) = state
+        .writes
+        .write(move |txn| {
+            Box::pin(async move {
+                let receipt = billing::receive(txn, &event, grace, now).await?;
+                if receipt.outcome == Outcome::Duplicate {
+                    return Ok(batch::Outcome {
+                        value: (event, receipt),
+                        keep: false,
+                    });
+                }
+                decisions::reconcile_all(
+                    txn,
+                    &shared.policy,
+                    &shared.master_key,
+                    now,
+                    &receipt.changed_accounts,
+                    Cause::Evidence,
+                )
+                .await?;
+                Ok(batch::Outcome::keep((event, receipt)))
+            })
+        })
         .await?;
-        txn.commit().await?;
-    }
     for account_id in &receipt.changed_accounts {
         state.account_changed(account_id);
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
+use crate::db::batch;
 use crate::{
     auth::Caller,
     delivery::locale::Locale,
@@ -183,18 +184,26 @@ pub async fn post_verification(
     };
     let account_id = AccountId::parse(&id)?;
     let now = state.now();
-    let txn = state.db.begin_write().await?;
-    let row = verifications::start(
-        &*txn,
-        &caller.name,
-        &state.master_key,
-        &state.settings.verification,
-        &account_id,
-        &addressee,
-        now,
-    )
-    .await?;
-    txn.commit().await?;
+    // Its own transaction, whose commit is shared with the starts beside it (`db::batch`).
+    let (actor, shared) = (caller.name.clone(), state.clone());
+    let row = state
+        .writes
+        .write(move |txn| {
+            Box::pin(async move {
+                verifications::start(
+                    txn,
+                    &actor,
+                    &shared.master_key,
+                    &shared.settings.verification,
+                    &account_id,
+                    &addressee,
+                    now,
+                )
+                .await
+                .map(batch::Outcome::keep)
+            })
+        })
+        .await?;
     state.delivery.wake();
     Ok(HttpResponse::Created()
         .insert_header(("Location", format!("/v1/verifications/{}", row.id)))
