@@ -38,6 +38,41 @@ if tokens_file and tokens_file ~= "" then
   end
 end
 
+-- BENCH_REQUESTS_FILE: one request per line, `PATH<TAB>BODY[<TAB>Header: value]` (from
+-- `vouch-bench requests`). With BENCH_THREADS threads, thread k sends lines k, k+T, k+2T, ...:
+-- no line is sent twice in a run unless a thread runs out and wraps around (size the file for
+-- the run: events and destinations are meant to be distinct).
+local requests_file = os.getenv("BENCH_REQUESTS_FILE")
+if requests_file and requests_file ~= "" then
+  local threads = 0
+  function setup(thread)
+    thread:set("thread_index", threads)
+    threads = threads + 1
+  end
+  local reqs, idx = {}, 0
+  function init(args)
+    local stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+    local me, n = thread_index or 0, 0
+    for line in io.lines(requests_file) do
+      if n % stride == me then
+        local path, body, header = line:match("^([^\t]*)\t([^\t]*)\t?(.*)$")
+        local headers = {}
+        for k, v in pairs(wrk.headers) do headers[k] = v end
+        if header and header ~= "" then
+          local name, value = header:match("^([^:]+):%s*(.*)$")
+          headers[name] = value
+        end
+        reqs[#reqs + 1] = wrk.format(nil, path, headers, body)
+      end
+      n = n + 1
+    end
+  end
+  function request()
+    idx = idx % #reqs + 1
+    return reqs[idx]
+  end
+end
+
 local non2xx = 0
 function response(status, headers, body)
   if status < 200 or status > 299 then

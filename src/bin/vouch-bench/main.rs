@@ -6,10 +6,23 @@
 //!                                in the configured database; prints shell assignments
 //!   vouch-bench mint ACCOUNT N   sign N distinct tokens for ACCOUNT with the database's current
 //!                                key (as issuance would), one per line: authorize's first-seen path
+//!   vouch-bench population --to N
+//!                                grow the bench population (`population.rs`) to N accounts
+//!   vouch-bench requests KIND --accounts N --count C [--dist uniform|zipf] [--seed S]
+//!                                C request lines for `bench/wrk-post.lua` against the first N
+//!                                accounts of the population: `issue` (token requests for
+//!                                entitled accounts), `stripe` (signed subscription events, each
+//!                                for a new subscription of an active account; reads
+//!                                VOUCH_STRIPE__WEBHOOK_SECRETS), `sms` (SMS verification starts,
+//!                                distinct accounts and numbers); `tokens` prints C tokens for
+//!                                entitled accounts (authorize's first-seen path), signed with
+//!                                the database's current key as issuance would sign them
 //!   vouch-bench status-list [--secs 3]
 //!                                a 2^20-index status list (a tenth of its indices changed): one
 //!                                full build, serving it from the cache, and rebuilding it after
 //!                                one change (compress + sign)
+
+mod population;
 
 use std::{
     process::ExitCode,
@@ -288,6 +301,123 @@ async fn mint(
     Ok(())
 }
 
+fn opt<T: std::str::FromStr>(args: &[String], name: &str) -> Option<T> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+}
+
+async fn grow_population(settings: Settings, to: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let db = Db::connect(&settings).await?;
+    db.migrate().await?;
+    let started = Instant::now();
+    let from = population::size(db.conn()).await?;
+    population::grow(db.conn(), to).await?;
+    eprintln!(
+        "vouch-bench: population {from} -> {to} accounts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn requests(
+    settings: Settings,
+    kind: &str,
+    accounts: u64,
+    count: usize,
+    dist: population::Dist,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use population::{line, Rng, Sampler};
+    use std::io::Write;
+    let mut rng = Rng::new(seed);
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+    let run = vouch::crypto::hex(&random_bytes::<4>());
+    match kind {
+        "issue" => {
+            let sampler = Sampler::new(population::entitled(accounts), dist, &mut rng);
+            for _ in 0..count {
+                let id = population::account_id(sampler.draw(&mut rng));
+                line(&mut out, &format!("/v1/accounts/{id}/tokens"), "{}", None)?;
+            }
+        }
+        "stripe" => {
+            let secret = settings
+                .stripe
+                .webhook_secrets
+                .first()
+                .ok_or("set VOUCH_STRIPE__WEBHOOK_SECRETS")?;
+            let secret = secrecy::ExposeSecret::expose_secret(secret).to_owned();
+            let sampler = Sampler::new(population::active(accounts), dist, &mut rng);
+            let now = Utc::now();
+            for n in 0..count {
+                let id = population::account_id(sampler.draw(&mut rng));
+                let (body, signature) = population::stripe_event(&run, n, &id, &secret, now);
+                line(&mut out, "/v1/webhooks/stripe", &body, Some(("Stripe-Signature", &signature)))?;
+            }
+        }
+        "sms" => {
+            let sampler = Sampler::new(population::active(accounts), dist, &mut rng);
+            if count > sampler.len() {
+                return Err(format!("{count} distinct accounts asked for, {} active", sampler.len()).into());
+            }
+            for n in 0..count {
+                let id = population::account_id(sampler.nth(n));
+                let body = format!(
+                    r#"{{"channel":"sms","to":"{}"}}"#,
+                    population::phone_number(n + seed as usize * count)
+                );
+                line(&mut out, &format!("/v1/accounts/{id}/verifications"), &body, None)?;
+            }
+        }
+        "tokens" => {
+            let db = Db::connect(&settings).await?;
+            let master = vouch::startup::resolve_master_key(&settings)?;
+            let keys = Keys::default();
+            keys.load(&keys::all(db.conn()).await?, &master)?;
+            let ring = keys.current();
+            let now = Utc::now();
+            let signer = ring.signer(now).ok_or("no signing key")?;
+            let sampler = Sampler::new(population::entitled(accounts), dist, &mut rng);
+            for _ in 0..count {
+                let i = sampler.draw(&mut rng);
+                let kind = population::kind(i);
+                let claims = Claims {
+                    iss: settings.tokens.issuer.clone(),
+                    sub: population::account_id(i),
+                    aud: settings.tokens.audiences[0].clone(),
+                    iat: now.timestamp(),
+                    nbf: now.timestamp(),
+                    exp: now.timestamp() + settings.tokens.max_ttl_seconds as i64,
+                    jti: base64::Engine::encode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        random_bytes::<16>(),
+                    ),
+                    ent: vec!["e2ee".into()],
+                    evidence: vec![if kind == population::Kind::Paying {
+                        vouch::tokens::TokenEvidence::Payment
+                    } else {
+                        vouch::tokens::TokenEvidence::Phone
+                    }],
+                    cnf: None,
+                    status: Some(vouch::tokens::TokenStatus::new(
+                        &vouch::status_list::StatusRef {
+                            list_id: population::LIST_ID,
+                            idx: population::status_index(i),
+                        },
+                        &settings.tokens.issuer,
+                    )),
+                };
+                writeln!(out, "{}", signer.sign(&serde_json::to_vec(&claims)?)?)?;
+            }
+        }
+        other => return Err(format!("unknown request kind {other}: issue, stripe, sms, tokens").into()),
+    }
+    out.flush()?;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
@@ -314,6 +444,31 @@ async fn main() -> ExitCode {
             Ok(settings) => seed(settings).await,
             Err(e) => Err(e.into()),
         },
+        Some("population") => match (Settings::load(None), opt::<u64>(&args, "--to")) {
+            (Ok(settings), Some(to)) => grow_population(settings, to).await,
+            (Err(e), _) => Err(e.into()),
+            _ => Err("usage: vouch-bench population --to N".into()),
+        },
+        Some("requests") => {
+            let dist = match opt::<String>(&args, "--dist").as_deref() {
+                None | Some("uniform") => Some(population::Dist::Uniform),
+                Some("zipf") => Some(population::Dist::Zipf),
+                _ => None,
+            };
+            match (
+                Settings::load(None),
+                args.get(2),
+                opt::<u64>(&args, "--accounts"),
+                opt::<usize>(&args, "--count"),
+                dist,
+            ) {
+                (Ok(settings), Some(kind), Some(accounts), Some(count), Some(dist)) => {
+                    requests(settings, kind, accounts, count, dist, opt(&args, "--seed").unwrap_or(1)).await
+                }
+                (Err(e), ..) => Err(e.into()),
+                _ => Err("usage: vouch-bench requests issue|stripe|sms|tokens --accounts N --count C [--dist uniform|zipf] [--seed S]".into()),
+            }
+        }
         Some("mint") => match (
             Settings::load(None),
             args.get(2),
