@@ -112,15 +112,15 @@ pub struct FailingEndpointResponse {
     /// `enabled` (retrying), or `disabled` (the receiver answered 410 Gone).
     #[schema(example = "enabled")]
     pub status: String,
-    /// Deliveries that failed at least once and wait for their retry.
+    /// Deliveries that failed at least once and are still being retried.
     pub failing_deliveries: u64,
-    /// Failed attempts of the most-retried of them (consecutive: a success ends the retries).
+    /// Attempts made so far on the most-retried of them (one may be in flight right now).
     pub attempts: u64,
     /// Failing since: the oldest failing delivery's creation, or when the endpoint was disabled.
     pub since: DateTime<Utc>,
 }
 
-/// Webhook endpoints failing: a delivery failed and waits for its retry, or the endpoint was
+/// Webhook endpoints failing: a delivery failed and is being retried, or the endpoint was
 /// disabled.
 #[derive(Serialize, ToSchema)]
 pub struct FailingWebhooksResponse {

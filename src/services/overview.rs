@@ -84,9 +84,9 @@ pub struct FailingEndpoint {
     pub url: String,
     /// `enabled`, or `disabled` (the receiver answered 410 Gone).
     pub status: String,
-    /// Deliveries that failed at least once and wait for their retry.
+    /// Deliveries that failed at least once and are still being retried.
     pub failing_deliveries: u64,
-    /// The failed attempts of the most-retried of them.
+    /// The attempts made so far on the most-retried of them (one may be in flight).
     pub attempts: u64,
     /// Since when: the oldest failing delivery's creation, or when the endpoint was disabled.
     pub since: DateTime<Utc>,
@@ -278,8 +278,8 @@ async fn sms_used(conn: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<u64
         .await
 }
 
-/// Endpoints with a delivery that failed at least once and waits for its retry (the
-/// `failing` gauge's definition), and endpoints disabled by a 410 Gone.
+/// Endpoints with a delivery that failed at least once and is not yet delivered or given up
+/// (waiting for its retry, or being retried right now), and endpoints disabled by a 410 Gone.
 async fn failing_webhooks(conn: &impl ConnectionTrait) -> Result<FailingEndpoints, DbErr> {
     use webhook_delivery::Column as D;
     use webhook_endpoint::Column as W;
@@ -289,8 +289,21 @@ async fn failing_webhooks(conn: &impl ConnectionTrait) -> Result<FailingEndpoint
         .column_as(D::Id.count(), "n")
         .column_as(D::Attempts.max(), "attempts")
         .column_as(D::CreatedAt.min(), "since")
-        .filter(D::Status.eq(DeliveryStatus::Pending.as_str()))
-        .filter(D::Attempts.gt(0))
+        .filter(
+            // Claiming counts an attempt: a delivery being sent has failed before only if this
+            // is not its first attempt.
+            sea_orm::Condition::any()
+                .add(
+                    sea_orm::Condition::all()
+                        .add(D::Status.eq(DeliveryStatus::Pending.as_str()))
+                        .add(D::Attempts.gt(0)),
+                )
+                .add(
+                    sea_orm::Condition::all()
+                        .add(D::Status.eq(DeliveryStatus::Sending.as_str()))
+                        .add(D::Attempts.gt(1)),
+                ),
+        )
         .group_by(D::EndpointId)
         .into_tuple::<(String, i64, i32, DateTime<Utc>)>()
         .all(conn)

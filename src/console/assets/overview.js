@@ -100,14 +100,14 @@ function webhooksSection(w, admin) {
     ['Endpoint', (e) => (admin ? link(`#/webhooks/${seg(e.id)}`, e.host || e.id) : e.host || code(e.id))],
     ['Status', (e) => badge(e.status, e.status === 'enabled' ? 'warn' : 'bad')],
     ['Failing deliveries', (e) => String(e.failing_deliveries)],
-    ['Failed attempts', (e) => String(e.attempts)],
+    ['Attempts', (e) => String(e.attempts)],
     ['Failing since', (e) => time(e.since)],
   ], w.endpoints);
   return h('section', { id: 'overview-webhooks', 'aria-labelledby': 'overview-webhooks-h' },
     h('h2', { id: 'overview-webhooks-h' }, 'Webhook endpoints failing'),
     h('p', { class: 'summary' }, h('strong', { id: 'overview-webhooks-count' }, String(w.count)),
       w.count === 1 ? ' endpoint is' : ' endpoints are',
-      ' failing: a delivery failed and waits for its retry, or the receiver answered 410 Gone and the endpoint is disabled.'),
+      ' failing: a delivery failed and is being retried, or the receiver answered 410 Gone and the endpoint is disabled.'),
     w.count ? t.el : null,
     admin ? h('p', {}, link('#/webhooks', 'Manage webhook endpoints')) : null);
 }
