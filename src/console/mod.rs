@@ -45,6 +45,7 @@ const ASSETS: &[Asset] = &[
     asset!("api.js", JS),
     asset!("ui.js", JS),
     asset!("signin.js", JS),
+    asset!("overview.js", JS),
     asset!("queue.js", JS),
     asset!("exception.js", JS),
     asset!("accounts.js", JS),

@@ -498,3 +498,51 @@ pub fn ready() -> Value {
 pub fn metrics() -> &'static str {
     "# TYPE vouch_http_requests counter\nvouch_http_requests_total{method=\"POST\",route=\"/v1/e2ee/authorize\",status=\"200\"} 1027\n# EOF\n"
 }
+
+pub fn overview() -> Value {
+    let day = |sends, delivered, failed, waiting| json!({"sends": sends, "delivered": delivered, "failed": failed, "waiting": waiting});
+    json!({
+        "generated_at": "2026-12-04T14:05:00Z",
+        "pending_exceptions": {
+            "total": 7,
+            "under_1_day": 3,
+            "from_1_to_3_days": 2,
+            "from_3_to_7_days": 1,
+            "over_7_days": 1,
+            "oldest_submitted_at": "2026-11-25T09:12:44Z",
+            "oldest_age_seconds": 795_136
+        },
+        "approvals_ending": {
+            "within_days": 30,
+            "count": 2,
+            "soonest": [
+                {"id": EXCEPTION, "expires_at": "2026-12-11T00:00:00Z"},
+                {"id": "exc_0192f5d2a4c18e9b7d6f5a4b3c2d1e0f", "expires_at": "2026-12-30T12:00:00Z"}
+            ]
+        },
+        "verifications_today": {
+            "since": "2026-12-04T00:00:00Z",
+            "email": day(412, 409, 1, 2),
+            "sms": day(96, 90, 4, 1)
+        },
+        "sms_budget": {"used": 37, "limit": 1000, "window_seconds": 3600},
+        "failing_webhooks": {
+            "count": 1,
+            "endpoints": [{
+                "id": WEBHOOK,
+                "host": "meet.example.org",
+                "status": "enabled",
+                "failing_deliveries": 3,
+                "attempts": 4,
+                "since": "2026-12-04T11:47:03Z"
+            }]
+        },
+        "signing_key": {
+            "kid": KID,
+            "alg": "EdDSA",
+            "activated_at": "2026-11-20T08:00:00Z",
+            "next_rotation_at": "2026-12-20T08:00:00Z",
+            "rotation_overdue": false
+        }
+    })
+}

@@ -25,6 +25,7 @@ pub mod exchange_jitsi;
 pub mod health;
 pub mod json;
 pub mod me;
+pub mod overview;
 pub mod status_lists;
 pub mod tokens;
 pub mod verifications;
@@ -42,6 +43,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
     exceptions::configure(cfg);
     admin::configure(cfg);
     me::configure(cfg);
+    overview::configure(cfg);
     webhooks::configure(cfg);
     status_lists::configure(cfg);
     exchange::configure(cfg);

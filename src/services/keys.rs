@@ -213,6 +213,18 @@ pub async fn rotate_if_due(
         .map(Some)
 }
 
+/// The key that signs now (the newest active one), if any.
+pub async fn current(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Option<signing_key::Model>, DbErr> {
+    Ok(all(conn)
+        .await?
+        .into_iter()
+        .filter(|k| is_active(k, now))
+        .max_by_key(|k| k.activates_at))
+}
+
 /// When the maintenance loop will schedule the next rotation: a rotation period after the
 /// newest key (the active one, or its successor while that waits to activate) started signing,
 /// as [`rotate_if_due`] decides. `None` when rotation is off.

@@ -14,6 +14,7 @@ pub mod jitsi_keys;
 pub mod keys;
 pub mod livekit;
 pub mod outbox;
+pub mod overview;
 pub mod page;
 pub mod revocations;
 pub mod status_lists;

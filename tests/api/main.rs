@@ -22,6 +22,7 @@ mod locks;
 mod moderators;
 mod operations;
 mod outage;
+mod overview;
 mod personal_data;
 mod principals;
 mod required_actions;

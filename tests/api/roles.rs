@@ -264,6 +264,12 @@ fn matrix() -> Vec<(Method, &'static str, String, Value)> {
             Value::Null,
         ),
         (Method::GET, "/v1/me", "/v1/me".into(), Value::Null),
+        (
+            Method::GET,
+            "/v1/overview",
+            "/v1/overview".into(),
+            Value::Null,
+        ),
     ]
 }
 

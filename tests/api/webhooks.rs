@@ -111,7 +111,7 @@ impl Receiver {
         }
     }
 
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.state.status.store(status, Ordering::SeqCst);
     }
 

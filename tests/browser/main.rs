@@ -98,7 +98,8 @@ async fn signing_in_with_a_bad_key_shows_why_and_a_good_key_shows_the_role() {
             .unwrap();
         text_containing(&client, "#who-name", "test-reviewer").await;
         text_containing(&client, "#who-role", "reviewer").await;
-        text_containing(&client, "main h1", "Exception queue").await;
+        // Reviewers land on the overview.
+        text_containing(&client, "main h1", "Overview").await;
         let nav = element(&client, "#nav").await.text().await.unwrap();
         assert!(
             nav.contains("Exception queue") && nav.contains("Accounts"),
@@ -201,6 +202,8 @@ async fn a_reviewer_approves_a_nonprofit_request_and_the_account_is_entitled() {
 
     with_browser(move |client| async move {
         sign_in(&client, &app, &app.reviewer_key).await;
+        text_containing(&client, "main h1", "Overview").await;
+        click(&client, "#nav a[href='#/queue']").await;
         // The queue: both requests and how many are pending.
         text_containing(&client, "#pending-count", "2 requests pending review").await;
         let queue = text_containing(&client, "main table", &eid).await;
@@ -712,6 +715,180 @@ async fn admins_manage_webhook_endpoints() {
                 .status(),
             StatusCode::NOT_FOUND
         );
+    })
+    .await;
+}
+
+/// Poll the API's overview until `ready` accepts it (deliveries settle in the background).
+async fn overview_when(app: &TestApp, ready: impl Fn(&Value) -> bool) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let o = api_json(app, "/v1/overview", &app.admin_key).await;
+        if ready(&o) {
+            return o;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the overview never settled: {o}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// The rows of the table at `css`, as cell texts.
+async fn rows(client: &Client, css: &str) -> Value {
+    js(
+        client,
+        &format!(
+            "return [...document.querySelectorAll('{css} tbody tr')]\
+             .map(r => [...r.cells].map(c => c.textContent.trim()))"
+        ),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn admins_and_reviewers_land_on_the_overview_of_what_needs_attention() {
+    let app = helpers::spawn_app_with(|s| {
+        s.webhooks.allow_http = true;
+        s.webhooks.allow_private_networks = true;
+        s.webhooks.poll_interval_millis = 100;
+        // Nobody listens on port 9: the email is given up after its one attempt.
+        s.email.smtp_url = Some(secrecy::SecretString::from("smtp://127.0.0.1:9"));
+        s.delivery.max_attempts = 1;
+        s.delivery.poll_interval_millis = 100;
+    })
+    .await;
+    // A pending request, and an approval that ends in 12 days.
+    let waiting = account(&app, "overview-waiting").await;
+    submit(&app, &app.backend_key, &waiting, "nonprofit").await;
+    let approved = account(&app, "overview-approved").await;
+    let ending = submit(&app, &app.backend_key, &approved, "nonprofit").await;
+    let res = app
+        .post(
+            &format!("/v1/exceptions/{ending}/decision"),
+            &app.reviewer_key,
+            &json!({"decision": "approve", "reason": "known shelter",
+                "expires_at": app.now() + chrono::Duration::days(12)}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    // A code that cannot be sent, and an endpoint nobody answers.
+    let res = app
+        .post(
+            &format!("/v1/accounts/{waiting}/verifications"),
+            &app.backend_key,
+            &json!({"channel": "email", "to": "ann@example.org"}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let hook: Value = app
+        .post(
+            "/v1/admin/webhooks",
+            &app.admin_key,
+            &json!({"url": "http://127.0.0.1:9/hook"}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hook_id = hook["id"].as_str().unwrap().to_owned();
+    let res = app
+        .post(
+            &format!("/v1/admin/webhooks/{hook_id}/test"),
+            &app.admin_key,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let expected = overview_when(&app, |o| {
+        o["verifications_today"]["email"]["failed"] == 1 && o["failing_webhooks"]["count"] == 1
+    })
+    .await;
+    let kid = expected["signing_key"]["kid"].as_str().unwrap().to_owned();
+
+    with_browser(move |client| async move {
+        sign_in(&client, &app, &app.admin_key).await;
+        text_containing(&client, "main h1", "Overview").await;
+        let nav = text_containing(&client, "#nav", "Overview").await;
+        assert!(nav.starts_with("Overview"), "{nav}");
+        // At a glance: one pending, one approval ending, one failed code, one failing endpoint.
+        for (tile, text) in [
+            ("#glance-pending", "1\npending review"),
+            ("#glance-approvals", "1\napprovals ending within 30 days"),
+            ("#glance-failed", "1\ncodes failed today"),
+            ("#glance-sms", "0 / 1000"),
+            ("#glance-webhooks", "1\nwebhook endpoints failing"),
+            ("#glance-key", "next key rotation"),
+        ] {
+            text_containing(&client, tile, text).await;
+        }
+        text_containing(&client, "#overview-pending-total", "1").await;
+        let pending = rows(&client, "#overview-pending").await;
+        assert_eq!(
+            pending,
+            json!([["Less than 1 day", "1"], ["1 to 3 days", "0"], ["3 to 7 days", "0"], ["More than 7 days", "0"]])
+        );
+        text_containing(&client, "#overview-approvals-count", "1").await;
+        let approvals = rows(&client, "#overview-approvals").await;
+        assert_eq!(approvals[0][0], ending.as_str());
+        assert!(
+            approvals[0][2].as_str().unwrap().starts_with("11 days")
+                || approvals[0][2].as_str().unwrap().starts_with("12 days"),
+            "{approvals}"
+        );
+        assert_eq!(
+            rows(&client, "#overview-sends-table").await,
+            json!([["Email", "1", "0", "1", "0"], ["SMS", "0", "0", "0", "0"]])
+        );
+        text_containing(&client, "#overview-sms-budget", "0 of 1000 SMS in the last hour").await;
+        let hooks = rows(&client, "#overview-webhooks").await;
+        assert_eq!(hooks[0][0], "127.0.0.1:9", "{hooks}");
+        assert_eq!(hooks[0][1], "enabled", "{hooks}");
+        assert_eq!(hooks[0][2], "1", "{hooks}");
+        text_containing(&client, "#overview-key", &kid).await;
+        // Every table says what it holds.
+        assert_eq!(
+            js(&client, "return [...document.querySelectorAll('main table')].every(t => t.caption && t.caption.textContent.trim().length > 0)").await,
+            Value::Bool(true)
+        );
+        let shot = screenshot(&client, "admin-overview").await;
+        assert!(
+            std::fs::metadata(&shot).unwrap().len() > 10_000,
+            "{}",
+            shot.display()
+        );
+
+        // Each item leads to where it is acted on.
+        client
+            .find(Locator::LinkText(&ending))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        text_containing(&client, "main h1", &ending).await;
+        client.back().await.unwrap();
+        click(&client, "#overview-webhooks a[href^='#/webhooks/']").await;
+        text_containing(&client, "main h1", "Webhook endpoint").await;
+        client.back().await.unwrap();
+        click(&client, "#overview-approvals a[href*='expiring_within_days']").await;
+        text_containing(&client, "#queue-ending", "end within 30 days").await;
+        text_containing(&client, "main table", &ending).await;
+        click(&client, "#nav a[href='#/overview']").await;
+        click(&client, "#overview-pending a[href='#/queue']").await;
+        text_containing(&client, "#pending-count", "1 request pending review").await;
+
+        // A reviewer lands on the overview too, without the admin-only links.
+        click(&client, "#sign-out").await;
+        sign_in(&client, &app, &app.reviewer_key).await;
+        text_containing(&client, "#who-role", "reviewer").await;
+        text_containing(&client, "main h1", "Overview").await;
+        text_containing(&client, "#overview-webhooks", "127.0.0.1:9").await;
+        text_containing(&client, "#glance-webhooks", "webhook endpoints failing").await;
+        let links = js(&client, "return document.querySelectorAll(\"main a[href^='#/webhooks'], main a[href='#/keys']\").length").await;
+        assert_eq!(links, Value::from(0));
+        screenshot(&client, "reviewer-overview").await;
     })
     .await;
 }

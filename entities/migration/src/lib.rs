@@ -19,6 +19,7 @@ mod m20261202_000004_livekit_admissions;
 mod m20261202_000005_jitsi_keys;
 mod m20261203_000001_account_revocations;
 mod m20261203_000002_seal_categories;
+mod m20261204_000001_outbox_created_index;
 mod m20261206_000001_evidence_source_index;
 
 pub struct Migrator;
@@ -44,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_jitsi_keys::Migration),
             Box::new(m20261203_000001_account_revocations::Migration),
             Box::new(m20261203_000002_seal_categories::Migration),
+            Box::new(m20261204_000001_outbox_created_index::Migration),
             Box::new(m20261206_000001_evidence_source_index::Migration),
         ]
     }

@@ -4,6 +4,7 @@
 import { get, onSessionLost, setKey } from './api.js';
 import { h, loading, notice, problem } from './ui.js';
 import { signInView } from './signin.js';
+import { overviewView } from './overview.js';
 import { queueView } from './queue.js';
 import { exceptionView } from './exception.js';
 import { accountsView, accountView } from './accounts.js';
@@ -21,6 +22,7 @@ const ADMIN = ['admin'];
 const CONSOLE_ROLES = ['reviewer', 'moderator', 'admin'];
 
 const ROUTES = [
+  { path: /^\/overview$/, view: overviewView, roles: REVIEW, nav: 'overview' },
   { path: /^\/queue$/, view: queueView, roles: REVIEW, nav: 'queue' },
   { path: /^\/exceptions\/([^/]+)$/, view: exceptionView, roles: REVIEW, nav: 'queue' },
   { path: /^\/accounts$/, view: accountsView, roles: ACCOUNTS, nav: 'accounts' },
@@ -34,6 +36,7 @@ const ROUTES = [
 ];
 
 const NAV = [
+  ['overview', 'Overview', REVIEW],
   ['queue', 'Exception queue', REVIEW],
   ['accounts', 'Accounts', ACCOUNTS],
   ['revoke', 'Revoke a token', MODERATE],
@@ -130,7 +133,7 @@ async function route() {
   const { path, query } = parseHash();
   if (path === '/') {
     if (REVIEW.includes(session.me.role)) {
-      location.replace('#/queue');
+      location.replace('#/overview');
       return;
     }
     if (ACCOUNTS.includes(session.me.role)) {

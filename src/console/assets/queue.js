@@ -60,8 +60,12 @@ export function exceptionsTable(caption, items) {
 export async function queueView(ctx) {
   const status = ctx.query.has('status') ? ctx.query.get('status') : 'pending';
   const category = ctx.query.get('category') || '';
+  // From the overview: approvals ending soon (the filter form below starts afresh without it).
+  const ending = /^[0-9]{1,4}$/.test(ctx.query.get('expiring_within_days') || '')
+    ? ctx.query.get('expiring_within_days')
+    : '';
   const fetchPage = (cursor) =>
-    get(`/v1/exceptions${qs({ status, category, limit: 50, cursor })}`);
+    get(`/v1/exceptions${qs({ status, category, expiring_within_days: ending, limit: 50, cursor })}`);
   const first = await fetchPage(null);
 
   const count = h('p', { class: 'summary', id: 'pending-count', role: 'status' }, 'Counting pending requests…');
@@ -83,16 +87,22 @@ export async function queueView(ctx) {
 
   let list;
   if (first.items.length === 0) {
-    list = empty(status === 'pending' && !category
+    list = empty(status === 'pending' && !category && !ending
       ? 'Nothing to review: no requests are pending.'
       : 'No requests match these filters.');
   } else {
     const t = exceptionsTable('Exception requests', first.items);
     list = h('div', {}, t.el, loadMore(first.next_cursor, fetchPage, t.addRows));
   }
+  const endingNote = ending
+    ? h('p', { class: 'notice info', id: 'queue-ending' },
+      `Showing approved requests that end within ${ending} days, oldest request first. `,
+      link('#/queue', 'Show the pending queue'))
+    : null;
   return h('section', {},
     h('h1', {}, 'Exception queue'),
     count,
     filters,
+    endingNote,
     list);
 }
