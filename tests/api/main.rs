@@ -3,6 +3,7 @@
 mod accounts;
 mod audit;
 mod authorize;
+mod batch;
 mod billing;
 mod cli;
 mod clients;
