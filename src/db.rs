@@ -69,6 +69,9 @@ pub struct Db {
 /// order: the transaction, then the lock or write slot it was taken under.)
 pub struct WriteTxn {
     txn: DatabaseTransaction,
+    /// With traces on, the span from `begin_write` (waiting for the lock included) to the commit
+    /// or rollback.
+    _span: Option<tracing::Span>,
     _guard: Option<OwnedMutexGuard<()>>,
     _slot: Option<OwnedSemaphorePermit>,
     /// The audit key and the last audit `seq` before this transaction began.
@@ -215,6 +218,16 @@ impl Db {
     /// writer reads or numbers (say a `seq` from a sequence) comes after every transaction
     /// committed before it, and readers see commits in that order.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        let span = crate::telemetry::traces::enabled().then(|| {
+            tracing::info_span!(
+                "db.write_transaction",
+                db.system.name = match self.backend() {
+                    DatabaseBackend::Postgres => "postgresql",
+                    DatabaseBackend::Sqlite => "sqlite",
+                    _ => "other",
+                },
+            )
+        });
         let slot = self.write_slot().await?;
         let guard = self.lock().await?;
         let txn = if guard.is_some() {
@@ -240,6 +253,7 @@ impl Db {
         };
         Ok(WriteTxn {
             txn,
+            _span: span,
             audit,
             _guard: guard,
             _slot: slot,

@@ -19,6 +19,7 @@ mod m20261202_000004_livekit_admissions;
 mod m20261202_000005_jitsi_keys;
 mod m20261203_000001_account_revocations;
 mod m20261203_000002_seal_categories;
+mod m20261215_000001_traceparent;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_jitsi_keys::Migration),
             Box::new(m20261203_000001_account_revocations::Migration),
             Box::new(m20261203_000002_seal_categories::Migration),
+            Box::new(m20261215_000001_traceparent::Migration),
         ]
     }
 }
