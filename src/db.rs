@@ -218,16 +218,19 @@ impl Db {
     /// writer reads or numbers (say a `seq` from a sequence) comes after every transaction
     /// committed before it, and readers see commits in that order.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
-        let span = crate::telemetry::traces::enabled().then(|| {
-            tracing::info_span!(
-                "db.write_transaction",
-                db.system.name = match self.backend() {
-                    DatabaseBackend::Postgres => "postgresql",
-                    DatabaseBackend::Sqlite => "sqlite",
-                    _ => "other",
-                },
-            )
-        });
+        // A child of the request or delivery at hand; the background loops' own writes, outside
+        // any span, would each be a trace of their own and are left out.
+        let span = (crate::telemetry::traces::enabled() && !tracing::Span::current().is_none())
+            .then(|| {
+                tracing::info_span!(
+                    "db.write_transaction",
+                    db.system.name = match self.backend() {
+                        DatabaseBackend::Postgres => "postgresql",
+                        DatabaseBackend::Sqlite => "sqlite",
+                        _ => "other",
+                    },
+                )
+            });
         let slot = self.write_slot().await?;
         let guard = self.lock().await?;
         let txn = if guard.is_some() {

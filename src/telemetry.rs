@@ -27,9 +27,7 @@ use prometheus_client::{
     registry::Registry,
 };
 use tracing::Instrument;
-use tracing_subscriber::{
-    filter::filter_fn, fmt as log_fmt, prelude::*, EnvFilter, Layer,
-};
+use tracing_subscriber::{filter::filter_fn, fmt as log_fmt, prelude::*, EnvFilter, Layer};
 
 use crate::{
     config::{LogFormat, LogSettings, TelemetrySettings},
@@ -714,10 +712,11 @@ pub async fn observe(
     let elapsed = started.elapsed();
     if traced {
         if route != UNMATCHED {
-            span.record("otel.name", format!("{method} {route}"));
+            // The OpenTelemetry span has started (its context was in use): rename it directly.
+            traces::rename(&span, format!("{method} {route}"));
             span.record("http.route", route.as_str());
         }
-        span.record("http.response.status_code", status);
+        span.record("http.response.status_code", i64::from(status));
         if status >= 500 {
             span.record("otel.status_code", "error");
         }

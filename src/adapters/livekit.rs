@@ -16,11 +16,11 @@ use std::{
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use tracing::Instrument;
 use entities::livekit_removal;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::{check_presented, refused, validate_request};
 use crate::{

@@ -221,11 +221,7 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
     } else {
         tracing::Span::none()
     };
-    let result = state
-        .delivery
-        .send(&outgoing)
-        .instrument(send_span)
-        .await;
+    let result = state.delivery.send(&outgoing).instrument(send_span).await;
     drop(payload);
     let now = state.now();
     let settings = &state.settings.delivery;

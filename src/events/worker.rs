@@ -12,9 +12,9 @@ use std::{
 
 use actix_web::web;
 use chrono::{DateTime, Utc};
-use tracing::Instrument;
 use entities::{webhook_delivery, webhook_endpoint, webhook_event};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use tracing::Instrument;
 
 use super::{net, signature};
 use crate::{
@@ -249,9 +249,7 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
             } else {
                 tracing::Span::none()
             };
-            Ok(send(state, &endpoint, event, &keys)
-                .instrument(span)
-                .await)
+            Ok(send(state, &endpoint, event, &keys).instrument(span).await)
         }
     };
     let now = state.now();

@@ -184,6 +184,12 @@ pub fn continue_trace(span: &tracing::Span, headers: &actix_web::http::header::H
     }
 }
 
+/// Rename `span`'s OpenTelemetry span, even once it has started (recording `otel.name` then
+/// has no effect).
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 /// The current span's W3C `traceparent`, to store with work done later (a queued message, an
 /// event) so that its delivery continues this trace; `None` when traces are off.
 pub fn traceparent() -> Option<String> {
@@ -191,8 +197,7 @@ pub fn traceparent() -> Option<String> {
         return None;
     }
     let mut fields = HashMap::new();
-    TraceContextPropagator::new()
-        .inject_context(&tracing::Span::current().context(), &mut fields);
+    TraceContextPropagator::new().inject_context(&tracing::Span::current().context(), &mut fields);
     fields.remove("traceparent")
 }
 
