@@ -820,4 +820,23 @@ mod tests {
             .to_string()
             .contains("database.max_writers"));
     }
+
+    #[test]
+    fn the_otlp_endpoint_names_the_traces_url_and_must_be_http() {
+        let endpoint = |e: &str| TelemetrySettings {
+            otlp_endpoint: Some(e.into()),
+        };
+        assert_eq!(
+            endpoint("http://collector:4318/").traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert!(endpoint("https://collector.example.org").validate().is_ok());
+        let mut settings = Settings::defaults();
+        settings.telemetry = endpoint("collector:4318");
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("telemetry.otlp_endpoint"), "{err}");
+        settings.telemetry = endpoint("ftp://user:secret@collector");
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(!err.contains("secret"), "the URL is not echoed: {err}");
+    }
 }
