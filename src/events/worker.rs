@@ -260,6 +260,9 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
         event_id = %delivery.event_id,
         attempts = delivery.attempts,
     );
+    if let Some(event) = &event {
+        crate::telemetry::traces::follow(&span, event.traceparent.as_deref());
+    }
     let _enter = span.enter();
     let retry_or_fail = |status_code: Option<i32>, error: &'static str| match next_attempt(
         delivery.attempts,
