@@ -70,6 +70,9 @@ pub struct Db {
 /// order: the transaction, then the lock or write slot it was taken under.)
 pub struct WriteTxn {
     txn: DatabaseTransaction,
+    /// With traces on, the span from `begin_write` (waiting for the lock included) to the commit
+    /// or rollback.
+    _span: Option<tracing::Span>,
     _guard: Option<OwnedMutexGuard<()>>,
     _slot: Option<OwnedSemaphorePermit>,
     /// The audit key and the last audit `seq` before this transaction began.
@@ -216,6 +219,19 @@ impl Db {
     /// writer reads or numbers (say a `seq` from a sequence) comes after every transaction
     /// committed before it, and readers see commits in that order.
     pub async fn begin_write(&self) -> Result<WriteTxn, DbErr> {
+        // A child of the request or delivery at hand; the background loops' own writes, outside
+        // any span, would each be a trace of their own and are left out.
+        let span = (crate::telemetry::traces::enabled() && !tracing::Span::current().is_none())
+            .then(|| {
+                tracing::info_span!(
+                    "db.write_transaction",
+                    db.system.name = match self.backend() {
+                        DatabaseBackend::Postgres => "postgresql",
+                        DatabaseBackend::Sqlite => "sqlite",
+                        _ => "other",
+                    },
+                )
+            });
         let slot = self.write_slot().await?;
         let guard = self.lock().await?;
         let txn = if guard.is_some() {
@@ -241,6 +257,7 @@ impl Db {
         };
         Ok(WriteTxn {
             txn,
+            _span: span,
             audit,
             _guard: guard,
             _slot: slot,

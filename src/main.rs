@@ -30,6 +30,6 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_guard = telemetry::init(&settings.log);
+    let _telemetry = telemetry::init(&settings.log, &settings.telemetry);
     cli::finish(cli.command.run(settings).await)
 }

@@ -27,23 +27,33 @@ use prometheus_client::{
     registry::Registry,
 };
 use tracing::Instrument;
-use tracing_subscriber::{fmt as log_fmt, prelude::*, EnvFilter};
+use tracing_subscriber::{filter::filter_fn, fmt as log_fmt, prelude::*, EnvFilter, Layer};
 
 use crate::{
-    config::{LogFormat, LogSettings},
+    config::{LogFormat, LogSettings, TelemetrySettings},
     domain::verification::Channel,
     error::problemize,
     tokens::verify::Reason,
 };
 
+pub mod traces;
+
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// What [`init`] set up; keep it alive until exit. Dropping it exports the spans still queued
+/// (briefly, see [`traces::Pipeline`]), then flushes the logs.
+pub struct Guard {
+    _traces: Option<traces::Pipeline>,
+    _log: tracing_appender::non_blocking::WorkerGuard,
+}
 
 /// Install the global tracing subscriber. Lines are written by a background thread, so
 /// request handling never waits on stderr; when that thread falls behind, writers wait rather
-/// than drop lines. Keep the returned guard alive until exit: dropping it flushes the logs.
-/// `None` if a subscriber was already installed.
+/// than drop lines. With `telemetry` naming a collector, Vouch's spans are exported to it too
+/// (the logs keep their own level filter; traces take Vouch's spans, never log events).
+/// Keep the returned guard alive until exit. `None` if a subscriber was already installed.
 #[must_use]
-pub fn init(log: &LogSettings) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+pub fn init(log: &LogSettings, telemetry: &TelemetrySettings) -> Option<Guard> {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         // The worker flushes after draining what is queued: one write for many lines under load.
@@ -53,22 +63,73 @@ pub fn init(log: &LogSettings) -> Option<tracing_appender::non_blocking::WorkerG
         ));
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(format!("{},sqlx=warn,sea_orm=warn", log.level)));
-    let registry = tracing_subscriber::registry().with(filter);
-    let result = match log.format {
-        LogFormat::Json => registry
-            .with(
-                log_fmt::layer()
-                    .json()
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_writer(writer),
-            )
-            .try_init(),
-        LogFormat::Pretty => registry
-            .with(log_fmt::layer().with_writer(writer))
-            .try_init(),
+    let pipeline = match telemetry.traces_url().map(|url| traces::pipeline(&url)) {
+        Some(Ok(pipeline)) => Some(pipeline),
+        Some(Err(e)) => {
+            // Logging is not up yet; the service runs on without traces.
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stderr(), "vouch: traces are off: {e}");
+            None
+        }
+        None => None,
     };
-    result.is_ok().then_some(guard)
+    let Some((pipeline, tracer)) = pipeline else {
+        // No traces: the subscriber as it always was, one global filter and no extra layer.
+        let registry = tracing_subscriber::registry().with(filter);
+        let result = match log.format {
+            LogFormat::Json => registry
+                .with(
+                    log_fmt::layer()
+                        .json()
+                        .with_current_span(true)
+                        .with_span_list(false)
+                        .with_writer(writer),
+                )
+                .try_init(),
+            LogFormat::Pretty => registry
+                .with(log_fmt::layer().with_writer(writer))
+                .try_init(),
+        };
+        return result.is_ok().then_some(Guard {
+            _traces: None,
+            _log: guard,
+        });
+    };
+    let logs: Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> = match log.format {
+        LogFormat::Json => log_fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => log_fmt::layer()
+            .with_writer(writer)
+            .with_filter(filter)
+            .boxed(),
+    };
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        // Vouch's own spans only (not the database driver's or the HTTP client's), and no
+        // log events: their text is for operators, not for a collector.
+        .with_filter(filter_fn(|meta| {
+            meta.is_span() && meta.target().starts_with("vouch")
+        }));
+    let installed = tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .is_ok();
+    if !installed {
+        return None;
+    }
+    traces::set_enabled();
+    Some(Guard {
+        _traces: Some(pipeline),
+        _log: guard,
+    })
 }
 
 /// The request id of the current request, from the request extensions.
@@ -615,7 +676,25 @@ pub async fn observe(
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(request_id.clone()));
     let method = method_label(req.method());
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let traced = traces::enabled();
+    let span = if traced {
+        // Named and completed once the route is known (below); no path, query or header but
+        // the `traceparent` is read.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request_id,
+            otel.name = method.as_str(),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = method.as_str(),
+            http.route = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        traces::continue_trace(&span, req.headers());
+        span
+    } else {
+        tracing::info_span!("request", request_id = %request_id)
+    };
 
     // Handlers and extractors turn their errors into responses; an `Err` here would come from
     // actix itself and is left to it. (The request must not be cloned before routing.)
@@ -631,6 +710,17 @@ pub async fn observe(
         .match_pattern()
         .unwrap_or_else(|| UNMATCHED.to_owned());
     let elapsed = started.elapsed();
+    if traced {
+        if route != UNMATCHED {
+            // The OpenTelemetry span has started (its context was in use): rename it directly.
+            traces::rename(&span, format!("{method} {route}"));
+            span.record("http.route", route.as_str());
+        }
+        span.record("http.response.status_code", i64::from(status));
+        if status >= 500 {
+            span.record("otel.status_code", "error");
+        }
+    }
     let access_log = res
         .request()
         .app_data::<web::Data<AccessLog>>()

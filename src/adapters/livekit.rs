@@ -20,6 +20,7 @@ use entities::livekit_removal;
 use jsonwebtoken::{encode, EncodingKey, Header};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use super::{check_presented, refused, validate_request};
 use crate::{
@@ -430,10 +431,7 @@ async fn send(state: &AppState, removal: &livekit_removal::Model) -> Sent {
         livekit.url.trim_end_matches('/')
     );
     let body = serde_json::json!({"room": removal.room, "identity": removal.identity});
-    let request = state
-        .livekit
-        .client
-        .post(url)
+    let request = crate::telemetry::traces::inject(state.livekit.client.post(url))
         .bearer_auth(token)
         .json(&body);
     let mut response = match request.send().await {
@@ -461,7 +459,18 @@ async fn send(state: &AppState, removal: &livekit_removal::Model) -> Sent {
 }
 
 async fn deliver(state: &AppState, removal: livekit_removal::Model) -> Result<(), ApiError> {
-    let sent = send(state, &removal).await;
+    let span = if crate::telemetry::traces::enabled() {
+        tracing::info_span!(
+            "livekit.remove_participant",
+            otel.name = "LiveKit RemoveParticipant",
+            otel.kind = "client",
+            removal_id = %removal.id,
+            attempts = removal.attempts,
+        )
+    } else {
+        tracing::Span::none()
+    };
+    let sent = send(state, &removal).instrument(span).await;
     let now = state.now();
     let retry_or_fail =
         |status_code: Option<i32>, error: &'static str| match next_attempt(removal.attempts, now) {

@@ -50,6 +50,45 @@ pub struct Settings {
     #[serde(default)]
     pub livekit: crate::adapters::livekit::LiveKitSettings,
     pub jitsi: crate::adapters::jitsi::JitsiSettings,
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
+}
+
+/// Traces (OpenTelemetry). Logs are `log`, metrics are always served at `/metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TelemetrySettings {
+    /// The OTLP/HTTP collector's base URL (`http://collector:4318`); spans are POSTed as
+    /// protobuf to `{otlp_endpoint}/v1/traces`. Unset (and no `OTEL_EXPORTER_OTLP_ENDPOINT`
+    /// in the environment): no traces.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// The traces URL (`{endpoint}/v1/traces`) from `otlp_endpoint`, else from the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`; `None` when neither is set (or both are blank).
+    pub fn traces_url(&self) -> Option<String> {
+        let base = match self.otlp_endpoint.as_deref().map(str::trim) {
+            Some(e) if !e.is_empty() => e.to_owned(),
+            _ => std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())?,
+        };
+        Some(format!("{}/v1/traces", base.trim_end_matches('/')))
+    }
+
+    /// An `http(s)` URL with a host, checked like the other settings at start-up.
+    pub fn validate(&self) -> Result<(), String> {
+        let Some(url) = self.traces_url() else {
+            return Ok(());
+        };
+        match url::Url::parse(&url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+            // The URL itself is not echoed: it may carry credentials.
+            _ => Err("must be an http:// or https:// URL, like http://collector:4318".into()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -780,5 +819,24 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("database.max_writers"));
+    }
+
+    #[test]
+    fn the_otlp_endpoint_names_the_traces_url_and_must_be_http() {
+        let endpoint = |e: &str| TelemetrySettings {
+            otlp_endpoint: Some(e.into()),
+        };
+        assert_eq!(
+            endpoint("http://collector:4318/").traces_url().as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert!(endpoint("https://collector.example.org").validate().is_ok());
+        let mut settings = Settings::defaults();
+        settings.telemetry = endpoint("collector:4318");
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("telemetry.otlp_endpoint"), "{err}");
+        settings.telemetry = endpoint("ftp://user:secret@collector");
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(!err.contains("secret"), "the URL is not echoed: {err}");
     }
 }

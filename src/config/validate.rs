@@ -37,6 +37,9 @@ impl Settings {
         self.jitsi
             .validate()
             .map_err(|message| invalid("jitsi.token_ttl_seconds", message))?;
+        self.telemetry
+            .validate()
+            .map_err(|message| invalid("telemetry.otlp_endpoint", message))?;
         self.validate_policy()
     }
 

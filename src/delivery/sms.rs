@@ -94,8 +94,7 @@ impl SmsTransport {
                 from,
             } => {
                 let body = messages.sms(message.locale, message.code, message.minutes)?;
-                let res = client
-                    .post(url)
+                let res = crate::telemetry::traces::inject(client.post(url))
                     .basic_auth(account_sid, Some(auth_token.expose_secret()))
                     .form(&[
                         ("To", message.to),

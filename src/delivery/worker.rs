@@ -22,7 +22,7 @@ use crate::{
     error::ApiError,
     services::{outbox, verifications},
     state::AppState,
-    telemetry::MessageOutcome,
+    telemetry::{traces, MessageOutcome},
 };
 
 /// How often expired messages are closed and the send log is pruned.
@@ -202,17 +202,38 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
         minutes: minutes_left(message.expires_at, now),
         locale: payload.locale(),
     };
-    let result = state.delivery.send(&outgoing).await;
+    // With traces on, the send is a client span in the trace of the request that queued the
+    // message (its `traceparent`), and the SMS provider's request carries it on.
+    let send_span = if traces::enabled() {
+        let span = tracing::info_span!(
+            "verification.send",
+            otel.name = match channel {
+                Channel::Email => "SMTP send",
+                Channel::Sms => "SMS send",
+            },
+            otel.kind = "client",
+            message_id = %message.id,
+            channel = %message.channel,
+            attempts = message.attempts,
+        );
+        traces::follow(&span, message.traceparent.as_deref());
+        span
+    } else {
+        tracing::Span::none()
+    };
+    let result = state.delivery.send(&outgoing).instrument(send_span).await;
     drop(payload);
     let now = state.now();
     let settings = &state.settings.delivery;
+    // Exported as a span too: ids only (the masked recipient goes on the log lines).
     let span = tracing::info_span!(
         "delivery",
         message_id = %message.id,
         channel = %message.channel,
-        to = %message.recipient_masked,
         attempts = message.attempts,
     );
+    traces::follow(&span, message.traceparent.as_deref());
+    let to = message.recipient_masked.as_str();
     async {
         let txn = state.db.begin_write().await?;
         let outcome = match &result {
@@ -227,7 +248,7 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
         };
         let recorded = match &result {
             Ok(Sent::Delivered(provider_ref)) => {
-                tracing::info!("verification message delivered");
+                tracing::info!(to, "verification message delivered");
                 outbox::mark_delivered(&*txn, &message, provider_ref.clone(), false, now).await?
             }
             Ok(Sent::Logged) => {
@@ -237,11 +258,11 @@ async fn deliver(state: &AppState, message: outbox_message::Model) -> Result<(),
                 if message.attempts < i32::try_from(settings.max_attempts).unwrap_or(i32::MAX) =>
             {
                 let next = now + backoff(settings, message.attempts);
-                tracing::warn!(%reason, retry_at = %next, "verification message not delivered; will retry");
+                tracing::warn!(to, %reason, retry_at = %next, "verification message not delivered; will retry");
                 outbox::mark_retry(&*txn, &message, next, reason, now).await?
             }
             Err(e) => {
-                tracing::warn!(reason = %e.reason(), "verification message given up");
+                tracing::warn!(to, reason = %e.reason(), "verification message given up");
                 outbox::mark_closed(&*txn, &message, outbox::MessageStatus::Failed, Some(e.reason()), now)
                     .await?
             }

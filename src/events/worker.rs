@@ -14,6 +14,7 @@ use actix_web::web;
 use chrono::{DateTime, Utc};
 use entities::{webhook_delivery, webhook_endpoint, webhook_event};
 use reqwest::header::{HeaderValue, CONTENT_TYPE};
+use tracing::Instrument;
 
 use super::{net, signature};
 use crate::{
@@ -191,10 +192,7 @@ async fn send(
     }
     let timestamp = state.now().timestamp();
     let signature = signature::header(keys, &event.id, timestamp, &event.body);
-    let request = state
-        .webhooks
-        .client
-        .post(url)
+    let request = crate::telemetry::traces::inject(state.webhooks.client.post(url))
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .header("webhook-id", event.id.as_str())
         .header("webhook-timestamp", timestamp.to_string())
@@ -234,7 +232,25 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
         (_, false, _) => Err("endpoint disabled"),
         (None, _, _) => Err("event missing"),
         (_, _, true) => Err("secret unreadable"),
-        (Some(event), true, false) => Ok(send(state, &endpoint, event, &keys).await),
+        (Some(event), true, false) => {
+            // With traces on, a client span in the trace of the request that caused the event.
+            let span = if crate::telemetry::traces::enabled() {
+                let span = tracing::info_span!(
+                    "webhook.send",
+                    otel.name = "webhook POST",
+                    otel.kind = "client",
+                    delivery_id = %delivery.id,
+                    endpoint_id = %endpoint.id,
+                    event_id = %delivery.event_id,
+                    attempts = delivery.attempts,
+                );
+                crate::telemetry::traces::follow(&span, event.traceparent.as_deref());
+                span
+            } else {
+                tracing::Span::none()
+            };
+            Ok(send(state, &endpoint, event, &keys).instrument(span).await)
+        }
     };
     let now = state.now();
     let span = tracing::info_span!(
@@ -244,6 +260,9 @@ async fn deliver(state: &AppState, delivery: webhook_delivery::Model) -> Result<
         event_id = %delivery.event_id,
         attempts = delivery.attempts,
     );
+    if let Some(event) = &event {
+        crate::telemetry::traces::follow(&span, event.traceparent.as_deref());
+    }
     let _enter = span.enter();
     let retry_or_fail = |status_code: Option<i32>, error: &'static str| match next_attempt(
         delivery.attempts,

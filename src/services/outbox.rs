@@ -114,6 +114,7 @@ pub async fn enqueue(
         created_at: now,
         updated_at: now,
         delivered_at: None,
+        traceparent: crate::telemetry::traces::traceparent(),
     };
     outbox_message::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)

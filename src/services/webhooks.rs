@@ -331,6 +331,7 @@ async fn insert_event(
         event_type: event.event_type().to_owned(),
         body: event.body(now),
         created_at: now,
+        traceparent: crate::telemetry::traces::traceparent(),
     };
     webhook_event::Entity::insert(row.clone().into_active_model().reset_all())
         .exec_without_returning(conn)

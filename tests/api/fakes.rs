@@ -246,6 +246,8 @@ pub struct SmsRequest {
     /// The decoded `user:password` of the basic `Authorization` header.
     pub basic_auth: Option<String>,
     pub form: Vec<(String, String)>,
+    /// The W3C `traceparent` header, when the request carried one.
+    pub traceparent: Option<String>,
 }
 
 impl SmsRequest {
@@ -304,6 +306,11 @@ async fn twilio_messages(
             .to_owned(),
         basic_auth,
         form,
+        traceparent: req
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
     });
     let status = state.status.load(Ordering::SeqCst);
     let status = actix_web::http::StatusCode::from_u16(status).unwrap();

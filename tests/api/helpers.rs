@@ -133,7 +133,7 @@ pub async fn spawn_with_settings(settings: Settings, seed_clients: bool) -> Test
             log.format = LogFormat::Pretty;
             log.level = "debug".into();
             // The test process exits without flushing; the writer thread keeps up meanwhile.
-            std::mem::forget(vouch::telemetry::init(&log));
+            std::mem::forget(vouch::telemetry::init(&log, &Default::default()));
         }
     });
     let database_url = settings.database_url.expose_secret().to_owned();

@@ -31,5 +31,6 @@ mod revocation;
 mod roles;
 mod status_lists;
 mod tokens;
+mod traces;
 mod verifications;
 mod webhooks;

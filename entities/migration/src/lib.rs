@@ -21,6 +21,7 @@ mod m20261203_000001_account_revocations;
 mod m20261203_000002_seal_categories;
 mod m20261204_000001_outbox_created_index;
 mod m20261206_000001_evidence_source_index;
+mod m20261206_000002_traceparent;
 
 pub struct Migrator;
 
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000002_seal_categories::Migration),
             Box::new(m20261204_000001_outbox_created_index::Migration),
             Box::new(m20261206_000001_evidence_source_index::Migration),
+            Box::new(m20261206_000002_traceparent::Migration),
         ]
     }
 }
