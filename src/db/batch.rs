@@ -21,6 +21,7 @@ use std::{future::Future, pin::Pin};
 
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument as _;
 
 use super::Db;
 use crate::error::ApiError;
@@ -47,6 +48,9 @@ trait Job: Send {
 struct Typed<T, F> {
     f: F,
     tx: oneshot::Sender<Result<T, ApiError>>,
+    /// The caller's span: the job runs in it, so what it writes (an outbox message's
+    /// `traceparent`) and logs belongs to the request that queued it.
+    span: tracing::Span,
 }
 
 impl<T, F> Job for Typed<T, F>
@@ -57,9 +61,9 @@ where
         + 'static,
 {
     fn run<'t>(self: Box<Self>, txn: &'t DatabaseTransaction) -> BoxFuture<'t, (bool, Deliver)> {
-        let Typed { f, tx } = *self;
+        let Typed { f, tx, span } = *self;
         Box::pin(async move {
-            match f(txn).await {
+            match f(txn).instrument(span).await {
                 Ok(Outcome { value, keep }) => {
                     let deliver: Deliver = Box::new(move |committed| {
                         let _ = tx.send(committed.map(|()| value));
@@ -124,7 +128,13 @@ impl Batcher {
             + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        if self.jobs.send(Box::new(Typed { f: job, tx })).await.is_err() {
+        let span = tracing::Span::current();
+        if self
+            .jobs
+            .send(Box::new(Typed { f: job, tx, span }))
+            .await
+            .is_err()
+        {
             return Err(ApiError::internal("the batched writer has stopped"));
         }
         rx.await
@@ -159,7 +169,11 @@ async fn run(db: &Db, jobs: Vec<Box<dyn Job>>) {
             }
         };
         let (keep, answer) = job.run(&sp).await;
-        let ended = if keep { sp.commit().await } else { sp.rollback().await };
+        let ended = if keep {
+            sp.commit().await
+        } else {
+            sp.rollback().await
+        };
         answers.push(answer);
         if let Err(e) = ended {
             let e = ApiError::from(e);

@@ -239,6 +239,10 @@ pub async fn update(
     }
     active.updated_at = Set(now);
     let updated = active.update(conn).await?;
+    if updated.status != old_status {
+        // Every instance forgets its cached snapshot of the account (`tokens::live`).
+        super::status_lists::touch(conn, id).await?;
+    }
     for action in changed {
         let details = match action {
             AuditAction::AccountUpdated => json!({"fields": ["display_name"]}),

@@ -32,6 +32,9 @@ pub async fn erase_account(
     account::Entity::delete_by_id(account.id.clone())
         .exec(conn)
         .await?;
+    // Every instance forgets its cached snapshot of the account (`tokens::live`); the entry
+    // itself outlives the account.
+    super::status_lists::touch(conn, &account.id).await?;
     audit::append(
         conn,
         now,

@@ -104,6 +104,8 @@ async fn record_with(
     };
     let account = accounts::require(conn, account_id).await?;
     let (row, action, previous) = upsert(conn, key, account_id, &change, now).await?;
+    // Every instance forgets its cached snapshot of the account (`tokens::live`).
+    super::status_lists::touch(conn, account_id).await?;
     if matches!(change.kind, EvidenceKind::Email | EvidenceKind::Phone) {
         sync_flags(conn, account, now).await?;
     }

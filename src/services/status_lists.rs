@@ -160,15 +160,37 @@ pub async fn set(
     Ok(true)
 }
 
+/// Mark the account changed without changing its value: anything its snapshot is made of
+/// (evidence, status) changed. Its entry's `seq` moves past every other, so every instance's
+/// poll sees it and forgets its cached snapshot (`tokens::live::AccountCache`). Nothing for
+/// an account without an entry.
+pub async fn touch(conn: &impl ConnectionTrait, account_id: &str) -> Result<(), DbErr> {
+    let seq = next_seq(conn).await?;
+    status_list_entry::Entity::update_many()
+        .col_expr(status_list_entry::Column::Seq, Expr::value(seq))
+        .filter(status_list_entry::Column::AccountId.eq(account_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// An entry that changed, and whose it is.
+#[derive(Debug, Clone)]
+pub struct Changed {
+    pub account_id: String,
+    pub change: Change,
+}
+
 /// Up to `limit` entries changed after `cursor`, in `seq` order. A poller pages with the last
 /// `seq` it read until a page comes back short; from cursor 0 it reads every entry.
 pub async fn changes_after(
     conn: &impl ConnectionTrait,
     cursor: i64,
     limit: u64,
-) -> Result<Vec<Change>, DbErr> {
-    let rows: Vec<(i64, i64, i16, i64)> = status_list_entry::Entity::find()
+) -> Result<Vec<Changed>, DbErr> {
+    let rows: Vec<(String, i64, i64, i16, i64)> = status_list_entry::Entity::find()
         .select_only()
+        .column(status_list_entry::Column::AccountId)
         .column(status_list_entry::Column::ListId)
         .column(status_list_entry::Column::Idx)
         .column(status_list_entry::Column::Value)
@@ -181,11 +203,14 @@ pub async fn changes_after(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(list_id, idx, value, seq)| Change {
-            list_id,
-            idx: idx as u32,
-            value: value as u8,
-            seq,
+        .map(|(account_id, list_id, idx, value, seq)| Changed {
+            account_id,
+            change: Change {
+                list_id,
+                idx: idx as u32,
+                value: value as u8,
+                seq,
+            },
         })
         .collect())
 }

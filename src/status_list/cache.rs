@@ -1,5 +1,6 @@
 //! The status lists in memory on every instance: one packed array per list, mirrored from the
-//! database by `seq` every 250 ms, compressed and signed again only when it changed (or its
+//! database by `seq` every 250 ms (the same poll tells the account cache which accounts
+//! changed: `tokens::live::AccountCache`), compressed and signed again only when it changed (or its
 //! signature is due or made with a key that no longer signs), so serving a list is handing out
 //! a cached byte string.
 
@@ -253,9 +254,25 @@ fn no_signer() -> ApiError {
 pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
     let cache = &state.status_lists;
     let mut known: Vec<status_list::Model> = Vec::new();
+    // Every change committed before this instant is read below: once all pages are in, the
+    // account cache may count on having forgotten every account changed before it.
+    let started = std::time::Instant::now();
+    // From the start (this instance's first poll), every entry is a "change": forget all at
+    // once rather than account by account.
+    let from_start = cache.cursor() == 0;
+    if from_start {
+        state.accounts.forget_all();
+    }
     loop {
-        let changes = status_lists::changes_after(state.db.conn(), cache.cursor(), PAGE).await?;
-        let full = changes.len() as u64 == PAGE;
+        let changed = status_lists::changes_after(state.db.conn(), cache.cursor(), PAGE).await?;
+        let full = changed.len() as u64 == PAGE;
+        let mut changes = Vec::with_capacity(changed.len());
+        for c in changed {
+            if !from_start {
+                state.accounts.forget(&c.account_id);
+            }
+            changes.push(c.change);
+        }
         let ids = cache.ids();
         let unknown = changes.iter().any(|c| {
             ids.binary_search(&c.list_id).is_err() && !known.iter().any(|l| l.id == c.list_id)
@@ -268,6 +285,7 @@ pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
             break;
         }
     }
+    state.accounts.changes_seen_until(started);
     let now = state.now();
     let ring = state.keys.current();
     for id in cache.ids() {

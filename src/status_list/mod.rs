@@ -153,11 +153,15 @@ fn mask(bits: u8) -> u8 {
     }
 }
 
-/// base64url (no padding) of zlib (RFC 1950) at the highest compression, as the draft asks.
+/// base64url (no padding) of zlib (RFC 1950). The draft RECOMMENDS the highest level; level 4
+/// is used instead, because lists are rebuilt on every instance whenever they change (every
+/// 250 ms under steady changes) and level 9 is pathological on sparse lists.
 pub fn encode_lst(bytes: &[u8]) -> String {
     let mut encoder = ZlibEncoder::new(
         Vec::with_capacity(bytes.len() / 16 + 64),
-        Compression::best(),
+        // Level 4: a list with a tenth of 2^20 indices set compresses in ~6 ms (level 9: ~300 ms,
+        // which under steady changes kept a core busy rebuilding every 250 ms) to ~14 % more bytes.
+        Compression::new(4),
     );
     // Writing to a Vec cannot fail.
     let compressed: Vec<u8> = encoder
@@ -192,8 +196,9 @@ mod tests {
         }
         assert_eq!(list.bytes(), &[0xb9, 0xa3]);
         assert_eq!(inflate("eNrbuRgAAhcBXQ"), vec![0xb9, 0xa3]);
+        // The draft's encoding is zlib at level 9, this one at level 4 (`encode_lst`): the
+        // bytes can differ, what they inflate to cannot.
         assert_eq!(inflate(&list.encode()), vec![0xb9, 0xa3]);
-        assert_eq!(list.encode(), "eNrbuRgAAhcBXQ");
         for (i, v) in values.iter().enumerate() {
             assert_eq!(list.get(i as u32), Some(*v));
         }
@@ -209,7 +214,7 @@ mod tests {
         }
         assert_eq!(list.bytes(), &[0xc9, 0x44, 0xf9]);
         assert_eq!(inflate("eNo76fITAAPfAgc"), vec![0xc9, 0x44, 0xf9]);
-        assert_eq!(list.encode(), "eNo76fITAAPfAgc");
+        assert_eq!(inflate(&list.encode()), vec![0xc9, 0x44, 0xf9]);
         for (i, v) in values.iter().enumerate() {
             assert_eq!(list.get(i as u32), Some(*v));
         }

@@ -1,12 +1,12 @@
-//! What authorize and issuance need to know about the present, cached briefly: an account's
-//! status and evidence (at most `tokens.account_cache_millis` old, so a change on any instance
-//! is seen everywhere within 1 s), and the revocations: token ids and account-wide
+//! What authorize and issuance need to know about the present: an account's status and
+//! evidence (at most `tokens.account_cache_millis` behind the database, so a change on any
+//! instance is seen everywhere within 1 s: [`AccountCache`]), and the revocations: token ids and account-wide
 //! watermarks (polled from the database).
 
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicI64, AtomicU64, Ordering},
         Arc, RwLock,
     },
     time::{Duration, Instant},
@@ -19,15 +19,34 @@ pub use crate::domain::policy::AccountSnapshot;
 use crate::{crypto::MasterKey, services::evidence};
 
 const MAX_ENTRIES: u64 = 100_000;
+/// An entry's longest life, while the change feed keeps it current.
+const MAX_AGE: Duration = Duration::from_secs(300);
+/// How long a forgotten account is remembered as such: a read that began before it was
+/// forgotten is not cached (reads that take longer are not cached at all).
+const FORGOTTEN_FOR: Duration = Duration::from_secs(10);
 
 /// A cached snapshot (`None`: the account does not exist) and when its read began.
 type Entry = (Option<Arc<AccountSnapshot>>, Instant);
 
-/// Accounts as the policy last saw them, for at most `ttl` after the read that produced them
-/// began. Bounded; when full, TinyLFU keeps the accounts asked about most.
+/// Accounts as the policy last saw them. An entry serves while it is at most `ttl`
+/// (`tokens.account_cache_millis`) old, or, for up to `MAX_AGE`, while this instance's view of
+/// the change feed is at most `ttl` old: every change to an account's evidence or status
+/// moves its status-list entry's `seq` (`services::status_lists::touch`), the status-list poll
+/// (every 250 ms) reads those changes and forgets the accounts ([`AccountCache::forget`]), then
+/// says when it began ([`AccountCache::changes_seen_until`]). So a change made on any instance
+/// is seen everywhere within `ttl`, as before, while the accounts asked about often stay
+/// cached. Bounded; when full, TinyLFU keeps the accounts asked about most.
 pub struct AccountCache {
     ttl: Duration,
     cache: Cache<String, Entry>,
+    /// Accounts forgotten within `FORGOTTEN_FOR`, and when.
+    forgotten: Cache<String, Instant>,
+    /// When the last complete read of the change feed began, as nanoseconds after `base`
+    /// plus one (0: never).
+    feed: AtomicU64,
+    /// When everything was last forgotten, as `feed` counts (0: never).
+    all_forgotten: AtomicU64,
+    base: Instant,
 }
 
 /// An entry's life is counted from the start of its read, not its insertion, so it never
@@ -64,13 +83,20 @@ impl AccountCache {
             ttl,
             cache: Cache::builder()
                 .max_capacity(MAX_ENTRIES)
-                .expire_after(FromReadStart(ttl))
+                .expire_after(FromReadStart(MAX_AGE))
                 .build(),
+            forgotten: Cache::builder()
+                .max_capacity(MAX_ENTRIES)
+                .time_to_live(FORGOTTEN_FOR)
+                .build(),
+            feed: AtomicU64::new(0),
+            all_forgotten: AtomicU64::new(0),
+            base: Instant::now(),
         }
     }
 
-    /// The account as the policy sees it, at most `tokens.account_cache_millis` old; `None`
-    /// if it does not exist.
+    /// The account as the policy sees it, at most `tokens.account_cache_millis` behind the
+    /// database; `None` if it does not exist.
     pub async fn snapshot(
         &self,
         conn: &impl ConnectionTrait,
@@ -88,22 +114,71 @@ impl AccountCache {
         Ok(snapshot)
     }
 
-    /// `Some(None)`: known not to exist; `None`: not cached (or too old).
-    fn get(&self, account_id: &str) -> Option<Option<Arc<AccountSnapshot>>> {
-        self.cache.get(account_id).map(|(snapshot, _)| snapshot)
+    /// Whether the change feed was read completely within `ttl`.
+    fn feed_current(&self, now: Instant) -> bool {
+        match self.feed.load(Ordering::Acquire) {
+            0 => false,
+            n => {
+                let seen = self.base + Duration::from_nanos(n - 1);
+                now.saturating_duration_since(seen) <= self.ttl
+            }
+        }
     }
 
-    /// Cache what was read at `read_started`.
+    /// `Some(None)`: known not to exist; `None`: not cached (or too old).
+    fn get(&self, account_id: &str) -> Option<Option<Arc<AccountSnapshot>>> {
+        let (snapshot, read_started) = self.cache.get(account_id)?;
+        let now = Instant::now();
+        (now.saturating_duration_since(read_started) <= self.ttl || self.feed_current(now))
+            .then_some(snapshot)
+    }
+
+    /// Cache what was read at `read_started`, unless the account was forgotten since (the
+    /// read may predate the change that made it forgotten).
     fn put(&self, account_id: &str, snapshot: Option<Arc<AccountSnapshot>>, read_started: Instant) {
-        if self.ttl.is_zero() {
+        if self.ttl.is_zero() || read_started.elapsed() >= FORGOTTEN_FOR {
             return;
         }
         self.cache
             .insert(account_id.to_owned(), (snapshot, read_started));
+        // After the insert: a `forget` racing with it either is seen here or removes the entry
+        // after it was inserted (it records before it removes).
+        if self
+            .forgotten
+            .get(account_id)
+            .is_some_and(|at| at >= read_started)
+            || self.all_forgotten.load(Ordering::Acquire) >= self.tick(read_started)
+        {
+            self.cache.invalidate(account_id);
+        }
     }
 
+    /// The account changed: drop its snapshot, and keep reads that began before now from
+    /// caching theirs.
     pub fn forget(&self, account_id: &str) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        self.forgotten.insert(account_id.to_owned(), Instant::now());
         self.cache.invalidate(account_id);
+    }
+
+    /// Forget every account (the change feed is read from its start, as at start-up).
+    pub fn forget_all(&self) {
+        self.all_forgotten
+            .fetch_max(self.tick(Instant::now()), Ordering::AcqRel);
+        self.cache.invalidate_all();
+    }
+
+    /// `at` as `feed` and `all_forgotten` count it.
+    fn tick(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_nanos() as u64 + 1
+    }
+
+    /// Every account changed before `started` was forgotten (a complete read of the change
+    /// feed began then).
+    pub fn changes_seen_until(&self, started: Instant) {
+        self.feed.fetch_max(self.tick(started), Ordering::AcqRel);
     }
 }
 

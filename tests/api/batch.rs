@@ -22,8 +22,8 @@ use crate::helpers::test_settings;
 /// What job `i` does after writing its audit entry.
 fn fate(i: usize) -> &'static str {
     match i % 6 {
-        1 => "fails",       // returns an error: rolled back to its savepoint
-        3 => "breaks",      // a statement fails in the database (aborting the transaction on PostgreSQL), then returns the error
+        1 => "fails",           // returns an error: rolled back to its savepoint
+        3 => "breaks", // a statement fails in the database (aborting the transaction on PostgreSQL), then returns the error
         4 => "changes nothing", // keep = false: rolled back, answered Ok
         _ => "commits",
     }
@@ -70,7 +70,10 @@ async fn jobs_queued_together_commit_together_and_each_one_alone_rolls_back() {
                                         .await?;
                                     Ok(Outcome::keep(i))
                                 }
-                                "changes nothing" => Ok(Outcome { value: i, keep: false }),
+                                "changes nothing" => Ok(Outcome {
+                                    value: i,
+                                    keep: false,
+                                }),
                                 _ => Ok(Outcome::keep(i)),
                             }
                         })

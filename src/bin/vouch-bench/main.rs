@@ -354,13 +354,22 @@ async fn requests(
             for n in 0..count {
                 let id = population::account_id(sampler.draw(&mut rng));
                 let (body, signature) = population::stripe_event(&run, n, &id, &secret, now);
-                line(&mut out, "/v1/webhooks/stripe", &body, Some(("Stripe-Signature", &signature)))?;
+                line(
+                    &mut out,
+                    "/v1/webhooks/stripe",
+                    &body,
+                    Some(("Stripe-Signature", &signature)),
+                )?;
             }
         }
         "sms" => {
             let sampler = Sampler::new(population::active(accounts), dist, &mut rng);
             if count > sampler.len() {
-                return Err(format!("{count} distinct accounts asked for, {} active", sampler.len()).into());
+                return Err(format!(
+                    "{count} distinct accounts asked for, {} active",
+                    sampler.len()
+                )
+                .into());
             }
             for n in 0..count {
                 let id = population::account_id(sampler.nth(n));
@@ -368,7 +377,12 @@ async fn requests(
                     r#"{{"channel":"sms","to":"{}"}}"#,
                     population::phone_number(n + seed as usize * count)
                 );
-                line(&mut out, &format!("/v1/accounts/{id}/verifications"), &body, None)?;
+                line(
+                    &mut out,
+                    &format!("/v1/accounts/{id}/verifications"),
+                    &body,
+                    None,
+                )?;
             }
         }
         "tokens" => {
@@ -412,7 +426,9 @@ async fn requests(
                 writeln!(out, "{}", signer.sign(&serde_json::to_vec(&claims)?)?)?;
             }
         }
-        other => return Err(format!("unknown request kind {other}: issue, stripe, sms, tokens").into()),
+        other => {
+            return Err(format!("unknown request kind {other}: issue, stripe, sms, tokens").into())
+        }
     }
     out.flush()?;
     Ok(())

@@ -60,7 +60,10 @@ fn hash64(tag: &str, i: u64) -> [u8; 32] {
 }
 
 pub fn account_id(i: u64) -> String {
-    format!("acc_{}", vouch::crypto::hex(&hash64("vouch-bench account", i)[..16]))
+    format!(
+        "acc_{}",
+        vouch::crypto::hex(&hash64("vouch-bench account", i)[..16])
+    )
 }
 
 pub fn kind(i: u64) -> Kind {
@@ -99,7 +102,11 @@ pub async fn grow(db: &sea_orm::DatabaseConnection, to: u64) -> Result<u64, sea_
     if from >= to {
         return Ok(from);
     }
-    if status_list::Entity::find_by_id(LIST_ID).one(db).await?.is_none() {
+    if status_list::Entity::find_by_id(LIST_ID)
+        .one(db)
+        .await?
+        .is_none()
+    {
         // Full from the start: nothing else ever allocates in it.
         status_list::Entity::insert(status_list::ActiveModel {
             id: Set(LIST_ID),
@@ -146,7 +153,10 @@ pub async fn grow(db: &sea_orm::DatabaseConnection, to: u64) -> Result<u64, sea_
             );
             let row = |n: u8, kind: &str, status: &str, source: String| {
                 evidence::Model {
-                    id: format!("evd_{}", vouch::crypto::hex(&hash64("vouch-bench evidence", i * 4 + n as u64)[..16])),
+                    id: format!(
+                        "evd_{}",
+                        vouch::crypto::hex(&hash64("vouch-bench evidence", i * 4 + n as u64)[..16])
+                    ),
                     account_id: id.clone(),
                     kind: kind.into(),
                     kind_sealed: None,
@@ -297,7 +307,12 @@ pub fn active(accounts: u64) -> Vec<u64> {
 }
 
 /// One request line for `bench/wrk-post.lua`: `PATH \t BODY [\t HEADER: VALUE]`.
-pub fn line(out: &mut impl Write, path: &str, body: &str, header: Option<(&str, &str)>) -> std::io::Result<()> {
+pub fn line(
+    out: &mut impl Write,
+    path: &str,
+    body: &str,
+    header: Option<(&str, &str)>,
+) -> std::io::Result<()> {
     match header {
         None => writeln!(out, "{path}\t{body}"),
         Some((name, value)) => writeln!(out, "{path}\t{body}\t{name}: {value}"),
@@ -306,7 +321,13 @@ pub fn line(out: &mut impl Write, path: &str, body: &str, header: Option<(&str, 
 
 /// A Stripe `customer.subscription.updated` event for a new subscription of account `i`,
 /// compact (no tabs or newlines), and its `Stripe-Signature` made as Stripe makes it.
-pub fn stripe_event(run: &str, n: usize, account: &str, secret: &str, now: DateTime<Utc>) -> (String, String) {
+pub fn stripe_event(
+    run: &str,
+    n: usize,
+    account: &str,
+    secret: &str,
+    now: DateTime<Utc>,
+) -> (String, String) {
     let t = now.timestamp();
     let body = serde_json::json!({
         "id": format!("evt_{run}{n}"),
@@ -328,7 +349,10 @@ pub fn stripe_event(run: &str, n: usize, account: &str, secret: &str, now: DateT
     .to_string();
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.as_bytes());
     let mac = aws_lc_rs::hmac::sign(&key, format!("{t}.{body}").as_bytes());
-    (body, format!("t={t},v1={}", vouch::crypto::hex(mac.as_ref())))
+    (
+        body,
+        format!("t={t},v1={}", vouch::crypto::hex(mac.as_ref())),
+    )
 }
 
 /// A distinct, valid North American mobile-format number for draw `n` (area codes that exist,
