@@ -257,9 +257,9 @@ pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
     // Every change committed before this instant is read below: once all pages are in, the
     // account cache may count on having forgotten every account changed before it.
     let started = std::time::Instant::now();
-    // From the start (this instance's first poll), every entry is a "change": forget all at
+    // Until this instance's first complete poll, every entry is a "change": forget all at
     // once rather than account by account.
-    let from_start = cache.cursor() == 0;
+    let from_start = !state.accounts.feed_seen();
     if from_start {
         state.accounts.forget_all();
     }

@@ -163,6 +163,11 @@ impl AccountCache {
         self.cache.invalidate(account_id);
     }
 
+    /// Whether a complete read of the change feed was ever reported.
+    pub fn feed_seen(&self) -> bool {
+        self.feed.load(Ordering::Acquire) != 0
+    }
+
     /// Forget every account (the change feed is read from its start, as at start-up).
     pub fn forget_all(&self) {
         self.all_forgotten

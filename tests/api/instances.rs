@@ -178,3 +178,46 @@ async fn revocations_past_a_hundred_thousand_reach_every_instance() {
         assert!(took <= Duration::from_secs(1), "revocation took {took:?}");
     }
 }
+
+/// The claims of a token, as any JWT library would read them (no signature check needed here).
+fn claims(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).expect("a JWS");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims")
+}
+
+/// An instance keeps accounts cached for as long as the change feed says they did not change,
+/// so a change that leaves the decision as it was (the account stays entitled, its status-list
+/// value stays 0) must still reach it: here a payment added to a phone-verified account, which
+/// the policy names first, so new tokens name it.
+#[tokio::test]
+async fn a_change_that_keeps_the_decision_still_reaches_every_instance_within_a_second() {
+    let a = spawn_app().await;
+    let b = a.spawn_sibling().await;
+    let id = a.entitled_account("multi-evidence").await;
+    assert_eq!(
+        claims(&b.issue_token(&id).await)["evidence"],
+        json!(["phone"]),
+        "b caches the account with its phone"
+    );
+    a.add_evidence(&id, Payment, Active, None).await;
+    let start = Instant::now();
+    loop {
+        let evidence = claims(&b.issue_token(&id).await)["evidence"].clone();
+        if evidence == json!(["payment"]) {
+            break;
+        }
+        assert_eq!(evidence, json!(["phone"]));
+        assert!(
+            start.elapsed() <= Duration::from_secs(1),
+            "b still issues from the account as it was after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
