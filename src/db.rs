@@ -143,6 +143,10 @@ impl Db {
                     // Erased and re-sealed personal data is overwritten in the file, not left
                     // in free pages for a copy of it to yield.
                     .pragma("secure_delete", "on")
+                    // Statement journals (savepoints: every batched write job has one, and
+                    // every statement that may fail halfway) in memory, not in a temp file:
+                    // on this service's write path each was several file writes per job.
+                    .pragma("temp_store", "memory")
             });
         }
         let conn = Database::connect(opts).await?;

@@ -266,13 +266,12 @@ pub async fn refresh(state: &AppState) -> Result<(), ApiError> {
     loop {
         let changed = status_lists::changes_after(state.db.conn(), cache.cursor(), PAGE).await?;
         let full = changed.len() as u64 == PAGE;
-        let mut changes = Vec::with_capacity(changed.len());
-        for c in changed {
-            if !from_start {
-                state.accounts.forget(&c.account_id);
-            }
-            changes.push(c.change);
+        if !from_start {
+            state
+                .accounts
+                .forget_changed(changed.iter().map(|c| c.account_id.as_str()));
         }
+        let changes: Vec<_> = changed.into_iter().map(|c| c.change).collect();
         let ids = cache.ids();
         let unknown = changes.iter().any(|c| {
             ids.binary_search(&c.list_id).is_err() && !known.iter().any(|l| l.id == c.list_id)

@@ -21,9 +21,11 @@ use crate::{crypto::MasterKey, services::evidence};
 const MAX_ENTRIES: u64 = 100_000;
 /// An entry's longest life, while the change feed keeps it current.
 const MAX_AGE: Duration = Duration::from_secs(300);
-/// How long a forgotten account is remembered as such: a read that began before it was
-/// forgotten is not cached (reads that take longer are not cached at all).
-const FORGOTTEN_FOR: Duration = Duration::from_secs(10);
+/// How long an account this instance changed is remembered as such: a read that began before
+/// is not cached (reads that take longer are not cached at all).
+const FORGOTTEN_FOR: Duration = Duration::from_secs(2);
+/// Accounts remembered as changed here at most (this instance's writes in `FORGOTTEN_FOR`).
+const FORGOTTEN_MAX: u64 = 20_000;
 
 /// A cached snapshot (`None`: the account does not exist) and when its read began.
 type Entry = (Option<Arc<AccountSnapshot>>, Instant);
@@ -39,12 +41,16 @@ type Entry = (Option<Arc<AccountSnapshot>>, Instant);
 pub struct AccountCache {
     ttl: Duration,
     cache: Cache<String, Entry>,
-    /// Accounts forgotten within `FORGOTTEN_FOR`, and when.
+    /// Accounts this instance changed within `FORGOTTEN_FOR`, and when.
     forgotten: Cache<String, Instant>,
     /// When the last complete read of the change feed began, as nanoseconds after `base`
     /// plus one (0: never).
     feed: AtomicU64,
-    /// When everything was last forgotten, as `feed` counts (0: never).
+    /// When the change feed last forgot accounts (or all of them), as `feed` counts (0:
+    /// never): a read that began before is not cached, whichever account it was for. (Marking
+    /// the moment rather than each account keeps memory flat however many accounts change, as
+    /// when a million are imported; a read overlapping a poll that found changes, one in a few
+    /// hundred under steady writes, is simply not cached.)
     all_forgotten: AtomicU64,
     base: Instant,
 }
@@ -86,7 +92,7 @@ impl AccountCache {
                 .expire_after(FromReadStart(MAX_AGE))
                 .build(),
             forgotten: Cache::builder()
-                .max_capacity(MAX_ENTRIES)
+                .max_capacity(FORGOTTEN_MAX)
                 .time_to_live(FORGOTTEN_FOR)
                 .build(),
             feed: AtomicU64::new(0),
@@ -153,8 +159,23 @@ impl AccountCache {
         }
     }
 
-    /// The account changed: drop its snapshot, and keep reads that began before now from
-    /// caching theirs.
+    /// The change feed named these accounts: drop their snapshots, and keep reads that began
+    /// before now from caching theirs. The mark comes first: a read that caches after the drop
+    /// sees it.
+    pub fn forget_changed<'a>(&self, account_ids: impl IntoIterator<Item = &'a str>) {
+        let mut ids = account_ids.into_iter().peekable();
+        if self.ttl.is_zero() || ids.peek().is_none() {
+            return;
+        }
+        self.all_forgotten
+            .fetch_max(self.tick(Instant::now()), Ordering::AcqRel);
+        for id in ids {
+            self.cache.invalidate(id);
+        }
+    }
+
+    /// This instance changed the account (after its commit): drop its snapshot, and keep reads
+    /// that began before now from caching theirs.
     pub fn forget(&self, account_id: &str) {
         if self.ttl.is_zero() {
             return;
@@ -299,6 +320,42 @@ mod tests {
         set.purge(6_001);
         assert!(!set.revokes("j1", "acc_1", 1_999), "forgotten once expired");
         assert!(set.contains("j2"));
+    }
+
+    #[test]
+    fn entries_outlive_their_ttl_only_while_the_change_feed_is_current() {
+        let cache = AccountCache::new(Duration::from_millis(100));
+        let read = Instant::now();
+        cache.put("acc_1", snapshot(), read);
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(
+            cache.get("acc_1").is_none(),
+            "no feed read yet: the ttl alone"
+        );
+        cache.changes_seen_until(Instant::now());
+        assert!(cache.get("acc_1").is_some(), "the feed is current");
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(cache.get("acc_1").is_none(), "the feed fell behind");
+        cache.changes_seen_until(Instant::now());
+        assert!(cache.get("acc_1").is_some());
+        // The feed names the account: gone, and a read that began before is not cached.
+        let before = Instant::now();
+        cache.forget_changed(["acc_1"]);
+        assert!(cache.get("acc_1").is_none());
+        cache.put("acc_1", snapshot(), before);
+        assert!(
+            cache.get("acc_1").is_none(),
+            "a read from before the change"
+        );
+        cache.put("acc_1", snapshot(), Instant::now());
+        assert!(cache.get("acc_1").is_some(), "a read from after it");
+        // Changed here: the same, account by account.
+        let before = Instant::now();
+        cache.forget("acc_2");
+        cache.put("acc_2", snapshot(), before);
+        assert!(cache.get("acc_2").is_none());
+        cache.put("acc_3", snapshot(), before);
+        assert!(cache.get("acc_3").is_some(), "another account is cached");
     }
 
     #[test]
